@@ -1,0 +1,111 @@
+//! Every setting huddle has, with its default, in one place.
+//!
+//! [`Config`] is what the server runs with; `main.rs` fills it from the
+//! command line and `HUDDLE_*` environment variables (clap), tests build it
+//! with [`Config::default`] and change what they need. Each limit that the
+//! protocol core enforces lives in [`CoreConfig`] so the core can be tested
+//! without sockets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default address to listen on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Largest text message accepted from a client, in bytes.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Members per room.
+pub const DEFAULT_MAX_ROOM_SIZE: usize = 16;
+/// Open WebSocket connections per server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Sustained messages per second per connection.
+pub const DEFAULT_RATE: u32 = 50;
+/// Messages a connection may send at once above the sustained rate.
+pub const DEFAULT_BURST: u32 = 200;
+/// How long a connection may keep exceeding the rate before it is closed (1008).
+pub const DEFAULT_FLOOD_CLOSE_AFTER: Duration = Duration::from_secs(5);
+/// Interval between WebSocket pings.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a lost member keeps its place.
+pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(15);
+/// Messages queued for a lost member.
+pub const DEFAULT_RESUME_QUEUE: usize = 256;
+/// Bytes queued for a lost member.
+pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
+/// Messages waiting to be written to one socket before it counts as a slow consumer.
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+/// How long shutdown waits for connections to finish their close handshake.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// WebSocket read buffer per connection, in bytes (small: most connections are idle).
+pub const WS_READ_BUFFER: usize = 4 * 1024;
+
+/// Limits and data the signaling core needs. Plain values, no I/O.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Members per room; one more gets `room-full`.
+    pub max_room_size: usize,
+    /// Sustained messages per second per connection.
+    pub rate: u32,
+    /// Bucket size of the rate limiter.
+    pub burst: u32,
+    /// A connection still exceeding the rate after this long is closed with 1008.
+    pub flood_close_after: Duration,
+    /// How long a lost member keeps its place in the room.
+    pub reconnect_grace: Duration,
+    /// Messages queued for a lost member; one more ends its grace period.
+    pub resume_queue: usize,
+    /// Bytes queued for a lost member; more ends its grace period.
+    pub resume_queue_bytes: usize,
+    /// The `iceServers` array sent in every `joined`, as JSON text.
+    pub ice_servers_json: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            max_room_size: DEFAULT_MAX_ROOM_SIZE,
+            rate: DEFAULT_RATE,
+            burst: DEFAULT_BURST,
+            flood_close_after: DEFAULT_FLOOD_CLOSE_AFTER,
+            reconnect_grace: DEFAULT_RECONNECT_GRACE,
+            resume_queue: DEFAULT_RESUME_QUEUE,
+            resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
+            ice_servers_json: "[]".to_owned(),
+        }
+    }
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Largest text message accepted, in bytes (bigger: close 1009).
+    pub max_frame_bytes: usize,
+    /// Open WebSocket connections; more are refused with 503.
+    pub max_connections: usize,
+    /// Interval between pings; two silent intervals mean the connection is lost.
+    pub heartbeat_interval: Duration,
+    /// Messages waiting for one socket before it is closed as a slow consumer.
+    pub outbound_queue: usize,
+    /// Origins allowed to open `/ws` besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// How long shutdown waits for sockets to close.
+    pub shutdown_timeout: Duration,
+    /// The core's limits.
+    pub core: CoreConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            allowed_origins: Vec::new(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            core: CoreConfig::default(),
+        }
+    }
+}

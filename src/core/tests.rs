@@ -1,0 +1,857 @@
+//! Scenario tests of the core: stories of members joining, relaying and
+//! leaving, with the exact messages each one receives, and the protocol's
+//! invariants checked after every step by [`World`].
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::CoreConfig;
+
+/// Deterministic tokens: `tok-0000…`, 22+ characters like real ones.
+pub(crate) struct CountingTokens(pub u64);
+
+impl TokenSource for CountingTokens {
+    fn token(&mut self) -> String {
+        self.0 += 1;
+        format!("tok-{:020}", self.0)
+    }
+}
+
+/// What the harness believes one connection knows, from what it received.
+#[derive(Default, Debug)]
+struct View {
+    room: Option<String>,
+    name: Option<String>,
+    /// Lowercased names this connection has been told about.
+    known: HashSet<String>,
+}
+
+/// The core plus every connection's inbox, with invariant checks.
+pub(crate) struct World {
+    pub core: Core,
+    pub now: Instant,
+    next_conn: ConnId,
+    inbox: HashMap<ConnId, Vec<Value>>,
+    closes: HashMap<ConnId, u16>,
+    views: HashMap<ConnId, View>,
+}
+
+fn key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+impl World {
+    pub fn new(cfg: CoreConfig) -> Self {
+        Self {
+            core: Core::new(cfg, Box::new(CountingTokens(0))),
+            now: Instant::now(),
+            next_conn: 1,
+            inbox: HashMap::new(),
+            closes: HashMap::new(),
+            views: HashMap::new(),
+        }
+    }
+
+    pub fn default_world() -> Self {
+        Self::new(CoreConfig::default())
+    }
+
+    pub fn connect(&mut self) -> ConnId {
+        let c = self.next_conn;
+        self.next_conn += 1;
+        self.core.connect(c, self.now);
+        self.views.insert(c, View::default());
+        c
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.core.handle_timeout(self.now);
+        self.drain(None);
+    }
+
+    /// Sends a frame; returns the connections that received something.
+    pub fn send_text(&mut self, conn: ConnId, text: &str) -> HashSet<ConnId> {
+        self.core.frame(conn, text, self.now);
+        self.drain(Some(conn))
+    }
+
+    pub fn send(&mut self, conn: ConnId, msg: Value) -> HashSet<ConnId> {
+        self.send_text(conn, &msg.to_string())
+    }
+
+    pub fn close(&mut self, conn: ConnId) {
+        self.core.closed(conn);
+        self.drain(None);
+    }
+
+    pub fn lose(&mut self, conn: ConnId) -> HashSet<ConnId> {
+        self.core.lost(conn, self.now);
+        self.drain(None)
+    }
+
+    /// Joins and returns the token; asserts the exact `joined`.
+    pub fn join(&mut self, conn: ConnId, room: &str, name: &str, peers: &[&str]) -> String {
+        self.send(conn, json!({"type":"join","room":room,"name":name}));
+        self.expect_joined(conn, room, name, peers, false)
+    }
+
+    pub fn expect_joined(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        name: &str,
+        peers: &[&str],
+        resumed: bool,
+    ) -> String {
+        let mut got = self.take(conn);
+        assert!(!got.is_empty(), "conn {conn} got nothing, expected joined");
+        let joined = got.remove(0);
+        let token = joined["token"].as_str().expect("a token").to_owned();
+        assert!(token.len() >= 22);
+        let mut expected = json!({"type":"joined","room":room,"name":name,"peers":peers,
+                                  "iceServers":[],"token":token});
+        if resumed {
+            expected["resumed"] = json!(true);
+        }
+        assert_eq!(joined, expected);
+        // Put back whatever followed (queued relays after a resume).
+        self.inbox.entry(conn).or_default().splice(0..0, got);
+        token
+    }
+
+    /// Everything `conn` received since the last take.
+    pub fn take(&mut self, conn: ConnId) -> Vec<Value> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// Asserts `conn` received exactly these messages.
+    pub fn expect(&mut self, conn: ConnId, msgs: &[Value]) {
+        assert_eq!(self.take(conn), msgs, "messages for conn {conn}");
+    }
+
+    pub fn expect_nothing(&mut self, conn: ConnId) {
+        self.expect(conn, &[]);
+    }
+
+    /// Asserts `conn` received exactly one error with this code.
+    pub fn expect_error(&mut self, conn: ConnId, code: &str) {
+        let got = self.take(conn);
+        assert_eq!(got.len(), 1, "conn {conn} expected one error {code}, got {got:?}");
+        assert_eq!(got[0]["type"], "error");
+        assert_eq!(got[0]["code"], code, "{got:?}");
+        assert!(
+            got[0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error says why"
+        );
+    }
+
+    pub fn closed_with(&mut self, conn: ConnId) -> Option<u16> {
+        self.closes.get(&conn).copied()
+    }
+
+    /// Delivers outputs into inboxes, checking the protocol's invariants.
+    fn drain(&mut self, sender: Option<ConnId>) -> HashSet<ConnId> {
+        let _ = sender;
+        let mut touched = HashSet::new();
+        while let Some(out) = self.core.poll_output() {
+            match out {
+                Output::Send(conn, text) => {
+                    assert!(
+                        !self.closes.contains_key(&conn),
+                        "frame for closed conn {conn}"
+                    );
+                    let msg: Value = serde_json::from_str(&text).expect("server sends JSON");
+                    self.observe(conn, &msg);
+                    touched.insert(conn);
+                    self.inbox.entry(conn).or_default().push(msg);
+                }
+                Output::Close(conn, code, reason) => {
+                    assert!(!reason.is_empty() && reason.len() <= 123);
+                    self.closes.insert(conn, code);
+                    if let Some(v) = self.views.get_mut(&conn) {
+                        *v = View::default();
+                    }
+                }
+            }
+        }
+        self.core.assert_invariants();
+        touched
+    }
+
+    /// The per-recipient invariants of the protocol.
+    fn observe(&mut self, conn: ConnId, msg: &Value) {
+        let view = self.views.get_mut(&conn).expect("known conn");
+        let ty = msg["type"].as_str().expect("type");
+        match ty {
+            "joined" => {
+                view.room = Some(msg["room"].as_str().unwrap().to_owned());
+                view.name = Some(msg["name"].as_str().unwrap().to_owned());
+                view.known = msg["peers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| key(p.as_str().unwrap()))
+                    .collect();
+                assert!(
+                    !view.known.contains(&key(view.name.as_deref().unwrap())),
+                    "joined lists the joiner itself"
+                );
+            }
+            "left" => {
+                view.room = None;
+                view.known.clear();
+            }
+            "peer-joined" => {
+                let n = key(msg["name"].as_str().unwrap());
+                assert!(view.room.is_some(), "peer-joined outside a room");
+                assert_ne!(Some(n.clone()), view.name.as_deref().map(key), "self peer-joined");
+                assert!(view.known.insert(n.clone()), "peer-joined twice for {n}");
+            }
+            "peer-left" => {
+                let n = key(msg["name"].as_str().unwrap());
+                assert!(view.known.remove(&n), "peer-left for {n} before peer-joined");
+            }
+            "offer" | "answer" | "candidate" => {
+                let from = key(msg["from"].as_str().expect("from is stamped"));
+                assert!(msg.get("to").is_none(), "to is replaced by from");
+                assert_ne!(Some(from.clone()), view.name.as_deref().map(key), "self-delivery");
+                assert!(view.known.contains(&from), "relay from unknown {from}");
+                let room = view.room.clone().expect("relay outside a room");
+                assert!(
+                    self.core.members(&room).iter().any(|m| key(m) == from),
+                    "relay from outside the room"
+                );
+            }
+            "error" => {
+                assert!(ErrorCode::ALL.iter().any(|c| c.as_str() == msg["code"]));
+            }
+            other => panic!("unexpected server message type {other}"),
+        }
+    }
+}
+
+fn offer(to: &str, sdp: &str) -> Value {
+    json!({"type":"offer","to":to,"sdp":sdp})
+}
+
+fn cfg(f: impl FnOnce(&mut CoreConfig)) -> CoreConfig {
+    let mut c = CoreConfig::default();
+    f(&mut c);
+    c
+}
+
+// ---------------------------------------------------------------- joining
+
+#[test]
+fn alice_and_bob_meet_relay_and_part() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.expect(a, &[json!({"type":"peer-joined","name":"bob"})]);
+
+    // bob offers, alice answers, both trickle candidates.
+    w.send(b, offer("alice", "v=0 bob"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"v=0 bob"})]);
+    w.send(a, json!({"type":"answer","to":"bob","sdp":"v=0 alice"}));
+    w.expect(b, &[json!({"type":"answer","from":"alice","sdp":"v=0 alice"})]);
+    let cand = json!({"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0});
+    w.send(a, json!({"type":"candidate","to":"bob","candidate":cand}));
+    w.send(b, json!({"type":"candidate","to":"alice","candidate":null}));
+    w.expect(b, &[json!({"type":"candidate","from":"alice","candidate":cand})]);
+    w.expect(a, &[json!({"type":"candidate","from":"bob","candidate":null})]);
+
+    w.send(b, json!({"type":"leave"}));
+    w.expect(b, &[json!({"type":"left","room":"r"})]);
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    w.send(a, json!({"type":"leave"}));
+    w.expect(a, &[json!({"type":"left","room":"r"})]);
+    assert_eq!(w.core.room_count(), 0, "the last member takes the room with it");
+}
+
+#[test]
+fn peers_are_listed_oldest_first() {
+    let mut w = World::default_world();
+    let names = ["zed", "amy", "mo", "bo"];
+    let conns: Vec<_> = names.iter().map(|_| w.connect()).collect();
+    for (i, (c, n)) in conns.iter().zip(names).enumerate() {
+        w.join(*c, "r", n, &names[..i]);
+    }
+    assert_eq!(w.core.members("r"), names);
+}
+
+#[test]
+fn the_server_stamps_from_and_ignores_a_forged_one() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.send(b, json!({"type":"offer","to":"alice","from":"mallory","sdp":"x","extra":1}));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn names_are_trimmed_and_unique_case_insensitively() {
+    let mut w = World::default_world();
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.send(a, json!({"type":"join","room":"r","name":"  Alice\t"}));
+    w.expect_joined(a, "r", "Alice", &[], false);
+    for taken in ["alice", "ALICE", " alice "] {
+        let touched = w.send(b, json!({"type":"join","room":"r","name":taken}));
+        w.expect_error(b, "name-taken");
+        assert_eq!(touched, HashSet::from([b]), "a refused join tells nobody else");
+    }
+    // The same name in another room is fine.
+    w.join(c, "other", "alice", &[]);
+    // Relay addressing follows the same rule.
+    w.join(b, "r", "bob", &["Alice"]);
+    w.take(a);
+    w.send(b, offer("  aLiCe ", "x"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn invalid_names_and_rooms_are_refused_in_order() {
+    let mut w = World::default_world();
+    let a = w.connect();
+    for name in ["", "   ", &"n".repeat(33), "bad\u{7}bell", "tab\tinside"] {
+        w.send(a, json!({"type":"join","room":"r","name":name}));
+        w.expect_error(a, "invalid-name");
+    }
+    for room in ["", "has space", "slash/", &"r".repeat(65), "emoji😀"] {
+        w.send(a, json!({"type":"join","room":room,"name":"alice"}));
+        w.expect_error(a, "invalid-room");
+    }
+    // Shape before values: a missing name is bad-message even with a bad room.
+    w.send(a, json!({"type":"join","room":"bad room"}));
+    w.expect_error(a, "bad-message");
+    // Values before state: an invalid room is reported even if the name is taken.
+    let b = w.connect();
+    w.join(b, "r", "bob", &[]);
+    w.send(a, json!({"type":"join","room":"r r","name":"bob"}));
+    w.expect_error(a, "invalid-room");
+    assert_eq!(w.core.member_count(), 1);
+}
+
+#[test]
+fn room_names_are_compared_exactly() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "Room", "alice", &[]);
+    w.join(b, "room", "alice", &[]);
+    assert_eq!(w.core.room_count(), 2);
+    w.expect_nothing(a);
+}
+
+#[test]
+fn a_full_room_refuses_one_more() {
+    let mut w = World::new(cfg(|c| c.max_room_size = 2));
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let touched = w.send(c, json!({"type":"join","room":"r","name":"carol"}));
+    w.expect_error(c, "room-full");
+    assert_eq!(touched, HashSet::from([c]));
+    // When someone leaves there is room again.
+    w.send(b, json!({"type":"leave"}));
+    w.take(a);
+    w.take(b);
+    w.join(c, "r", "carol", &["alice"]);
+}
+
+#[test]
+fn a_lost_member_still_counts_towards_capacity() {
+    let mut w = World::new(cfg(|c| c.max_room_size = 2));
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.lose(b);
+    w.send(c, json!({"type":"join","room":"r","name":"carol"}));
+    w.expect_error(c, "room-full");
+}
+
+#[test]
+fn changing_room_leaves_the_old_one_first() {
+    let mut w = World::default_world();
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "one", "alice", &[]);
+    w.join(b, "one", "bob", &["alice"]);
+    w.join(c, "two", "carol", &[]);
+    w.take(a);
+    w.send(b, json!({"type":"join","room":"two","name":"bob"}));
+    w.expect_joined(b, "two", "bob", &["carol"], false);
+    w.expect_nothing(b); // no `left` on a room change
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    w.expect(c, &[json!({"type":"peer-joined","name":"bob"})]);
+    // Relays follow the new room only.
+    w.send(b, offer("alice", "x"));
+    w.expect_error(b, "unknown-peer");
+    w.send(a, offer("bob", "x"));
+    w.expect_error(a, "unknown-peer");
+}
+
+#[test]
+fn a_failed_room_change_leaves_the_client_where_it_was() {
+    let mut w = World::default_world();
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "one", "alice", &[]);
+    w.join(b, "one", "bob", &["alice"]);
+    w.join(c, "two", "bob", &[]);
+    w.take(a);
+    let touched = w.send(b, json!({"type":"join","room":"two","name":"BOB"}));
+    w.expect_error(b, "name-taken");
+    assert_eq!(touched, HashSet::from([b]));
+    assert_eq!(w.core.members("one"), ["alice", "bob"]);
+    w.send(b, offer("alice", "still here"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"still here"})]);
+}
+
+#[test]
+fn joining_the_same_room_again_renames_the_member() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.send(b, json!({"type":"join","room":"r","name":"robert"}));
+    w.expect_joined(b, "r", "robert", &["alice"], false);
+    w.expect(
+        a,
+        &[json!({"type":"peer-left","name":"bob"}), json!({"type":"peer-joined","name":"robert"})],
+    );
+}
+
+#[test]
+fn rejoining_a_full_room_under_the_same_name_is_allowed() {
+    let mut w = World::new(cfg(|c| c.max_room_size = 2));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.send(b, json!({"type":"join","room":"r","name":"Bob"}));
+    w.expect_joined(b, "r", "Bob", &["alice"], false);
+    w.expect(
+        a,
+        &[json!({"type":"peer-left","name":"bob"}), json!({"type":"peer-joined","name":"Bob"})],
+    );
+}
+
+// ---------------------------------------------------------------- relay and errors
+
+#[test]
+fn relay_errors() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.send(a, offer("bob", "x"));
+    w.expect_error(a, "not-joined");
+    w.send(a, json!({"type":"leave"}));
+    w.expect_error(a, "not-joined");
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "elsewhere", "bob", &[]);
+    w.send(a, offer("bob", "x"));
+    w.expect_error(a, "unknown-peer");
+    w.send(a, offer("Alice", "x"));
+    w.expect_error(a, "bad-message");
+    w.expect_nothing(b);
+}
+
+#[test]
+fn bad_input_changes_nothing_and_keeps_the_connection() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    for text in [
+        "{",
+        "null",
+        "\"join\"",
+        r#"{"type":"JOIN","room":"r","name":"x"}"#,
+        r#"{"type":"offer","to":"alice"}"#,
+        r#"{"type":"offer","to":"alice","sdp":5}"#,
+        r#"{"type":"candidate","to":"alice","candidate":[1]}"#,
+        r#"{"type":"join","room":"r","name":"x","token":{}}"#,
+        r#"{"type":"leave","type":"join"}"#,
+    ] {
+        let touched = w.send_text(b, text);
+        assert_eq!(touched, HashSet::from([b]), "{text}");
+        w.expect_error(b, "bad-message");
+    }
+    assert_eq!(w.core.members("r"), ["alice", "bob"]);
+    assert_eq!(w.closed_with(b), None);
+    w.send(b, offer("alice", "ok"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"ok"})]);
+}
+
+#[test]
+fn messages_from_one_sender_arrive_in_order() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let sent: Vec<Value> = (0..100)
+        .map(|i| json!({"type":"candidate","to":"alice","candidate":{"candidate":format!("c{i}")}}))
+        .collect();
+    for m in &sent {
+        w.send(b, m.clone());
+    }
+    let got = w.take(a);
+    assert_eq!(got.len(), 100);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m["candidate"]["candidate"], format!("c{i}"));
+    }
+}
+
+#[test]
+fn nothing_crosses_rooms() {
+    let mut w = World::default_world();
+    let conns: Vec<_> = (0..6).map(|_| w.connect()).collect();
+    w.join(conns[0], "x", "a", &[]);
+    w.join(conns[1], "x", "b", &["a"]);
+    w.join(conns[2], "x", "c", &["a", "b"]);
+    w.join(conns[3], "y", "a", &[]);
+    w.join(conns[4], "y", "b", &["a"]);
+    w.join(conns[5], "y", "c", &["a", "b"]);
+    for c in &conns {
+        w.take(*c);
+    }
+    let touched = w.send(conns[0], offer("b", "for x"));
+    assert_eq!(touched, HashSet::from([conns[1]]));
+    w.close(conns[2]);
+    w.expect(conns[0], &[json!({"type":"peer-left","name":"c"})]);
+    w.expect_nothing(conns[3]);
+}
+
+// ---------------------------------------------------------------- leaving
+
+#[test]
+fn a_clean_close_is_an_immediate_leave() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.close(b);
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    // Closing twice, or an unknown connection, is harmless.
+    w.close(b);
+    w.close(999);
+    w.expect_nothing(a);
+}
+
+#[test]
+fn leave_then_join_again() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.send(b, json!({"type":"leave"}));
+    w.take(b);
+    w.take(a);
+    w.join(b, "r", "bob", &["alice"]);
+    w.expect(a, &[json!({"type":"peer-joined","name":"bob"})]);
+}
+
+// ---------------------------------------------------------------- lost connections and resume
+
+fn grace() -> Duration {
+    CoreConfig::default().reconnect_grace
+}
+
+#[test]
+fn a_lost_member_leaves_when_the_grace_period_ends() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let touched = w.lose(b);
+    assert!(touched.is_empty(), "a loss is silent");
+    assert_eq!(w.core.poll_timeout(), Some(w.now + grace()));
+    w.advance(grace() - Duration::from_millis(1));
+    w.expect_nothing(a);
+    assert_eq!(w.core.members("r"), ["alice", "bob"]);
+    w.advance(Duration::from_millis(1));
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    assert_eq!(w.core.poll_timeout(), None);
+}
+
+#[test]
+fn resume_is_silent_and_delivers_the_queue_in_order() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.lose(b);
+    for i in 0..3 {
+        let touched = w.send(a, json!({"type":"candidate","to":"bob","candidate":{"n":i}}));
+        assert!(touched.is_empty(), "queued, not sent");
+    }
+    w.advance(grace() / 2);
+    let b2 = w.connect();
+    let touched = w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    assert_eq!(touched, HashSet::from([b2]), "the others see nothing");
+    let same = w.expect_joined(b2, "r", "bob", &["alice"], true);
+    assert_eq!(same, token, "the token stays for the whole membership");
+    w.expect(
+        b2,
+        &(0..3)
+            .map(|i| json!({"type":"candidate","from":"alice","candidate":{"n":i}}))
+            .collect::<Vec<_>>(),
+    );
+    w.advance(grace());
+    w.expect_nothing(a);
+    // And the resumed connection relays as bob.
+    w.send(b2, offer("alice", "again"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"again"})]);
+}
+
+#[test]
+fn resume_before_the_loss_is_noticed_replaces_the_old_socket() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let b2 = w.connect();
+    let touched = w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    assert_eq!(touched, HashSet::from([b2]));
+    w.expect_joined(b2, "r", "bob", &["alice"], true);
+    assert_eq!(w.closed_with(b), Some(close::REPLACED));
+    // The old socket's late close changes nothing.
+    w.close(b);
+    w.expect_nothing(a);
+    assert_eq!(w.core.members("r"), ["alice", "bob"]);
+}
+
+#[test]
+fn the_same_name_without_the_right_token_is_taken() {
+    let mut w = World::default_world();
+    let (a, b, c) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.lose(b);
+    w.send(c, json!({"type":"join","room":"r","name":"bob"}));
+    w.expect_error(c, "name-taken");
+    let mut wrong = token.clone();
+    wrong.replace_range(0..1, "X");
+    w.send(c, json!({"type":"join","room":"r","name":"bob","token":wrong}));
+    w.expect_error(c, "name-taken");
+    w.send(c, json!({"type":"join","room":"r","name":"bob","token":null}));
+    w.expect_error(c, "name-taken");
+    // Right token, wrong room: a fresh join there.
+    w.send(c, json!({"type":"join","room":"s","name":"bob","token":token}));
+    let fresh = w.expect_joined(c, "s", "bob", &[], false);
+    assert_ne!(fresh, token);
+}
+
+#[test]
+fn a_token_for_a_member_that_is_gone_gets_a_fresh_join() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.lose(b);
+    w.advance(grace());
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    let b2 = w.connect();
+    w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    let fresh = w.expect_joined(b2, "r", "bob", &["alice"], false);
+    assert_ne!(fresh, token);
+    w.expect(a, &[json!({"type":"peer-joined","name":"bob"})]);
+}
+
+#[test]
+fn resume_shows_who_came_and_went_and_drops_messages_of_those_gone() {
+    let mut w = World::default_world();
+    let (a, b, c, d) = (w.connect(), w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.join(c, "r", "carol", &["alice", "bob"]);
+    w.lose(b);
+    // carol sends something, then leaves: her message must not reach bob.
+    w.send(c, offer("bob", "from carol"));
+    w.close(c);
+    // dave joins meanwhile and offers to bob, as a joiner does.
+    w.join(d, "r", "dave", &["alice", "bob"]);
+    w.send(d, offer("bob", "from dave"));
+    w.send(a, json!({"type":"candidate","to":"bob","candidate":null}));
+    w.take(a);
+    let b2 = w.connect();
+    w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.expect_joined(b2, "r", "bob", &["alice", "dave"], true);
+    w.expect(
+        b2,
+        &[
+            json!({"type":"offer","from":"dave","sdp":"from dave"}),
+            json!({"type":"candidate","from":"alice","candidate":null}),
+        ],
+    );
+    w.expect_nothing(a);
+    w.expect_nothing(d);
+}
+
+#[test]
+fn a_full_resume_queue_ends_the_grace_period() {
+    let mut w = World::new(cfg(|c| c.resume_queue = 3));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.lose(b);
+    for _ in 0..3 {
+        w.send(a, offer("bob", "x"));
+    }
+    w.expect_nothing(a);
+    w.send(a, offer("bob", "one too many"));
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    assert_eq!(w.core.poll_timeout(), None);
+}
+
+#[test]
+fn the_resume_queue_is_bounded_in_bytes_too() {
+    let mut w = World::new(cfg(|c| c.resume_queue_bytes = 1000));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.lose(b);
+    w.send(a, offer("bob", &"x".repeat(500)));
+    w.expect_nothing(a);
+    w.send(a, offer("bob", &"x".repeat(500)));
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+}
+
+#[test]
+fn a_zero_grace_period_removes_lost_members_at_once() {
+    let mut w = World::new(cfg(|c| c.reconnect_grace = Duration::ZERO));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    w.lose(b);
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+}
+
+#[test]
+fn resuming_from_another_room_leaves_that_room() {
+    let mut w = World::default_world();
+    let (a, b, x) = (w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.lose(b);
+    w.join(x, "lobby", "bob", &[]);
+    w.send(x, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.expect_joined(x, "r", "bob", &["alice"], true);
+    assert_eq!(w.core.room_count(), 1, "the lobby emptied and went away");
+}
+
+#[test]
+fn resuming_the_own_live_membership_is_a_quiet_refresh() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let touched = w.send(b, json!({"type":"join","room":"r","name":"bob","token":token}));
+    assert_eq!(touched, HashSet::from([b]));
+    w.expect_joined(b, "r", "bob", &["alice"], true);
+}
+
+#[test]
+fn a_member_renaming_itself_into_a_resume_keeps_order() {
+    // bob (live on conn x as "xavier") resumes the lost "bob" in the same room.
+    let mut w = World::default_world();
+    let (a, b, x) = (w.connect(), w.connect(), w.connect());
+    w.join(x, "r", "xavier", &[]);
+    w.join(a, "r", "alice", &["xavier"]);
+    let token = w.join(b, "r", "bob", &["xavier", "alice"]);
+    w.take(a);
+    w.take(x);
+    w.lose(b);
+    w.send(x, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.expect_joined(x, "r", "bob", &["alice"], true);
+    w.expect(a, &[json!({"type":"peer-left","name":"xavier"})]);
+    assert_eq!(w.core.members("r"), ["alice", "bob"]);
+}
+
+// ---------------------------------------------------------------- rate limits
+
+#[test]
+fn excess_messages_are_dropped_with_one_warning_per_burst() {
+    let mut w = World::new(cfg(|c| {
+        c.rate = 10;
+        c.burst = 5;
+    }));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]); // uses one token
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    for i in 0..10 {
+        w.send(a, offer("bob", &format!("{i}")));
+    }
+    let got = w.take(b);
+    assert_eq!(got.len(), 4, "burst of 5 minus the join");
+    let errors = w.take(a);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["code"], "rate-limited");
+    // After a pause the bucket refills.
+    w.advance(Duration::from_secs(1));
+    w.send(a, offer("bob", "later"));
+    assert_eq!(w.take(b).len(), 1);
+}
+
+#[test]
+fn a_connection_that_keeps_flooding_is_closed() {
+    let mut w = World::new(cfg(|c| {
+        c.rate = 10;
+        c.burst = 10;
+    }));
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.take(a);
+    let mut closed_after = None;
+    for step in 0..1000u32 {
+        w.now += Duration::from_millis(10); // 100 messages/s against 10/s
+        w.send(a, offer("bob", "spam"));
+        if w.closed_with(a).is_some() {
+            closed_after = Some(step);
+            break;
+        }
+    }
+    assert_eq!(w.closed_with(a), Some(close::POLICY));
+    let steps = closed_after.unwrap();
+    assert!((500..=620).contains(&steps), "closed after {steps} steps");
+    // Closing a flooder removes it at once.
+    let got = w.take(b);
+    assert_eq!(got.last().unwrap(), &json!({"type":"peer-left","name":"alice"}));
+    assert_eq!(w.core.connection_count(), 1);
+}
+
+#[test]
+fn bad_messages_count_towards_the_rate() {
+    let mut w = World::new(cfg(|c| {
+        c.rate = 1;
+        c.burst = 2;
+    }));
+    let a = w.connect();
+    w.send_text(a, "junk");
+    w.expect_error(a, "bad-message");
+    w.send_text(a, "junk");
+    w.expect_error(a, "bad-message");
+    w.send_text(a, "junk");
+    w.expect_error(a, "rate-limited");
+    w.send(a, json!({"type":"join","room":"r","name":"alice"}));
+    w.expect_nothing(a);
+    assert_eq!(w.core.member_count(), 0, "a dropped join has no effect");
+}

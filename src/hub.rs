@@ -1,0 +1,221 @@
+//! The one lock: the signaling core plus every connection's outbound queue.
+//!
+//! Each socket task calls into the [`Hub`] with what happened (a frame, a
+//! clean close, a lost transport); the hub feeds the core under its mutex and
+//! dispatches every output before releasing it, so all members see room
+//! changes in one order. Dispatch only *enqueues* frames (`try_send` on a
+//! bounded channel): no socket is written while the lock is held. A queue
+//! that is full marks a slow consumer: its connection is cut (treated as lost,
+//! so the member may resume) instead of letting memory grow.
+//!
+//! Frames are parsed before the lock is taken. Grace-period timers run in
+//! [`Hub::run_timers`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::config::CoreConfig;
+use crate::core::{ConnId, Core, Output, TokenSource};
+use crate::protocol;
+
+/// What a socket task is asked to write.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A text frame.
+    Text(String),
+    /// A WebSocket ping (heartbeat).
+    Ping,
+    /// Send a close frame with this code and reason, then stop.
+    Close(u16, &'static str),
+}
+
+/// The hub's handle on one connection.
+#[derive(Debug)]
+struct ConnHandle {
+    tx: mpsc::Sender<Outbound>,
+    /// Cancelled when the connection must go at once (slow consumer).
+    kill: CancellationToken,
+}
+
+struct Inner {
+    core: Core,
+    conns: HashMap<ConnId, ConnHandle>,
+}
+
+/// Shared state of the signaling server. See the module documentation.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    timers: Notify,
+    next_conn: AtomicU64,
+}
+
+/// Tokens from the operating system's cryptographic source: 128 bits,
+/// base64url without padding (22 characters).
+pub struct OsTokens;
+
+impl TokenSource for OsTokens {
+    fn token(&mut self) -> String {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the operating system's random source works");
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+}
+
+/// The current time as the core wants it (tokio's clock, so tests can pause it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Hub {
+    /// A hub with an empty core.
+    pub fn new(cfg: CoreConfig) -> Arc<Self> {
+        Self::with_tokens(cfg, Box::new(OsTokens))
+    }
+
+    /// A hub with a given token source.
+    pub fn with_tokens(cfg: CoreConfig, tokens: Box<dyn TokenSource>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner {
+                core: Core::new(cfg, tokens),
+                conns: HashMap::new(),
+            }),
+            timers: Notify::new(),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug; the state is still the
+        // best we have, so keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection and returns its id.
+    pub fn connect(&self, tx: mpsc::Sender<Outbound>, kill: CancellationToken) -> ConnId {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.core.connect(id, now());
+        inner.conns.insert(id, ConnHandle { tx, kill });
+        id
+    }
+
+    /// A text frame arrived on `conn`.
+    pub fn frame(&self, conn: ConnId, text: &str) {
+        let parsed = protocol::parse(text);
+        let mut inner = self.lock();
+        inner.core.message(conn, parsed, now());
+        self.dispatch(&mut inner);
+    }
+
+    /// `conn` ended cleanly or broke the protocol: its member leaves at once.
+    pub fn closed(&self, conn: ConnId) {
+        let mut inner = self.lock();
+        inner.conns.remove(&conn);
+        inner.core.closed(conn);
+        self.dispatch(&mut inner);
+    }
+
+    /// `conn`'s transport vanished: its member keeps its place for the grace period.
+    pub fn lost(&self, conn: ConnId) {
+        let mut inner = self.lock();
+        inner.conns.remove(&conn);
+        inner.core.lost(conn, now());
+        self.dispatch(&mut inner);
+        self.timers.notify_one();
+    }
+
+    /// Live numbers for `/healthz` and logs.
+    pub fn stats(&self) -> HubStats {
+        let inner = self.lock();
+        HubStats {
+            connections: inner.conns.len(),
+            rooms: inner.core.room_count(),
+            members: inner.core.member_count(),
+        }
+    }
+
+    /// Names in a room, oldest first.
+    pub fn members(&self, room: &str) -> Vec<String> {
+        self.lock().core.members(room)
+    }
+
+    /// Ends expired grace periods until `shutdown` is cancelled.
+    pub async fn run_timers(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let next = self.lock().core.poll_timeout();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {
+                    let mut inner = self.lock();
+                    inner.core.handle_timeout(now());
+                    self.dispatch(&mut inner);
+                }
+                () = self.timers.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Delivers every output of the core to the connections' queues.
+    fn dispatch(&self, inner: &mut Inner) {
+        loop {
+            let mut slow = Vec::new();
+            while let Some(out) = inner.core.poll_output() {
+                match out {
+                    Output::Send(conn, frame) => {
+                        let Some(handle) = inner.conns.get(&conn) else {
+                            continue;
+                        };
+                        match handle.tx.try_send(Outbound::Text(frame)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                            // The socket task is ending; its own report follows.
+                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                        }
+                    }
+                    Output::Close(conn, code, reason) => {
+                        if let Some(handle) = inner.conns.remove(&conn) {
+                            debug!(conn, code, reason, "closing");
+                            if handle.tx.try_send(Outbound::Close(code, reason)).is_err() {
+                                handle.kill.cancel();
+                            }
+                        }
+                    }
+                }
+            }
+            if slow.is_empty() {
+                return;
+            }
+            for conn in slow {
+                if let Some(handle) = inner.conns.remove(&conn) {
+                    warn!(conn, "outbound queue full: disconnecting a slow consumer");
+                    handle.kill.cancel();
+                    inner.core.lost(conn, now());
+                    self.timers.notify_one();
+                }
+            }
+        }
+    }
+}
+
+/// A snapshot of the hub's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    /// Open signaling connections.
+    pub connections: usize,
+    /// Rooms that exist.
+    pub rooms: usize,
+    /// Members in all rooms (live and within their grace period).
+    pub members: usize,
+}

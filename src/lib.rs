@@ -1,0 +1,49 @@
+//! huddle: self-hosted group video chat. One binary serves the web client
+//! and the WebSocket signaling server that lets browsers in a named room find
+//! each other and set up peer-to-peer WebRTC calls.
+//!
+//! # Layout
+//!
+//! ```text
+//! browser ──ws──▶ ws.rs   one task per socket: frames → hub calls; bounded outbound queue
+//!                   │
+//!                   ▼
+//!                hub.rs   the one lock: core + ConnId → outbound queue; dispatch outputs
+//!                   │
+//!                   ▼
+//!                core/    sans-IO state machine: rooms, members, relay, resume, limits
+//! ```
+//!
+//! - [`config`]: every setting and its default.
+//! - [`protocol`]: the wire format of protocol v1 and the name/room rules.
+//! - [`core`]: the state machine; time, ids and tokens are inputs.
+//! - [`hub`]: the mutex around the core, dispatch to connection queues, timers.
+//! - [`ws`]: one connection (heartbeat, close codes, writer).
+//! - [`server`]: axum routes, origin check, connection limit, shutdown.
+//! - [`assets`]: the embedded web client.
+//!
+//! # A session
+//!
+//! ```text
+//! alice → {"type":"join","room":"r","name":"alice"}
+//! alice ← {"type":"joined","room":"r","name":"alice","peers":[],"iceServers":[],"token":"…"}
+//! bob   → {"type":"join","room":"r","name":"bob"}
+//! bob   ← {"type":"joined",…,"peers":["alice"],…}
+//! alice ← {"type":"peer-joined","name":"bob"}
+//! bob   → {"type":"offer","to":"alice","sdp":"…"}
+//! alice ← {"type":"offer","from":"bob","sdp":"…"}
+//! alice → {"type":"answer","to":"bob","sdp":"…"}   (then candidates both ways)
+//! bob   → {"type":"leave"}
+//! bob   ← {"type":"left","room":"r"};  alice ← {"type":"peer-left","name":"bob"}
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod assets;
+pub mod config;
+pub mod core;
+pub mod hub;
+pub mod protocol;
+pub mod server;
+pub mod ws;

@@ -1,0 +1,580 @@
+//! The wire format of protocol v1: parsing client messages, encoding server
+//! messages, and the name and room rules.
+//!
+//! A frame is parsed once. Its top-level fields are split with
+//! [`RawValue`] so that the relayed payloads (`sdp`, `candidate`) are never
+//! decoded or re-encoded: the server treats them as opaque and copies their
+//! JSON text into the relayed message. Only the fields a message type needs
+//! are type-checked; anything else a client adds is dropped.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use unicode_general_category::{GeneralCategory, get_general_category};
+
+/// Longest name, in Unicode scalar values, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest room name, in Unicode scalar values.
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// The error codes of protocol v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Malformed JSON, unknown `type`, missing or mistyped field, relay to oneself.
+    BadMessage,
+    /// The name breaks the name rules.
+    InvalidName,
+    /// The room name breaks the room rules.
+    InvalidRoom,
+    /// Another member of the room has that name.
+    NameTaken,
+    /// The room holds `--max-room-size` members already.
+    RoomFull,
+    /// The request needs a room and the client is in none.
+    NotJoined,
+    /// No member of the sender's room has that name.
+    UnknownPeer,
+    /// The client sends faster than `--rate` / `--burst` allow.
+    RateLimited,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and docs.
+    pub const ALL: [ErrorCode; 8] = [
+        ErrorCode::BadMessage,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidRoom,
+        ErrorCode::NameTaken,
+        ErrorCode::RoomFull,
+        ErrorCode::NotJoined,
+        ErrorCode::UnknownPeer,
+        ErrorCode::RateLimited,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad-message",
+            ErrorCode::InvalidName => "invalid-name",
+            ErrorCode::InvalidRoom => "invalid-room",
+            ErrorCode::NameTaken => "name-taken",
+            ErrorCode::RoomFull => "room-full",
+            ErrorCode::NotJoined => "not-joined",
+            ErrorCode::UnknownPeer => "unknown-peer",
+            ErrorCode::RateLimited => "rate-limited",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request the server refuses, with the text sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    /// The protocol error code.
+    pub code: ErrorCode,
+    /// A sentence a person can act on.
+    pub message: Cow<'static, str>,
+}
+
+impl Refusal {
+    /// A refusal with a fixed message.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::BadMessage, message)
+    }
+}
+
+/// The three messages the server relays between members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    /// An SDP offer; payload field `sdp` (a string).
+    Offer,
+    /// An SDP answer; payload field `sdp` (a string).
+    Answer,
+    /// An ICE candidate; payload field `candidate` (an object or null).
+    Candidate,
+}
+
+impl RelayKind {
+    /// The `type` on the wire.
+    pub fn type_str(self) -> &'static str {
+        match self {
+            RelayKind::Offer => "offer",
+            RelayKind::Answer => "answer",
+            RelayKind::Candidate => "candidate",
+        }
+    }
+
+    /// The name of the payload field.
+    pub fn payload_field(self) -> &'static str {
+        match self {
+            RelayKind::Offer | RelayKind::Answer => "sdp",
+            RelayKind::Candidate => "candidate",
+        }
+    }
+}
+
+/// A well-formed client message. Values are not validated yet (that is the
+/// core's job, after the shape check), and borrow from the frame.
+#[derive(Debug, Clone)]
+pub enum ClientMsg<'a> {
+    /// `{"type":"join","room":…,"name":…,"token"?:…}`
+    Join {
+        /// Room name as sent.
+        room: Cow<'a, str>,
+        /// Member name as sent (not trimmed yet).
+        name: Cow<'a, str>,
+        /// Resume token; `null` and absent are the same.
+        token: Option<Cow<'a, str>>,
+    },
+    /// `{"type":"leave"}`
+    Leave,
+    /// `offer`, `answer` or `candidate` addressed to a member.
+    Relay {
+        /// Which of the three.
+        kind: RelayKind,
+        /// The addressee's name as sent.
+        to: Cow<'a, str>,
+        /// The payload's JSON text, copied verbatim.
+        payload: &'a RawValue,
+    },
+}
+
+/// The top-level fields of a client frame, undecoded. A present `null` is
+/// kept as the raw text `null` (distinct from an absent field).
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type", borrow, default, deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    room: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    to: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    sdp: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    candidate: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Decodes a JSON string value, borrowing when it has no escapes.
+fn string_value<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    if let Ok(s) = serde_json::from_str::<&'a str>(text) {
+        return Some(Cow::Borrowed(s));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+fn required_string<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, Refusal> {
+    match raw {
+        None => Err(Refusal::bad(format!("missing field \"{field}\""))),
+        Some(raw) => {
+            string_value(raw).ok_or_else(|| Refusal::bad(format!("\"{field}\" must be a string")))
+        }
+    }
+}
+
+/// Parses one text frame. Shape errors are `bad-message` refusals.
+pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
+    let fields: Fields<'_> = match serde_json::from_str(text) {
+        Ok(fields) => fields,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return Err(Refusal::bad("the message is not valid JSON"));
+        }
+        Err(e) if e.to_string().starts_with("duplicate field") => {
+            return Err(Refusal::bad("the message repeats a field"));
+        }
+        Err(_) => return Err(Refusal::bad("the message must be a JSON object")),
+    };
+    let kind = required_string(fields.kind, "type")?;
+    match &*kind {
+        "join" => {
+            let room = required_string(fields.room, "room")?;
+            let name = required_string(fields.name, "name")?;
+            let token = match fields.token {
+                None => None,
+                Some(raw) if raw.get() == "null" => None,
+                Some(raw) => Some(
+                    string_value(raw)
+                        .ok_or_else(|| Refusal::bad("\"token\" must be a string or null"))?,
+                ),
+            };
+            Ok(ClientMsg::Join { room, name, token })
+        }
+        "leave" => Ok(ClientMsg::Leave),
+        "offer" | "answer" => {
+            let kind = if &*kind == "offer" {
+                RelayKind::Offer
+            } else {
+                RelayKind::Answer
+            };
+            let to = required_string(fields.to, "to")?;
+            let payload = fields
+                .sdp
+                .ok_or_else(|| Refusal::bad("missing field \"sdp\""))?;
+            if !payload.get().starts_with('"') {
+                return Err(Refusal::bad("\"sdp\" must be a string"));
+            }
+            Ok(ClientMsg::Relay { kind, to, payload })
+        }
+        "candidate" => {
+            let to = required_string(fields.to, "to")?;
+            let payload = fields
+                .candidate
+                .ok_or_else(|| Refusal::bad("missing field \"candidate\""))?;
+            let json = payload.get();
+            if !(json.starts_with('{') || json == "null") {
+                return Err(Refusal::bad("\"candidate\" must be an object or null"));
+            }
+            Ok(ClientMsg::Relay {
+                kind: RelayKind::Candidate,
+                to,
+                payload,
+            })
+        }
+        _ => Err(Refusal::bad(
+            "unknown message type (expected join, leave, offer, answer or candidate)",
+        )),
+    }
+}
+
+/// A member name that follows the rules: trimmed, 1–32 scalar values, no
+/// control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    display: String,
+    key: String,
+    json: String,
+}
+
+impl Name {
+    /// Validates a name as sent by a client.
+    pub fn parse(raw: &str) -> Result<Name, Refusal> {
+        let display = raw.trim();
+        let count = display.chars().count();
+        if count == 0 {
+            return Err(Refusal::new(ErrorCode::InvalidName, "the name is empty"));
+        }
+        if count > MAX_NAME_CHARS {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                format!("the name is longer than {MAX_NAME_CHARS} characters"),
+            ));
+        }
+        if display.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                "the name contains a control character",
+            ));
+        }
+        Ok(Name {
+            display: display.to_owned(),
+            key: fold(display),
+            json: serde_json::to_string(display).expect("strings serialize"),
+        })
+    }
+
+    /// The name as shown (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// The comparison key (lowercased).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The name as a JSON string literal, ready to splice into a message.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// Whether `other` (as a client wrote it) names this member: trimmed and
+    /// compared case-insensitively, without allocating.
+    pub fn matches(&self, other: &str) -> bool {
+        self.key
+            .chars()
+            .eq(other.trim().chars().flat_map(char::to_lowercase))
+    }
+}
+
+/// The case-insensitive comparison key of a trimmed name.
+fn fold(name: &str) -> String {
+    name.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// Validates a room name: 1–64 scalar values, each a letter, a decimal digit,
+/// `-`, `_` or `.`. Room names are compared exactly.
+pub fn validate_room(room: &str) -> Result<(), Refusal> {
+    let count = room.chars().count();
+    if count == 0 {
+        return Err(Refusal::new(ErrorCode::InvalidRoom, "the room name is empty"));
+    }
+    if count > MAX_ROOM_CHARS {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRoom,
+            format!("the room name is longer than {MAX_ROOM_CHARS} characters"),
+        ));
+    }
+    if !room.chars().all(room_char) {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRoom,
+            "a room name may only contain letters, digits, '-', '_' and '.'",
+        ));
+    }
+    Ok(())
+}
+
+fn room_char(c: char) -> bool {
+    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+        return true;
+    }
+    if c.is_ascii() {
+        return false;
+    }
+    matches!(
+        get_general_category(c),
+        GeneralCategory::UppercaseLetter
+            | GeneralCategory::LowercaseLetter
+            | GeneralCategory::TitlecaseLetter
+            | GeneralCategory::ModifierLetter
+            | GeneralCategory::OtherLetter
+            | GeneralCategory::DecimalNumber
+    )
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping, written straight into the buffer.
+    out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+}
+
+/// `{"type":"joined",…}` for the joiner.
+pub fn joined<'a>(
+    room: &str,
+    name: &Name,
+    peers: impl Iterator<Item = &'a Name>,
+    ice_servers_json: &str,
+    token: &str,
+    resumed: bool,
+) -> String {
+    let mut out = String::with_capacity(128 + ice_servers_json.len());
+    out.push_str("{\"type\":\"joined\",\"room\":");
+    push_json_str(&mut out, room);
+    out.push_str(",\"name\":");
+    out.push_str(name.json());
+    out.push_str(",\"peers\":[");
+    for (i, peer) in peers.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(peer.json());
+    }
+    out.push_str("],\"iceServers\":");
+    out.push_str(ice_servers_json);
+    out.push_str(",\"token\":");
+    push_json_str(&mut out, token);
+    if resumed {
+        out.push_str(",\"resumed\":true");
+    }
+    out.push('}');
+    out
+}
+
+/// `{"type":"peer-joined","name":…}`
+pub fn peer_joined(name: &Name) -> String {
+    format!("{{\"type\":\"peer-joined\",\"name\":{}}}", name.json())
+}
+
+/// `{"type":"peer-left","name":…}`
+pub fn peer_left(name: &Name) -> String {
+    format!("{{\"type\":\"peer-left\",\"name\":{}}}", name.json())
+}
+
+/// `{"type":"left","room":…}`
+pub fn left(room: &str) -> String {
+    let mut out = String::from("{\"type\":\"left\",\"room\":");
+    push_json_str(&mut out, room);
+    out.push('}');
+    out
+}
+
+/// `{"type":"error","code":…,"message":…}`
+pub fn error(refusal: &Refusal) -> String {
+    let mut out = String::with_capacity(64 + refusal.message.len());
+    let _ = write!(
+        out,
+        "{{\"type\":\"error\",\"code\":\"{}\",\"message\":",
+        refusal.code
+    );
+    push_json_str(&mut out, &refusal.message);
+    out.push('}');
+    out
+}
+
+/// The relayed message: the payload copied verbatim, `from` stamped by the server.
+pub fn relay(kind: RelayKind, from: &Name, payload: &RawValue) -> String {
+    let payload = payload.get();
+    let mut out = String::with_capacity(40 + from.json().len() + payload.len());
+    out.push_str("{\"type\":\"");
+    out.push_str(kind.type_str());
+    out.push_str("\",\"from\":");
+    out.push_str(from.json());
+    out.push_str(",\"");
+    out.push_str(kind.payload_field());
+    out.push_str("\":");
+    out.push_str(payload);
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn code(text: &str) -> ErrorCode {
+        parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn parses_every_client_message() {
+        assert!(matches!(
+            parse(r#"{"type":"join","room":"r","name":"alice"}"#).unwrap(),
+            ClientMsg::Join { room, name, token: None } if room == "r" && name == "alice"
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"join","room":"r","name":"a","token":null}"#).unwrap(),
+            ClientMsg::Join { token: None, .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"join","room":"r","name":"a","token":"t"}"#).unwrap(),
+            ClientMsg::Join { token: Some(t), .. } if t == "t"
+        ));
+        assert!(matches!(parse(r#"{"type":"leave"}"#).unwrap(), ClientMsg::Leave));
+        let ClientMsg::Relay { kind, to, payload } =
+            parse(r#"{"type":"offer","to":"bob","sdp":"v=0\r\n","x":1}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((kind, &*to, payload.get()), (RelayKind::Offer, "bob", r#""v=0\r\n""#));
+        assert!(matches!(
+            parse(r#"{"type":"candidate","to":"bob","candidate":null}"#).unwrap(),
+            ClientMsg::Relay { kind: RelayKind::Candidate, .. }
+        ));
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let msg = parse(r#"{"type":"join","room":"r","name":"\u0061lice"}"#).unwrap();
+        assert!(matches!(msg, ClientMsg::Join { name, .. } if name == "alice"));
+    }
+
+    #[test]
+    fn bad_shapes_are_bad_message() {
+        for text in [
+            "",
+            "not json",
+            "[]",
+            "42",
+            "{}",
+            r#"{"type":5}"#,
+            r#"{"type":"dance"}"#,
+            r#"{"type":"join","room":"r"}"#,
+            r#"{"type":"join","room":1,"name":"a"}"#,
+            r#"{"type":"join","room":"r","name":"a","token":7}"#,
+            r#"{"type":"offer","to":"b"}"#,
+            r#"{"type":"offer","to":"b","sdp":{}}"#,
+            r#"{"type":"answer","to":null,"sdp":"x"}"#,
+            r#"{"type":"candidate","to":"b"}"#,
+            r#"{"type":"candidate","to":"b","candidate":"x"}"#,
+            r#"{"type":"leave","type":"leave"}"#,
+            r#"{"type":"leave""#,
+        ] {
+            assert_eq!(code(text), ErrorCode::BadMessage, "{text}");
+        }
+    }
+
+    #[test]
+    fn name_rules() {
+        assert_eq!(Name::parse("  alice \n").unwrap().as_str(), "alice");
+        assert_eq!(Name::parse("\u{3000}zoë\u{2003}").unwrap().as_str(), "zoë");
+        assert!(Name::parse(&"x".repeat(32)).is_ok());
+        assert!(Name::parse(&"é".repeat(32)).is_ok());
+        for bad in ["", "   ", &"x".repeat(33), "a\u{0}b", "a\u{7f}", "a\u{9f}b"] {
+            assert_eq!(Name::parse(bad).unwrap_err().code, ErrorCode::InvalidName, "{bad:?}");
+        }
+        let alice = Name::parse("Alice").unwrap();
+        assert!(alice.matches(" aLiCe "));
+        assert!(!alice.matches("alicia"));
+        assert_eq!(alice.key(), "alice");
+    }
+
+    #[test]
+    fn room_rules() {
+        for ok in ["a", "team-1", "x_y.z", "Café", "会议室", "٣", &"r".repeat(64)] {
+            assert!(validate_room(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", " a", "a b", "a/b", "a#", "ⅷ", "e\u{301}", &"r".repeat(65)] {
+            assert_eq!(validate_room(bad).unwrap_err().code, ErrorCode::InvalidRoom, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encodes_server_messages() {
+        let alice = Name::parse("al\"ice").unwrap();
+        let bob = Name::parse("bob").unwrap();
+        let v: Value = serde_json::from_str(&joined(
+            "r",
+            &alice,
+            [&bob].into_iter(),
+            r#"[{"urls":"stun:x"}]"#,
+            "tok",
+            true,
+        ))
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"joined","room":"r","name":"al\"ice","peers":["bob"],
+                   "iceServers":[{"urls":"stun:x"}],"token":"tok","resumed":true})
+        );
+        let payload: &RawValue = serde_json::from_str(r#"{"candidate":"c","sdpMid":"0"}"#).unwrap();
+        let v: Value = serde_json::from_str(&relay(RelayKind::Candidate, &alice, payload)).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"candidate","from":"al\"ice","candidate":{"candidate":"c","sdpMid":"0"}})
+        );
+        let v: Value = serde_json::from_str(&error(&Refusal::new(ErrorCode::RoomFull, "full \"x\""))).unwrap();
+        assert_eq!(v, json!({"type":"error","code":"room-full","message":"full \"x\""}));
+        let v: Value = serde_json::from_str(&left("r")).unwrap();
+        assert_eq!(v, json!({"type":"left","room":"r"}));
+    }
+}

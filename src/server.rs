@@ -1,0 +1,281 @@
+//! The HTTP side: routes, the WebSocket upgrade (origin check, connection
+//! limit, frame limits) and graceful shutdown.
+//!
+//! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /` and `GET /r/<room>`
+//! (the web client), and every other file of the web client at its path.
+//!
+//! Shutdown: cancelling the token stops accepting, makes every socket send
+//! close 1001, and [`Server::run`] waits for the socket tasks with a timeout.
+//! (axum's graceful shutdown alone does not close upgraded WebSockets.)
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::assets;
+use crate::config::{Config, WS_READ_BUFFER};
+use crate::hub::Hub;
+use crate::ws::{self, SocketSettings};
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Accepting or serving failed.
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// State shared by the handlers.
+struct App {
+    cfg: Config,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    open: AtomicUsize,
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+}
+
+impl Server {
+    /// Binds the listen address of `cfg`.
+    pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let hub = Hub::new(cfg.core.clone());
+        Ok(Self {
+            listener,
+            app: Arc::new(App {
+                cfg,
+                hub,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                open: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The hub, for tests and metrics.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.app.hub.clone()
+    }
+
+    /// Serves until `stop` is cancelled, then closes every socket with 1001
+    /// and waits (at most `--shutdown-timeout`) for their tasks.
+    pub async fn run(self, stop: CancellationToken) -> Result<(), ServerError> {
+        let app = self.app;
+        let router = Router::new()
+            .route("/ws", get(upgrade))
+            .route("/healthz", get(healthz))
+            .route("/", get(index))
+            .route("/r/{*room}", get(room_page))
+            .fallback(get(asset))
+            .with_state(app.clone());
+        let timers = tokio::spawn(app.hub.clone().run_timers(app.shutdown.clone()));
+        let shutdown = app.shutdown.clone();
+        let serve = axum::serve(self.listener, router).with_graceful_shutdown({
+            let stop = stop.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                stop.cancelled().await;
+                shutdown.cancel();
+            }
+        });
+        let result = serve.await;
+        shutdown.cancel();
+        app.tracker.close();
+        let open = app.tracker.len();
+        if open > 0 {
+            info!(open, "closing connections");
+        }
+        if tokio::time::timeout(app.cfg.shutdown_timeout, app.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = app.tracker.len(),
+                "some connections did not close in time"
+            );
+        }
+        let _ = timers.await;
+        result.map_err(ServerError::Io)
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        "ok\n".into_response()
+    }
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    assets::serve("index.html", &headers)
+}
+
+async fn room_page(Path(_room): Path<String>, headers: HeaderMap) -> Response {
+    assets::serve("index.html", &headers)
+}
+
+async fn asset(uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if path.is_empty() || path.ends_with('/') || path.split('/').any(|p| p == "..") {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    assets::serve(path, &headers)
+}
+
+/// Whether a WebSocket upgrade with these headers may proceed: no `Origin`
+/// (not a browser), the server's own origin, or one allowed by the operator.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    let own = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        });
+    own || allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// Counts an open connection; gives the slot back when dropped.
+struct Slot(Arc<App>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&headers, &app.cfg.allowed_origins) {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("?");
+        info!(origin, "refused a cross-origin WebSocket upgrade");
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket refused; the operator can allow it with --allowed-origin\n",
+        )
+            .into_response();
+    }
+    if app.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let open = app.open.fetch_add(1, Ordering::Relaxed);
+    let slot = Slot(app.clone());
+    if open >= app.cfg.max_connections {
+        warn!(
+            max = app.cfg.max_connections,
+            "connection limit reached; refusing"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections; try again later\n",
+        )
+            .into_response();
+    }
+    let settings = SocketSettings {
+        heartbeat: app.cfg.heartbeat_interval,
+        outbound_queue: app.cfg.outbound_queue,
+    };
+    let max = app.cfg.max_frame_bytes;
+    upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let hub = app.hub.clone();
+            let shutdown = app.shutdown.clone();
+            let task = app.tracker.track_future(async move {
+                let _slot = slot;
+                ws::run(socket, hub, settings, shutdown).await;
+            });
+            task
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_owned()];
+        assert!(origin_allowed(&headers(&[("host", "h:8080")]), &allowed));
+        assert!(origin_allowed(
+            &headers(&[("host", "h:8080"), ("origin", "http://h:8080")]),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(&[("host", "chat.example.com"), ("origin", "https://chat.example.com")]),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            &headers(&[("host", "h:8080"), ("origin", "https://app.example.com")]),
+            &allowed
+        ));
+        for bad in ["http://evil.example", "null", "http://h:8081", "http://h:8080.evil"] {
+            let mut h = headers(&[("host", "h:8080")]);
+            h.insert("origin", HeaderValue::from_static(bad));
+            assert!(!origin_allowed(&h, &allowed), "{bad}");
+        }
+    }
+}
