@@ -85,7 +85,11 @@ struct Cli {
     /// An origin (like https://app.example.com) allowed to open the
     /// signaling socket besides the server's own. Repeat for more; in the
     /// environment, separate them with commas.
-    #[arg(long = "allowed-origin", env = "HUDDLE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    #[arg(
+        long = "allowed-origin",
+        env = "HUDDLE_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
     allowed_origins: Vec<String>,
 
     /// ICE servers handed to browsers in `joined`, as a JSON array of
@@ -112,14 +116,19 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn ice_servers(s: &str) -> Result<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
     let list = v
         .as_array()
         .ok_or("must be a JSON array of RTCIceServer objects")?;
     for server in list {
-        let urls = server.get("urls").ok_or("every ICE server needs \"urls\"")?;
-        if !(urls.is_string() || urls.as_array().is_some_and(|a| a.iter().all(|u| u.is_string()))) {
+        let urls = server
+            .get("urls")
+            .ok_or("every ICE server needs \"urls\"")?;
+        if !(urls.is_string()
+            || urls
+                .as_array()
+                .is_some_and(|a| a.iter().all(|u| u.is_string())))
+        {
             return Err("\"urls\" must be a string or an array of strings".into());
         }
     }
@@ -155,7 +164,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,huddle=info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("warn,huddle=info")),
         )
         .with_writer(std::io::stderr)
         .init();

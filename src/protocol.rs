@@ -336,7 +336,10 @@ fn fold(name: &str) -> String {
 pub fn validate_room(room: &str) -> Result<(), Refusal> {
     let count = room.chars().count();
     if count == 0 {
-        return Err(Refusal::new(ErrorCode::InvalidRoom, "the room name is empty"));
+        return Err(Refusal::new(
+            ErrorCode::InvalidRoom,
+            "the room name is empty",
+        ));
     }
     if count > MAX_ROOM_CHARS {
         return Err(Refusal::new(
@@ -479,16 +482,25 @@ mod tests {
             parse(r#"{"type":"join","room":"r","name":"a","token":"t"}"#).unwrap(),
             ClientMsg::Join { token: Some(t), .. } if t == "t"
         ));
-        assert!(matches!(parse(r#"{"type":"leave"}"#).unwrap(), ClientMsg::Leave));
+        assert!(matches!(
+            parse(r#"{"type":"leave"}"#).unwrap(),
+            ClientMsg::Leave
+        ));
         let ClientMsg::Relay { kind, to, payload } =
             parse(r#"{"type":"offer","to":"bob","sdp":"v=0\r\n","x":1}"#).unwrap()
         else {
             panic!()
         };
-        assert_eq!((kind, &*to, payload.get()), (RelayKind::Offer, "bob", r#""v=0\r\n""#));
+        assert_eq!(
+            (kind, &*to, payload.get()),
+            (RelayKind::Offer, "bob", r#""v=0\r\n""#)
+        );
         assert!(matches!(
             parse(r#"{"type":"candidate","to":"bob","candidate":null}"#).unwrap(),
-            ClientMsg::Relay { kind: RelayKind::Candidate, .. }
+            ClientMsg::Relay {
+                kind: RelayKind::Candidate,
+                ..
+            }
         ));
     }
 
@@ -530,7 +542,11 @@ mod tests {
         assert!(Name::parse(&"x".repeat(32)).is_ok());
         assert!(Name::parse(&"é".repeat(32)).is_ok());
         for bad in ["", "   ", &"x".repeat(33), "a\u{0}b", "a\u{7f}", "a\u{9f}b"] {
-            assert_eq!(Name::parse(bad).unwrap_err().code, ErrorCode::InvalidName, "{bad:?}");
+            assert_eq!(
+                Name::parse(bad).unwrap_err().code,
+                ErrorCode::InvalidName,
+                "{bad:?}"
+            );
         }
         let alice = Name::parse("Alice").unwrap();
         assert!(alice.matches(" aLiCe "));
@@ -540,11 +556,32 @@ mod tests {
 
     #[test]
     fn room_rules() {
-        for ok in ["a", "team-1", "x_y.z", "Café", "会议室", "٣", &"r".repeat(64)] {
+        for ok in [
+            "a",
+            "team-1",
+            "x_y.z",
+            "Café",
+            "会议室",
+            "٣",
+            &"r".repeat(64),
+        ] {
             assert!(validate_room(ok).is_ok(), "{ok}");
         }
-        for bad in ["", " a", "a b", "a/b", "a#", "ⅷ", "e\u{301}", &"r".repeat(65)] {
-            assert_eq!(validate_room(bad).unwrap_err().code, ErrorCode::InvalidRoom, "{bad:?}");
+        for bad in [
+            "",
+            " a",
+            "a b",
+            "a/b",
+            "a#",
+            "ⅷ",
+            "e\u{301}",
+            &"r".repeat(65),
+        ] {
+            assert_eq!(
+                validate_room(bad).unwrap_err().code,
+                ErrorCode::InvalidRoom,
+                "{bad:?}"
+            );
         }
     }
 
@@ -572,8 +609,12 @@ mod tests {
             v,
             json!({"type":"candidate","from":"al\"ice","candidate":{"candidate":"c","sdpMid":"0"}})
         );
-        let v: Value = serde_json::from_str(&error(&Refusal::new(ErrorCode::RoomFull, "full \"x\""))).unwrap();
-        assert_eq!(v, json!({"type":"error","code":"room-full","message":"full \"x\""}));
+        let v: Value =
+            serde_json::from_str(&error(&Refusal::new(ErrorCode::RoomFull, "full \"x\""))).unwrap();
+        assert_eq!(
+            v,
+            json!({"type":"error","code":"room-full","message":"full \"x\""})
+        );
         let v: Value = serde_json::from_str(&left("r")).unwrap();
         assert_eq!(v, json!({"type":"left","room":"r"}));
     }

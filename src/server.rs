@@ -235,11 +235,10 @@ async fn upgrade(
         .on_upgrade(move |socket| {
             let hub = app.hub.clone();
             let shutdown = app.shutdown.clone();
-            let task = app.tracker.track_future(async move {
+            app.tracker.track_future(async move {
                 let _slot = slot;
                 ws::run(socket, hub, settings, shutdown).await;
-            });
-            task
+            })
         })
 }
 
@@ -265,14 +264,22 @@ mod tests {
             &allowed
         ));
         assert!(origin_allowed(
-            &headers(&[("host", "chat.example.com"), ("origin", "https://chat.example.com")]),
+            &headers(&[
+                ("host", "chat.example.com"),
+                ("origin", "https://chat.example.com")
+            ]),
             &allowed
         ));
         assert!(origin_allowed(
             &headers(&[("host", "h:8080"), ("origin", "https://app.example.com")]),
             &allowed
         ));
-        for bad in ["http://evil.example", "null", "http://h:8081", "http://h:8080.evil"] {
+        for bad in [
+            "http://evil.example",
+            "null",
+            "http://h:8081",
+            "http://h:8080.evil",
+        ] {
             let mut h = headers(&[("host", "h:8080")]);
             h.insert("origin", HeaderValue::from_static(bad));
             assert!(!origin_allowed(&h, &allowed), "{bad}");

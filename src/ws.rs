@@ -62,7 +62,12 @@ enum End {
 }
 
 /// Runs one upgraded socket until it ends.
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, settings: SocketSettings, shutdown: CancellationToken) {
+pub async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    settings: SocketSettings,
+    shutdown: CancellationToken,
+) {
     let (tx, rx) = mpsc::channel(settings.outbound_queue.max(1));
     let kill = CancellationToken::new();
     let conn = hub.connect(tx.clone(), kill.clone());
@@ -70,7 +75,16 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, settings: SocketSettings, shu
     let writer = write_loop(sink, rx, kill.clone(), shutdown.clone());
 
     let reader = async {
-        let end = read_loop(&mut stream, &hub, conn, &tx, &kill, &shutdown, settings.heartbeat).await;
+        let end = read_loop(
+            &mut stream,
+            &hub,
+            conn,
+            &tx,
+            &kill,
+            &shutdown,
+            settings.heartbeat,
+        )
+        .await;
         debug!(conn, "connection ending");
         match end {
             End::Clean => hub.closed(conn),

@@ -26,7 +26,10 @@ async fn join_relay_and_leave() {
     assert!(joined["token"].as_str().unwrap().len() >= 22);
     let joined = bob.join("r", "bob").await;
     assert_eq!(joined["peers"], json!(["alice"]));
-    assert_eq!(alice.recv().await, json!({"type":"peer-joined","name":"bob"}));
+    assert_eq!(
+        alice.recv().await,
+        json!({"type":"peer-joined","name":"bob"})
+    );
 
     bob.send(json!({"type":"offer","to":"alice","sdp":"v=0 bob","from":"forged"}))
         .await;
@@ -91,7 +94,10 @@ async fn room_change_moves_the_member() {
     let joined = bob.join("two", "bob").await;
     assert_eq!(joined["peers"], json!(["carol"]));
     assert_eq!(alice.recv().await, json!({"type":"peer-left","name":"bob"}));
-    assert_eq!(carol.recv().await, json!({"type":"peer-joined","name":"bob"}));
+    assert_eq!(
+        carol.recv().await,
+        json!({"type":"peer-joined","name":"bob"})
+    );
     assert_eq!(srv.hub.members("one"), ["alice"]);
     assert_eq!(srv.hub.members("two"), ["carol", "bob"]);
 }
@@ -108,7 +114,8 @@ async fn a_frame_over_the_limit_closes_with_1009_and_removes_the_member() {
     alice.recv().await;
     // Just under the limit is fine.
     let sdp = "x".repeat(1024 - 40);
-    bob.send(json!({"type":"offer","to":"alice","sdp":sdp})).await;
+    bob.send(json!({"type":"offer","to":"alice","sdp":sdp}))
+        .await;
     assert_eq!(alice.recv().await["sdp"], sdp);
     bob.send(json!({"type":"offer","to":"alice","sdp":"x".repeat(2000)}))
         .await;
@@ -148,7 +155,10 @@ async fn a_lost_connection_leaves_after_the_grace_period() {
     bob.vanish();
     assert_eq!(alice.recv().await, json!({"type":"peer-left","name":"bob"}));
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(500), "peer-left after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(500),
+        "peer-left after {waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -170,7 +180,10 @@ async fn an_unanswered_heartbeat_means_lost() {
     let waited = t0.elapsed();
     // Lost after two (to three) silent intervals, then the grace period;
     // t0 is a little after bob's last frame.
-    assert!(waited >= Duration::from_millis(600), "peer-left after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(600),
+        "peer-left after {waited:?}"
+    );
     // alice, who answers, is still there.
     assert_eq!(srv.hub.members("r"), ["alice"]);
     drop(bob);
@@ -180,7 +193,10 @@ async fn an_unanswered_heartbeat_means_lost() {
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !cond() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "timed out waiting: {what}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "timed out waiting: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -242,7 +258,8 @@ async fn resume_over_a_live_socket_replaces_it_with_4000() {
     assert_eq!(bob2.recv().await["resumed"], true);
     let close = bob.recv_close().await.expect("a close frame");
     assert_eq!(u16::from(close.code), 4000);
-    bob2.send(json!({"type":"offer","to":"alice","sdp":"x"})).await;
+    bob2.send(json!({"type":"offer","to":"alice","sdp":"x"}))
+        .await;
     assert_eq!(alice.recv().await["from"], "bob");
 }
 
@@ -294,8 +311,14 @@ async fn a_flooding_client_is_rate_limited_then_closed_with_1008() {
     let (warnings, code) = reader.await.unwrap();
     assert_eq!(code, Some(1008));
     let flooded = t0.elapsed();
-    assert!(flooded >= Duration::from_secs(2), "closed after {flooded:?}");
-    assert!((1..=6).contains(&warnings), "{warnings} rate-limited errors");
+    assert!(
+        flooded >= Duration::from_secs(2),
+        "closed after {flooded:?}"
+    );
+    assert!(
+        (1..=6).contains(&warnings),
+        "{warnings} rate-limited errors"
+    );
     // alice got the accepted relays, then bob's departure.
     let mut relayed = 0;
     loop {
@@ -307,7 +330,10 @@ async fn a_flooding_client_is_rate_limited_then_closed_with_1008() {
     }
     // The burst, then about 10 a second; never the 50 a second sent.
     let secs = flooded.as_secs_f64();
-    assert!(relayed >= 20 && f64::from(relayed) <= 22.0 + 12.0 * secs, "{relayed} relayed in {secs} s");
+    assert!(
+        relayed >= 20 && f64::from(relayed) <= 22.0 + 12.0 * secs,
+        "{relayed} relayed in {secs} s"
+    );
 }
 
 #[tokio::test]
@@ -342,7 +368,9 @@ fn upgrade_request(origin: Option<&str>) -> String {
     format!(
         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{}\r\n",
-        origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default()
+        origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default()
     )
 }
 
@@ -354,7 +382,11 @@ async fn cross_site_upgrades_are_refused() {
     let (status, body) = http(srv.addr, &upgrade_request(Some("http://evil.example"))).await;
     assert!(status.contains(" 403 "), "{status}");
     assert!(body.contains("--allowed-origin"));
-    for ok in [None, Some("http://127.0.0.1"), Some("https://friend.example")] {
+    for ok in [
+        None,
+        Some("http://127.0.0.1"),
+        Some("https://friend.example"),
+    ] {
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         s.write_all(upgrade_request(ok).as_bytes()).await.unwrap();
         let mut buf = [0u8; 64];

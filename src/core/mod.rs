@@ -12,6 +12,8 @@
 //! period, and relayed messages addressed to it wait in a bounded queue until
 //! it resumes with its token or the grace period ends.
 
+#[cfg(test)]
+mod prop;
 mod rate;
 #[cfg(test)]
 mod tests;
@@ -181,12 +183,7 @@ impl Core {
     }
 
     /// A frame arrived that the shell already parsed (outside its lock).
-    pub fn message(
-        &mut self,
-        conn: ConnId,
-        parsed: Result<ClientMsg<'_>, Refusal>,
-        now: Instant,
-    ) {
+    pub fn message(&mut self, conn: ConnId, parsed: Result<ClientMsg<'_>, Refusal>, now: Instant) {
         let cfg = &self.cfg;
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
@@ -209,7 +206,10 @@ impl Core {
                 return;
             }
             Verdict::Close => {
-                info!(conn, "closing a connection that keeps exceeding the rate limit");
+                info!(
+                    conn,
+                    "closing a connection that keeps exceeding the rate limit"
+                );
                 self.out
                     .push_back(Output::Close(conn, close::POLICY, "rate limit exceeded"));
                 self.closed(conn);
@@ -222,9 +222,7 @@ impl Core {
                 self.join(conn, &room, &name, token.as_deref())
             }
             Ok(ClientMsg::Leave) => self.leave(conn),
-            Ok(ClientMsg::Relay { kind, to, payload }) => {
-                self.relay(conn, kind, &to, payload)
-            }
+            Ok(ClientMsg::Relay { kind, to, payload }) => self.relay(conn, kind, &to, payload),
         };
         if let Err(refusal) = result {
             debug!(conn, code = %refusal.code, "refused");
@@ -315,12 +313,18 @@ impl Core {
     pub fn members(&self, room: &str) -> Vec<String> {
         self.rooms
             .get(room)
-            .map(|r| r.members.iter().map(|m| m.name.as_str().to_owned()).collect())
+            .map(|r| {
+                r.members
+                    .iter()
+                    .map(|m| m.name.as_str().to_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     fn refuse(&mut self, conn: ConnId, refusal: &Refusal) {
-        self.out.push_back(Output::Send(conn, protocol::error(refusal)));
+        self.out
+            .push_back(Output::Send(conn, protocol::error(refusal)));
     }
 
     fn send(&mut self, conn: ConnId, frame: String) {
@@ -452,14 +456,16 @@ impl Core {
             }
         };
         let member = &room.members[index];
-        info!(room = room_name, name = member.name.as_str(), queued = queued.len(), "resumed");
+        info!(
+            room = room_name,
+            name = member.name.as_str(),
+            queued = queued.len(),
+            "resumed"
+        );
         let joined = protocol::joined(
             room_name,
             &member.name,
-            room.members
-                .iter()
-                .filter(|m| m.id != id)
-                .map(|m| &m.name),
+            room.members.iter().filter(|m| m.id != id).map(|m| &m.name),
             &self.cfg.ice_servers_json,
             &member.token,
             true,
@@ -500,7 +506,9 @@ impl Core {
             .rooms
             .get_mut(room_name)
             .expect("a connection's room exists");
-        let from = room.find_conn(conn).expect("a connection's member is in its room");
+        let from = room
+            .find_conn(conn)
+            .expect("a connection's member is in its room");
         let target = room.find_name(to).ok_or_else(|| {
             Refusal::new(
                 ErrorCode::UnknownPeer,
@@ -609,7 +617,10 @@ impl Core {
                 );
                 match &m.link {
                     Link::Live(c) => {
-                        let state = self.conns.get(c).expect("a live member's connection is known");
+                        let state = self
+                            .conns
+                            .get(c)
+                            .expect("a live member's connection is known");
                         assert_eq!(state.room.as_deref(), Some(name.as_str()));
                         assert!(!self.lost.contains_key(&m.id));
                     }
@@ -628,7 +639,10 @@ impl Core {
         for (conn, state) in &self.conns {
             if let Some(room) = &state.room {
                 let r = self.rooms.get(room).expect("a connection's room exists");
-                assert!(r.find_conn(*conn).is_some(), "connection {conn} not in its room");
+                assert!(
+                    r.find_conn(*conn).is_some(),
+                    "connection {conn} not in its room"
+                );
             }
         }
         for (id, (room, _)) in &self.lost {

@@ -47,14 +47,10 @@ impl Limiter {
     }
 
     /// Decides about one message arriving at `now`.
-    pub fn check(
-        &mut self,
-        rate: u32,
-        burst: u32,
-        close_after: Duration,
-        now: Instant,
-    ) -> Verdict {
-        let elapsed = now.saturating_duration_since(self.last_refill).as_secs_f64();
+    pub fn check(&mut self, rate: u32, burst: u32, close_after: Duration, now: Instant) -> Verdict {
+        let elapsed = now
+            .saturating_duration_since(self.last_refill)
+            .as_secs_f64();
         self.tokens = (self.tokens + elapsed * f64::from(rate)).min(f64::from(burst));
         self.last_refill = now;
         if self.tokens >= 1.0 {

@@ -37,6 +37,8 @@ pub(crate) struct World {
     inbox: HashMap<ConnId, Vec<Value>>,
     closes: HashMap<ConnId, u16>,
     views: HashMap<ConnId, View>,
+    /// The last (room, name, token) each connection was told in `joined`.
+    tokens: HashMap<ConnId, (String, String, String)>,
 }
 
 fn key(name: &str) -> String {
@@ -52,6 +54,7 @@ impl World {
             inbox: HashMap::new(),
             closes: HashMap::new(),
             views: HashMap::new(),
+            tokens: HashMap::new(),
         }
     }
 
@@ -140,7 +143,11 @@ impl World {
     /// Asserts `conn` received exactly one error with this code.
     pub fn expect_error(&mut self, conn: ConnId, code: &str) {
         let got = self.take(conn);
-        assert_eq!(got.len(), 1, "conn {conn} expected one error {code}, got {got:?}");
+        assert_eq!(
+            got.len(),
+            1,
+            "conn {conn} expected one error {code}, got {got:?}"
+        );
         assert_eq!(got[0]["type"], "error");
         assert_eq!(got[0]["code"], code, "{got:?}");
         assert!(
@@ -155,8 +162,9 @@ impl World {
 
     /// Delivers outputs into inboxes, checking the protocol's invariants.
     fn drain(&mut self, sender: Option<ConnId>) -> HashSet<ConnId> {
-        let _ = sender;
         let mut touched = HashSet::new();
+        let mut resumed: Option<String> = None;
+        let mut step: Vec<(ConnId, Value)> = Vec::new();
         while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Send(conn, text) => {
@@ -165,6 +173,20 @@ impl World {
                         "frame for closed conn {conn}"
                     );
                     let msg: Value = serde_json::from_str(&text).expect("server sends JSON");
+                    if Some(conn) == sender && msg["type"] == "joined" {
+                        self.tokens.insert(
+                            conn,
+                            (
+                                msg["room"].as_str().unwrap().to_owned(),
+                                msg["name"].as_str().unwrap().to_owned(),
+                                msg["token"].as_str().unwrap().to_owned(),
+                            ),
+                        );
+                        if msg["resumed"] == true {
+                            resumed = Some(key(msg["name"].as_str().unwrap()));
+                        }
+                    }
+                    step.push((conn, msg.clone()));
                     self.observe(conn, &msg);
                     touched.insert(conn);
                     self.inbox.entry(conn).or_default().push(msg);
@@ -179,7 +201,28 @@ impl World {
             }
         }
         self.core.assert_invariants();
+        if let Some(name) = resumed {
+            // The others see nothing of the resumed member; at most the
+            // resumer's previous membership (a room change) ends.
+            let sender = sender.expect("a resume has a sender");
+            for (conn, msg) in step.iter().filter(|(c, _)| *c != sender) {
+                assert_eq!(
+                    msg["type"], "peer-left",
+                    "a resume is silent: {conn} got {msg}"
+                );
+                assert_ne!(
+                    key(msg["name"].as_str().unwrap()),
+                    name,
+                    "a resume is silent"
+                );
+            }
+        }
         touched
+    }
+
+    /// The last (room, name, token) `conn` received in `joined`.
+    pub fn membership_of(&self, conn: ConnId) -> Option<(String, String, String)> {
+        self.tokens.get(&conn).cloned()
     }
 
     /// The per-recipient invariants of the protocol.
@@ -208,17 +251,28 @@ impl World {
             "peer-joined" => {
                 let n = key(msg["name"].as_str().unwrap());
                 assert!(view.room.is_some(), "peer-joined outside a room");
-                assert_ne!(Some(n.clone()), view.name.as_deref().map(key), "self peer-joined");
+                assert_ne!(
+                    Some(n.clone()),
+                    view.name.as_deref().map(key),
+                    "self peer-joined"
+                );
                 assert!(view.known.insert(n.clone()), "peer-joined twice for {n}");
             }
             "peer-left" => {
                 let n = key(msg["name"].as_str().unwrap());
-                assert!(view.known.remove(&n), "peer-left for {n} before peer-joined");
+                assert!(
+                    view.known.remove(&n),
+                    "peer-left for {n} before peer-joined"
+                );
             }
             "offer" | "answer" | "candidate" => {
                 let from = key(msg["from"].as_str().expect("from is stamped"));
                 assert!(msg.get("to").is_none(), "to is replaced by from");
-                assert_ne!(Some(from.clone()), view.name.as_deref().map(key), "self-delivery");
+                assert_ne!(
+                    Some(from.clone()),
+                    view.name.as_deref().map(key),
+                    "self-delivery"
+                );
                 assert!(view.known.contains(&from), "relay from unknown {from}");
                 let room = view.room.clone().expect("relay outside a room");
                 assert!(
@@ -258,19 +312,32 @@ fn alice_and_bob_meet_relay_and_part() {
     w.send(b, offer("alice", "v=0 bob"));
     w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"v=0 bob"})]);
     w.send(a, json!({"type":"answer","to":"bob","sdp":"v=0 alice"}));
-    w.expect(b, &[json!({"type":"answer","from":"alice","sdp":"v=0 alice"})]);
+    w.expect(
+        b,
+        &[json!({"type":"answer","from":"alice","sdp":"v=0 alice"})],
+    );
     let cand = json!({"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0});
     w.send(a, json!({"type":"candidate","to":"bob","candidate":cand}));
     w.send(b, json!({"type":"candidate","to":"alice","candidate":null}));
-    w.expect(b, &[json!({"type":"candidate","from":"alice","candidate":cand})]);
-    w.expect(a, &[json!({"type":"candidate","from":"bob","candidate":null})]);
+    w.expect(
+        b,
+        &[json!({"type":"candidate","from":"alice","candidate":cand})],
+    );
+    w.expect(
+        a,
+        &[json!({"type":"candidate","from":"bob","candidate":null})],
+    );
 
     w.send(b, json!({"type":"leave"}));
     w.expect(b, &[json!({"type":"left","room":"r"})]);
     w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
     w.send(a, json!({"type":"leave"}));
     w.expect(a, &[json!({"type":"left","room":"r"})]);
-    assert_eq!(w.core.room_count(), 0, "the last member takes the room with it");
+    assert_eq!(
+        w.core.room_count(),
+        0,
+        "the last member takes the room with it"
+    );
 }
 
 #[test]
@@ -291,7 +358,10 @@ fn the_server_stamps_from_and_ignores_a_forged_one() {
     w.join(a, "r", "alice", &[]);
     w.join(b, "r", "bob", &["alice"]);
     w.take(a);
-    w.send(b, json!({"type":"offer","to":"alice","from":"mallory","sdp":"x","extra":1}));
+    w.send(
+        b,
+        json!({"type":"offer","to":"alice","from":"mallory","sdp":"x","extra":1}),
+    );
     w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
 }
 
@@ -304,7 +374,11 @@ fn names_are_trimmed_and_unique_case_insensitively() {
     for taken in ["alice", "ALICE", " alice "] {
         let touched = w.send(b, json!({"type":"join","room":"r","name":taken}));
         w.expect_error(b, "name-taken");
-        assert_eq!(touched, HashSet::from([b]), "a refused join tells nobody else");
+        assert_eq!(
+            touched,
+            HashSet::from([b]),
+            "a refused join tells nobody else"
+        );
     }
     // The same name in another room is fine.
     w.join(c, "other", "alice", &[]);
@@ -409,7 +483,10 @@ fn a_failed_room_change_leaves_the_client_where_it_was() {
     assert_eq!(touched, HashSet::from([b]));
     assert_eq!(w.core.members("one"), ["alice", "bob"]);
     w.send(b, offer("alice", "still here"));
-    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"still here"})]);
+    w.expect(
+        a,
+        &[json!({"type":"offer","from":"bob","sdp":"still here"})],
+    );
 }
 
 #[test]
@@ -423,7 +500,10 @@ fn joining_the_same_room_again_renames_the_member() {
     w.expect_joined(b, "r", "robert", &["alice"], false);
     w.expect(
         a,
-        &[json!({"type":"peer-left","name":"bob"}), json!({"type":"peer-joined","name":"robert"})],
+        &[
+            json!({"type":"peer-left","name":"bob"}),
+            json!({"type":"peer-joined","name":"robert"}),
+        ],
     );
 }
 
@@ -438,7 +518,10 @@ fn rejoining_a_full_room_under_the_same_name_is_allowed() {
     w.expect_joined(b, "r", "Bob", &["alice"], false);
     w.expect(
         a,
-        &[json!({"type":"peer-left","name":"bob"}), json!({"type":"peer-joined","name":"Bob"})],
+        &[
+            json!({"type":"peer-left","name":"bob"}),
+            json!({"type":"peer-joined","name":"Bob"}),
+        ],
     );
 }
 
@@ -592,12 +675,18 @@ fn resume_is_silent_and_delivers_the_queue_in_order() {
     w.take(a);
     w.lose(b);
     for i in 0..3 {
-        let touched = w.send(a, json!({"type":"candidate","to":"bob","candidate":{"n":i}}));
+        let touched = w.send(
+            a,
+            json!({"type":"candidate","to":"bob","candidate":{"n":i}}),
+        );
         assert!(touched.is_empty(), "queued, not sent");
     }
     w.advance(grace() / 2);
     let b2 = w.connect();
-    let touched = w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    let touched = w.send(
+        b2,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     assert_eq!(touched, HashSet::from([b2]), "the others see nothing");
     let same = w.expect_joined(b2, "r", "bob", &["alice"], true);
     assert_eq!(same, token, "the token stays for the whole membership");
@@ -622,7 +711,10 @@ fn resume_before_the_loss_is_noticed_replaces_the_old_socket() {
     let token = w.join(b, "r", "bob", &["alice"]);
     w.take(a);
     let b2 = w.connect();
-    let touched = w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    let touched = w.send(
+        b2,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     assert_eq!(touched, HashSet::from([b2]));
     w.expect_joined(b2, "r", "bob", &["alice"], true);
     assert_eq!(w.closed_with(b), Some(close::REPLACED));
@@ -643,12 +735,21 @@ fn the_same_name_without_the_right_token_is_taken() {
     w.expect_error(c, "name-taken");
     let mut wrong = token.clone();
     wrong.replace_range(0..1, "X");
-    w.send(c, json!({"type":"join","room":"r","name":"bob","token":wrong}));
+    w.send(
+        c,
+        json!({"type":"join","room":"r","name":"bob","token":wrong}),
+    );
     w.expect_error(c, "name-taken");
-    w.send(c, json!({"type":"join","room":"r","name":"bob","token":null}));
+    w.send(
+        c,
+        json!({"type":"join","room":"r","name":"bob","token":null}),
+    );
     w.expect_error(c, "name-taken");
     // Right token, wrong room: a fresh join there.
-    w.send(c, json!({"type":"join","room":"s","name":"bob","token":token}));
+    w.send(
+        c,
+        json!({"type":"join","room":"s","name":"bob","token":token}),
+    );
     let fresh = w.expect_joined(c, "s", "bob", &[], false);
     assert_ne!(fresh, token);
 }
@@ -664,7 +765,10 @@ fn a_token_for_a_member_that_is_gone_gets_a_fresh_join() {
     w.advance(grace());
     w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
     let b2 = w.connect();
-    w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.send(
+        b2,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     let fresh = w.expect_joined(b2, "r", "bob", &["alice"], false);
     assert_ne!(fresh, token);
     w.expect(a, &[json!({"type":"peer-joined","name":"bob"})]);
@@ -687,7 +791,10 @@ fn resume_shows_who_came_and_went_and_drops_messages_of_those_gone() {
     w.send(a, json!({"type":"candidate","to":"bob","candidate":null}));
     w.take(a);
     let b2 = w.connect();
-    w.send(b2, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.send(
+        b2,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     w.expect_joined(b2, "r", "bob", &["alice", "dave"], true);
     w.expect(
         b2,
@@ -750,7 +857,10 @@ fn resuming_from_another_room_leaves_that_room() {
     let token = w.join(b, "r", "bob", &["alice"]);
     w.lose(b);
     w.join(x, "lobby", "bob", &[]);
-    w.send(x, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.send(
+        x,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     w.expect_joined(x, "r", "bob", &["alice"], true);
     assert_eq!(w.core.room_count(), 1, "the lobby emptied and went away");
 }
@@ -762,7 +872,10 @@ fn resuming_the_own_live_membership_is_a_quiet_refresh() {
     w.join(a, "r", "alice", &[]);
     let token = w.join(b, "r", "bob", &["alice"]);
     w.take(a);
-    let touched = w.send(b, json!({"type":"join","room":"r","name":"bob","token":token}));
+    let touched = w.send(
+        b,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     assert_eq!(touched, HashSet::from([b]));
     w.expect_joined(b, "r", "bob", &["alice"], true);
 }
@@ -778,7 +891,10 @@ fn a_member_renaming_itself_into_a_resume_keeps_order() {
     w.take(a);
     w.take(x);
     w.lose(b);
-    w.send(x, json!({"type":"join","room":"r","name":"bob","token":token}));
+    w.send(
+        x,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
     w.expect_joined(x, "r", "bob", &["alice"], true);
     w.expect(a, &[json!({"type":"peer-left","name":"xavier"})]);
     assert_eq!(w.core.members("r"), ["alice", "bob"]);
@@ -834,7 +950,10 @@ fn a_connection_that_keeps_flooding_is_closed() {
     assert!((500..=620).contains(&steps), "closed after {steps} steps");
     // Closing a flooder removes it at once.
     let got = w.take(b);
-    assert_eq!(got.last().unwrap(), &json!({"type":"peer-left","name":"alice"}));
+    assert_eq!(
+        got.last().unwrap(),
+        &json!({"type":"peer-left","name":"alice"})
+    );
     assert_eq!(w.core.connection_count(), 1);
 }
 
