@@ -95,6 +95,43 @@ pub struct Config {
     pub core: CoreConfig,
 }
 
+/// A combination of settings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A resume delivers up to `resume_queue` messages at once into the
+    /// outbound queue, which must have room for them.
+    #[error(
+        "--outbound-queue ({outbound}) must be larger than --resume-queue ({resume}): a resume delivers the whole resume queue at once"
+    )]
+    QueuesTooSmall {
+        /// `--outbound-queue`
+        outbound: usize,
+        /// `--resume-queue`
+        resume: usize,
+    },
+    /// The ICE servers must be a JSON array.
+    #[error("--ice-servers must be a JSON array of RTCIceServer objects")]
+    IceServers,
+}
+
+impl Config {
+    /// Checks that the settings work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.outbound_queue <= self.core.resume_queue {
+            return Err(ConfigError::QueuesTooSmall {
+                outbound: self.outbound_queue,
+                resume: self.core.resume_queue,
+            });
+        }
+        let ice: Result<Vec<serde_json::Value>, _> =
+            serde_json::from_str(&self.core.ice_servers_json);
+        if ice.is_err() {
+            return Err(ConfigError::IceServers);
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {

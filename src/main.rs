@@ -159,9 +159,25 @@ impl Cli {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("huddle: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("huddle: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -174,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
     let cfg = cli.into_config();
-    let server = Server::bind(cfg).await.context("starting huddle")?;
+    let server = Server::bind(cfg).await.context("cannot start")?;
     let addr = server.local_addr()?;
     println!("listening on http://{addr}");
     let stop = CancellationToken::new();

@@ -39,6 +39,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The settings do not work together.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// Accepting or serving failed.
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
@@ -62,6 +65,7 @@ pub struct Server {
 impl Server {
     /// Binds the listen address of `cfg`.
     pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
+        cfg.validate()?;
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServerError::Bind {

@@ -447,3 +447,52 @@ async fn connections_over_the_limit_get_503() {
     }
     drop(b);
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_and_keeps_its_place() {
+    let mut cfg = config();
+    cfg.outbound_queue = 64;
+    cfg.core.rate = 100_000;
+    cfg.core.burst = 100_000;
+    cfg.core.reconnect_grace = Duration::from_secs(30);
+    // Room for what alice has in flight when bob is cut (under 20 frames).
+    cfg.core.resume_queue = 60;
+    cfg.core.resume_queue_bytes = 64 << 20;
+    let srv = start(cfg).await;
+    let mut alice = Client::connect(srv.addr).await;
+    let mut bob = Client::connect(srv.addr).await;
+    alice.join("r", "alice").await;
+    let token = bob.join("r", "bob").await["token"].clone();
+    alice.recv().await;
+    // bob stops reading; alice sends far more than the socket buffers hold.
+    let sdp = "x".repeat(60_000);
+    let msg = json!({"type":"offer","to":"bob","sdp":sdp}).to_string();
+    let t0 = Instant::now();
+    while srv.hub.stats().connections == 2 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "never cut");
+        for _ in 0..20 {
+            alice.send_text(&msg).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // bob was cut but keeps his place: alice saw no peer-left, and bob can resume.
+    assert_eq!(srv.hub.members("r"), ["alice", "bob"]);
+    drop(bob);
+    let mut bob = Client::connect(srv.addr).await;
+    bob.send(json!({"type":"join","room":"r","name":"bob","token":token}))
+        .await;
+    let joined = bob.recv().await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    alice
+        .send(json!({"type":"candidate","to":"bob","candidate":null}))
+        .await;
+    // First what was kept for bob while he was away, then the new message.
+    loop {
+        let m = bob.recv().await;
+        assert_eq!(m["from"], "alice");
+        if m["type"] == "candidate" {
+            break;
+        }
+        assert_eq!(m["sdp"].as_str().map(str::len), Some(60_000));
+    }
+}
