@@ -183,7 +183,7 @@ async fn write_loop(
             reason: Utf8Bytes::from_static(reason),
         }))
     };
-    loop {
+    'frames: loop {
         let first = tokio::select! {
             biased;
             () = shutdown.cancelled() => {
@@ -198,8 +198,7 @@ async fn write_loop(
         };
         let Some(mut out) = first else {
             // Everyone dropped their sender: the connection is over.
-            let _ = timeout(CLOSE_TIMEOUT, sink.close()).await;
-            return;
+            break;
         };
         // Feed everything that is queued, then flush once.
         loop {
@@ -211,8 +210,10 @@ async fn write_loop(
                     return;
                 }
             };
+            // After the client's close frame, sends fail; what is left to do
+            // is finishing the close handshake, below.
             if sink.feed(msg).await.is_err() {
-                return;
+                break 'frames;
             }
             match rx.try_recv() {
                 Ok(next) => out = next,
@@ -220,7 +221,9 @@ async fn write_loop(
             }
         }
         if sink.flush().await.is_err() {
-            return;
+            break;
         }
     }
+    // Flushes the reply to a client's close frame (or starts the handshake).
+    let _ = timeout(CLOSE_TIMEOUT, sink.close()).await;
 }

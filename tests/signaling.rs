@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, config, start};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -495,4 +495,36 @@ async fn a_slow_consumer_is_cut_and_keeps_its_place() {
         }
         assert_eq!(m["sdp"].as_str().map(str::len), Some(60_000));
     }
+}
+
+#[tokio::test]
+async fn every_client_close_gets_a_close_reply_even_while_others_leave() {
+    let srv = start(config()).await;
+    let mut clients = Vec::new();
+    for room in 0..4 {
+        for i in 0..4 {
+            let mut c = Client::connect(srv.addr).await;
+            c.join(&format!("r{room}"), &format!("m{i}")).await;
+            clients.push(c);
+        }
+    }
+    // Everyone closes at once: each close makes peer-left for the others,
+    // racing with their own close handshakes.
+    for c in &mut clients {
+        c.ws.close(None).await.unwrap();
+    }
+    let mut replies = 0;
+    for mut c in clients {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), c.ws.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) => {
+                    replies += 1;
+                    break;
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => break,
+            }
+        }
+    }
+    assert_eq!(replies, 16, "clean close handshakes");
 }
