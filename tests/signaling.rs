@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, config, start};
+use common::{Client, alice_and_bob, config, start};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -107,11 +107,7 @@ async fn a_frame_over_the_limit_closes_with_1009_and_removes_the_member() {
     let mut cfg = config();
     cfg.max_frame_bytes = 1024;
     let srv = start(cfg).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    bob.join("r", "bob").await;
-    alice.recv().await;
+    let (mut alice, mut bob, _) = alice_and_bob(srv.addr).await;
     // Just under the limit is fine.
     let sdp = "x".repeat(1024 - 40);
     bob.send(json!({"type":"offer","to":"alice","sdp":sdp}))
@@ -127,11 +123,7 @@ async fn a_frame_over_the_limit_closes_with_1009_and_removes_the_member() {
 #[tokio::test]
 async fn a_binary_frame_closes_with_1003() {
     let srv = start(config()).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    bob.join("r", "bob").await;
-    alice.recv().await;
+    let (mut alice, mut bob, _) = alice_and_bob(srv.addr).await;
     bob.ws
         .send(Message::Binary(vec![1, 2, 3].into()))
         .await
@@ -146,11 +138,7 @@ async fn a_lost_connection_leaves_after_the_grace_period() {
     let mut cfg = config();
     cfg.core.reconnect_grace = Duration::from_millis(500);
     let srv = start(cfg).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    bob.join("r", "bob").await;
-    alice.recv().await;
+    let (mut alice, bob, _) = alice_and_bob(srv.addr).await;
     let t0 = Instant::now();
     bob.vanish();
     assert_eq!(alice.recv().await, json!({"type":"peer-left","name":"bob"}));
@@ -206,11 +194,7 @@ async fn resume_is_silent_and_delivers_queued_messages_in_order() {
     let mut cfg = config();
     cfg.core.reconnect_grace = Duration::from_millis(800);
     let srv = start(cfg).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    let token = bob.join("r", "bob").await["token"].clone();
-    alice.recv().await;
+    let (mut alice, bob, token) = alice_and_bob(srv.addr).await;
     bob.vanish();
     // Wait until the server has noticed (the member is then held, not live).
     wait_until("the loss is noticed", || srv.hub.stats().connections == 1).await;
@@ -247,11 +231,7 @@ async fn resume_is_silent_and_delivers_queued_messages_in_order() {
 #[tokio::test]
 async fn resume_over_a_live_socket_replaces_it_with_4000() {
     let srv = start(config()).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    let token = bob.join("r", "bob").await["token"].clone();
-    alice.recv().await;
+    let (mut alice, mut bob, token) = alice_and_bob(srv.addr).await;
     let mut bob2 = Client::connect(srv.addr).await;
     bob2.send(json!({"type":"join","room":"r","name":"bob","token":token}))
         .await;
@@ -270,11 +250,7 @@ async fn a_flooding_client_is_rate_limited_then_closed_with_1008() {
     cfg.core.burst = 20;
     cfg.core.flood_close_after = Duration::from_secs(2);
     let srv = start(cfg).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    bob.join("r", "bob").await;
-    alice.recv().await;
+    let (mut alice, bob, _) = alice_and_bob(srv.addr).await;
     let (mut tx, mut rx) = futures_util::StreamExt::split(bob.ws);
     let reader = tokio::spawn(async move {
         let mut rate_limited = 0;
@@ -459,11 +435,7 @@ async fn a_slow_consumer_is_cut_and_keeps_its_place() {
     cfg.core.resume_queue = 60;
     cfg.core.resume_queue_bytes = 64 << 20;
     let srv = start(cfg).await;
-    let mut alice = Client::connect(srv.addr).await;
-    let mut bob = Client::connect(srv.addr).await;
-    alice.join("r", "alice").await;
-    let token = bob.join("r", "bob").await["token"].clone();
-    alice.recv().await;
+    let (mut alice, bob, token) = alice_and_bob(srv.addr).await;
     // bob stops reading; alice sends far more than the socket buffers hold.
     let sdp = "x".repeat(60_000);
     let msg = json!({"type":"offer","to":"bob","sdp":sdp}).to_string();

@@ -127,3 +127,13 @@ impl Client {
         drop(self.ws);
     }
 }
+
+/// alice and bob in room "r"; alice has seen bob arrive. Returns bob's token too.
+pub async fn alice_and_bob(addr: SocketAddr) -> (Client, Client, Value) {
+    let mut alice = Client::connect(addr).await;
+    let mut bob = Client::connect(addr).await;
+    alice.join("r", "alice").await;
+    let token = bob.join("r", "bob").await["token"].clone();
+    assert_eq!(alice.recv().await["type"], "peer-joined");
+    (alice, bob, token)
+}
