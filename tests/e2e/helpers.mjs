@@ -1,0 +1,347 @@
+// Shared helpers for the browser tests: a huddle server per test file, a
+// headless Chromium with a fake camera and microphone, a TCP proxy that can
+// drop connections without a close frame, and polling with bounded waits.
+//
+// Everything talks to 127.0.0.1 only; run.sh runs the tests in a network
+// namespace that has nothing but loopback.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '..', '..');
+export const HUDDLE_BIN = path.resolve(ROOT, process.env.HUDDLE_BIN || 'target/debug/huddle');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const ARTIFACTS = path.resolve(ROOT, 'target/e2e-artifacts');
+
+/** Generous on a busy 2-core machine, but always bounded. */
+export const T = { server: 20_000, join: 30_000, media: 45_000, short: 10_000 };
+
+export const CHROMIUM_ARGS = [
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+  // Several pages share 2 cores: keep hidden ones from being throttled.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+/**
+ * Starts `huddle --listen 127.0.0.1:0 --ice-servers '[]' …` and waits for its
+ * `listening on http://…` line.
+ * @param {string[]} [extra] more flags
+ * @returns {Promise<{url:string, port:number, stop:() => Promise<void>, log:() => string}>}
+ */
+export async function startServer(extra = []) {
+  const proc = spawn(HUDDLE_BIN, ['--listen', '127.0.0.1:0', '--ice-servers', '[]', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+  });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`huddle did not start in time:\n${stderr}`)), T.server);
+    proc.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${HUDDLE_BIN}: ${e.message}`));
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`huddle exited (${code}) before listening:\n${stderr}`));
+    });
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    });
+  });
+  const port = Number(new URL(url).port);
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { url, port, stop, log: () => stderr };
+}
+
+/** @returns {Promise<import('playwright-core').Browser>} */
+export function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: T.server });
+}
+
+/**
+ * A new browser context (own storage) and page. Records page errors and CSP
+ * violations on `page.problems`.
+ * @param {import('playwright-core').Browser} browser
+ * @param {{viewport?:{width:number, height:number}, init?:string|Function, colorScheme?:'light'|'dark'}} [opts]
+ */
+export async function newPage(browser, opts = {}) {
+  const context = await browser.newContext({
+    viewport: opts.viewport || { width: 1280, height: 800 },
+    colorScheme: opts.colorScheme || 'light',
+  });
+  await context.addInitScript(() => {
+    // @ts-ignore
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      // @ts-ignore
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  if (opts.init) await context.addInitScript(opts.init);
+  const page = await context.newPage();
+  page.setDefaultTimeout(T.join);
+  /** @type {string[]} */
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  if (process.env.E2E_CONSOLE) page.on('console', (m) => console.log(`[page] ${m.type()}: ${m.text()}`));
+  return Object.assign(page, { problems });
+}
+
+/**
+ * Opens the join page and joins ROOM as NAME; resolves once the call view shows.
+ * @param {import('playwright-core').Page} page
+ * @param {string} base server URL
+ * @param {string} name
+ * @param {string} room
+ */
+export async function join(page, base, name, room) {
+  if (!page.url().startsWith(base)) await page.goto(`${base}/`);
+  await page.waitForFunction(() => 'huddle' in window);
+  await page.fill('form#join input[name=name]', name);
+  await page.fill('form#join input[name=room]', room);
+  await page.click('form#join button[type=submit]');
+  await page.waitForSelector('body[data-view=call] [data-self] video', { timeout: T.join });
+}
+
+/**
+ * A CSS attribute selector for a tile of NAME (names may hold quotes, < >, …).
+ * @param {string} name
+ */
+export function tileOf(name) {
+  return `#grid [data-peer="${name.replace(/["\\]/g, '\\$&')}"]`;
+}
+
+/**
+ * Names of the remote tiles on PAGE.
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<string[]>}
+ */
+export function remoteTiles(page) {
+  return page.$$eval('#grid [data-peer]:not([data-self])', (els) =>
+    els.map((e) => /** @type {HTMLElement} */ (e).dataset.peer || ''),
+  );
+}
+
+/**
+ * Per-member inbound media counters (see PeerLink.stats in web/js/peer.js).
+ * @param {import('playwright-core').Page} page
+ * @returns {Promise<Record<string, any>>}
+ */
+export function stats(page) {
+  return page.evaluate(() => /** @type {any} */ (window).huddle.room.stats());
+}
+
+/**
+ * Polls FN until it returns a truthy value; throws after TIMEOUT ms.
+ * @template T
+ * @param {() => Promise<T> | T} fn
+ * @param {{timeout?:number, interval?:number, what?:string}} [opts]
+ * @returns {Promise<T>}
+ */
+export async function until(fn, { timeout = T.media, interval = 250, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${String(last)})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * Waits until PAGE shows remote tiles for exactly NAMES and decodes video
+ * frames and receives audio from each of them.
+ * @param {import('playwright-core').Page} page
+ * @param {string[]} names
+ */
+export async function waitForMedia(page, names) {
+  await until(
+    async () => {
+      const tiles = (await remoteTiles(page)).sort();
+      if (JSON.stringify(tiles) !== JSON.stringify([...names].sort())) return false;
+      const s = await stats(page);
+      for (const n of names) {
+        const m = s[n];
+        if (!m || m.video.framesDecoded <= 0 || m.audio.packetsReceived <= 0) return false;
+        const w = await page.$eval(`${tileOf(n)} video`, (v) => /** @type {HTMLVideoElement} */ (v).videoWidth);
+        if (!(w > 0)) return false;
+      }
+      return true;
+    },
+    { what: `media from ${names.join(', ')}` },
+  );
+}
+
+/**
+ * Waits until the counter picked by PICK (from stats of member NAME on
+ * PAGE) grows by at least BY.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ * @param {(m:any) => number} pick
+ * @param {number} by
+ */
+export async function waitForGrowth(page, name, pick, by, timeout = T.media) {
+  const first = pick((await stats(page))[name]);
+  await until(async () => pick((await stats(page))[name]) >= first + by, {
+    timeout,
+    what: `${name}'s counter to grow by ${by} from ${first}`,
+  });
+}
+
+/**
+ * Waits until the counter picked by PICK (member NAME on PAGE) stays flat:
+ * at most SLACK growth over WINDOW ms. Returns the growth seen.
+ * @param {import('playwright-core').Page} page
+ * @param {string} name
+ * @param {(m:any) => number} pick
+ */
+export async function waitForStall(page, name, pick, { window = 1500, slack = 0, timeout = T.media } = {}) {
+  let growth = Infinity;
+  await until(
+    async () => {
+      const a = pick((await stats(page))[name]);
+      await new Promise((r) => setTimeout(r, window));
+      const b = pick((await stats(page))[name]);
+      growth = b - a;
+      return growth <= slack;
+    },
+    { timeout, interval: 0, what: `${name}'s counter to stop growing (last growth ${growth})` },
+  );
+  return growth;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1:0 in front of TARGET_PORT. `drop()` destroys
+ * every proxied connection at once (no WebSocket close frame: the server
+ * sees the connection lost, the browser an abnormal close); `pause(true)`
+ * refuses new connections until `pause(false)`.
+ * @param {number} targetPort
+ */
+export async function startProxy(targetPort) {
+  /** @type {Set<net.Socket>} */
+  const sockets = new Set();
+  let paused = false;
+  let stalled = false;
+  /** @type {(() => void)[]} closes held back while stalled */
+  let held = [];
+  let accepted = 0;
+  const server = net.createServer((client) => {
+    if (paused || stalled) {
+      client.destroy();
+      return;
+    }
+    accepted += 1;
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    const done = () => {
+      if (stalled) {
+        held.push(done);
+        return;
+      }
+      sockets.delete(client);
+      sockets.delete(upstream);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', done).on('close', done);
+    upstream.on('error', done).on('close', done);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', () => r(undefined)));
+  const port = /** @type {net.AddressInfo} */ (server.address()).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    /** Destroys every open connection (RST, no close frame). */
+    drop() {
+      for (const s of sockets) s.resetAndDestroy ? s.resetAndDestroy() : s.destroy();
+      sockets.clear();
+    },
+    /** @param {boolean} on */
+    pause(on) {
+      paused = on;
+    },
+    /**
+     * A network outage: while on, nothing moves in either direction and new
+     * connections fail; nothing is closed. When it ends, what was held
+     * (data, closes) goes through, as when a network comes back.
+     * @param {boolean} on
+     */
+    stall(on) {
+      stalled = on;
+      for (const s of sockets) {
+        if (on) s.pause();
+        else s.resume();
+      }
+      if (!on) {
+        const h = held;
+        held = [];
+        for (const f of h) f();
+      }
+    },
+    close() {
+      this.drop();
+      return new Promise((r) => server.close(() => r(undefined)));
+    },
+  };
+}
+
+export function artifactsDir() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return ARTIFACTS;
+}
+
+/**
+ * Closes pages' contexts and the browser without hanging the test run.
+ * @param {import('playwright-core').Browser | undefined} browser
+ */
+export async function closeBrowser(browser) {
+  if (!browser) return;
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  await Promise.race([browser.close(), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+  clearTimeout(timer);
+}

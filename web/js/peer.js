@@ -1,0 +1,425 @@
+// @ts-check
+/**
+ * peer.js — one RTCPeerConnection to one remote member (a `PeerLink`), with
+ * perfect negotiation (W3C WebRTC §10.7, webrtc/samples
+ * "perfect-negotiation"): `makingOffer`, `ignoreOffer`, `polite`.
+ *
+ * Roles, as the protocol says: the joiner offers to every member already in
+ * the room. Its side is impolite (`polite = false`): it creates the
+ * transceivers and the `sendDataChannel` data channel, and its offer wins a
+ * collision. The existing member's side is polite: it waits for the offer,
+ * puts its own tracks on the transceivers the offer created, and answers;
+ * the data channel arrives through `ondatachannel`. Any later change (ICE
+ * restart, a track replaced, a transceiver added) goes through
+ * `negotiationneeded` on either side, and collisions resolve themselves.
+ *
+ * Switching the microphone or camera off uses `replaceTrack(null)`: the
+ * sender stops sending RTP at all (a disabled track would still send
+ * silence or black frames), without renegotiation.
+ *
+ * Events:
+ * - `state`   detail `{state}`: `connecting`, `connected`, `reconnecting`, `failed`.
+ * - `track`   detail `{track}`: a remote track (also added to `remoteStream`).
+ * - `message` detail: a parsed data-channel message (an object with `type`).
+ * - `open`    the data channel is open.
+ * - `reset`   detail: an offer this connection cannot apply (the member
+ *             started a new connection); the owner replaces the link.
+ */
+
+/** Delay before a `disconnected` connection gets an ICE restart (it often recovers alone). */
+const DISCONNECTED_RESTART_MS = 2500;
+/** ICE restarts tried in a row after `failed` before giving up. */
+const MAX_RESTARTS = 4;
+/** Data-channel messages held until the channel opens. */
+const CHANNEL_QUEUE_MAX = 100;
+
+/** @typedef {'connecting'|'connected'|'reconnecting'|'failed'} LinkState */
+/** @typedef {(type:'offer'|'answer'|'candidate', payload:{sdp?:string, candidate?:RTCIceCandidateInit|null}) => void} SignalFn */
+
+/**
+ * Video sending settings for a call with PEERS remote members: a mesh sends
+ * one encoding per member, so each gets lighter as the call grows.
+ * @param {number} peers
+ * @returns {{maxBitrate:number, scaleResolutionDownBy:number, maxFramerate:number}}
+ */
+export function videoEncodingFor(peers) {
+  if (peers <= 1) return { maxBitrate: 1_500_000, scaleResolutionDownBy: 1, maxFramerate: 30 };
+  if (peers <= 3) return { maxBitrate: 700_000, scaleResolutionDownBy: 2, maxFramerate: 30 };
+  if (peers <= 7) return { maxBitrate: 350_000, scaleResolutionDownBy: 1.5, maxFramerate: 15 };
+  return { maxBitrate: 180_000, scaleResolutionDownBy: 2, maxFramerate: 12 };
+}
+
+export class PeerLink extends EventTarget {
+  /** @type {LinkState} */
+  state = 'connecting';
+  /** Everything received from this member, for its tile. */
+  remoteStream = new MediaStream();
+  makingOffer = false;
+  ignoreOffer = false;
+  /** @type {RTCDataChannel | null} */
+  channel = null;
+  /** @type {{audio: RTCRtpTransceiver | null, video: RTCRtpTransceiver | null}} */
+  #transceivers = { audio: null, video: null };
+  /** @type {Promise<void>} incoming descriptions and candidates, in order */
+  #chain = Promise.resolve();
+  /** @type {string[]} */
+  #queue = [];
+  #restarts = 0;
+  /** @type {number | undefined} */
+  #restartTimer;
+  #everConnected = false;
+  #closed = false;
+  #peers = 1;
+  /** @type {{remote: {e:number, d:number} | null, local: {e:number, d:number} | null}} */
+  #energy = { remote: null, local: null };
+  /** The call size the sender's encoding was last set for (0: not yet). */
+  #appliedPeers = 0;
+
+  /**
+   * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
+   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number}} options
+   *   callSize: remote members in the call, to pick the video encoding up front
+   */
+  constructor({ name, polite, iceServers, media, signal, callSize = 1 }) {
+    super();
+    this.#peers = callSize;
+    this.name = name;
+    this.polite = polite;
+    this.media = media;
+    this.signal = signal;
+    this.pc = new RTCPeerConnection({ iceServers });
+    const pc = this.pc;
+
+    pc.onnegotiationneeded = () => this.#offer();
+    pc.onicecandidate = ({ candidate }) => {
+      this.signal('candidate', { candidate: candidate ? candidate.toJSON() : null });
+    };
+    pc.ontrack = ({ track }) => {
+      if (!this.remoteStream.getTracks().includes(track)) this.remoteStream.addTrack(track);
+      this.dispatchEvent(new CustomEvent('track', { detail: { track } }));
+    };
+    pc.ondatachannel = ({ channel }) => {
+      if (channel.label === 'sendDataChannel') this.#setChannel(channel);
+    };
+    pc.onconnectionstatechange = () => this.#onConnectionState();
+
+    if (!polite) {
+      // The offerer adds its local tracks with addTrack. For a kind it has
+      // no track for (no device, or switched off), it still lays out a
+      // transceiver, so the other side can always send both.
+      for (const kind of /** @type {const} */ (['audio', 'video'])) {
+        const track = media.activeTrack(kind);
+        if (track) {
+          const sender = pc.addTrack(track, media.stream);
+          this.#transceivers[kind] = pc.getTransceivers().find((t) => t.sender === sender) || null;
+        } else {
+          this.#transceivers[kind] = pc.addTransceiver(kind, {
+            direction: 'sendrecv',
+            streams: [media.stream],
+          });
+        }
+      }
+      // Start light in a big call rather than encode 720p and back off.
+      this.setCallSize(callSize);
+      this.#setChannel(pc.createDataChannel('sendDataChannel'));
+      // Offer now rather than when `negotiationneeded` gets its turn: the
+      // offer is built off the main thread while the page sets up the call
+      // view. (The event then finds the state not stable and stays quiet.)
+      this.#offer();
+    }
+  }
+
+  /** Makes and sends an offer (perfect negotiation's `makingOffer` part). */
+  async #offer() {
+    if (this.#closed) return;
+    const pc = this.pc;
+    try {
+      this.makingOffer = true;
+      await pc.setLocalDescription();
+      if (pc.localDescription && pc.localDescription.type === 'offer') {
+        this.signal('offer', { sdp: pc.localDescription.sdp });
+      }
+    } catch (e) {
+      if (!this.#closed) console.warn(`huddle: offer to ${this.name} failed`, e);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /**
+   * Handles a relayed offer or answer (perfect negotiation).
+   * @param {RTCSessionDescriptionInit} description
+   */
+  handleDescription(description) {
+    this.#enqueue(async () => {
+      const pc = this.pc;
+      const offerCollision =
+        description.type === 'offer' && (this.makingOffer || pc.signalingState !== 'stable');
+      this.ignoreOffer = !this.polite && offerCollision;
+      if (this.ignoreOffer) return;
+      if (description.type === 'answer' && pc.signalingState !== 'have-local-offer') return;
+      try {
+        await pc.setRemoteDescription(description);
+      } catch (e) {
+        if (description.type === 'offer' && pc.currentRemoteDescription) {
+          // A fresh connection from the same member (it left and came back
+          // while we were away): this one cannot take it. Room replaces us.
+          this.dispatchEvent(new CustomEvent('reset', { detail: description }));
+          return;
+        }
+        throw e;
+      }
+      if (description.type === 'offer') {
+        await this.#attachLocalTracks();
+        await pc.setLocalDescription();
+        if (pc.localDescription) this.signal('answer', { sdp: pc.localDescription.sdp });
+        this.setCallSize(this.#peers);
+      }
+    });
+  }
+
+  /**
+   * Handles a relayed ICE candidate; `null` means the end of candidates.
+   * @param {RTCIceCandidateInit | null} candidate
+   */
+  handleCandidate(candidate) {
+    this.#enqueue(async () => {
+      try {
+        if (candidate) await this.pc.addIceCandidate(candidate);
+        else await this.pc.addIceCandidate();
+      } catch (e) {
+        if (!this.ignoreOffer && this.pc.remoteDescription) console.debug(`huddle: candidate from ${this.name}`, e);
+      }
+    });
+  }
+
+  /**
+   * Sends what LocalMedia says should be sent for KIND (the track, or nothing
+   * when switched off). Safe at any time; no renegotiation.
+   * @param {'audio'|'video'} kind
+   */
+  async updateLocalTrack(kind) {
+    const t = this.#transceivers[kind];
+    if (!t || this.#closed) return;
+    try {
+      await t.sender.replaceTrack(this.media.activeTrack(kind));
+    } catch (e) {
+      console.warn(`huddle: replaceTrack(${kind}) for ${this.name}`, e);
+    }
+  }
+
+  /**
+   * Adapts the video sent to this member to the call size.
+   * @param {number} peers number of remote members in the call
+   */
+  async setCallSize(peers) {
+    this.#peers = peers;
+    const t = this.#transceivers.video;
+    if (!t || this.#closed || this.#appliedPeers === peers) return;
+    try {
+      const params = t.sender.getParameters();
+      if (!params.encodings || !params.encodings.length) return;
+      const want = videoEncodingFor(peers);
+      const enc = params.encodings[0];
+      if (
+        enc.maxBitrate === want.maxBitrate &&
+        enc.scaleResolutionDownBy === want.scaleResolutionDownBy &&
+        enc.maxFramerate === want.maxFramerate
+      ) {
+        this.#appliedPeers = peers;
+        return;
+      }
+      Object.assign(enc, want);
+      await t.sender.setParameters(params);
+      this.#appliedPeers = peers;
+    } catch (e) {
+      console.debug(`huddle: setParameters for ${this.name}`, e);
+    }
+  }
+
+  /**
+   * Mean audio levels (0..1, linear) since the last call: what arrives from
+   * this member, and what we send it (our microphone). From the energy
+   * counters of `inbound-rtp` and `media-source`, so short sounds between
+   * two calls count too.
+   * @param {boolean} [withLocal] also measure our microphone (one link is enough)
+   * @returns {Promise<{remote:number, local:number}>}
+   */
+  async audioLevels(withLocal = true) {
+    const out = { remote: 0, local: 0 };
+    const t = this.#transceivers.audio || this.pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
+    if (!t || this.#closed) return out;
+    const level = (/** @type {'remote'|'local'} */ key, /** @type {any} */ s) => {
+      if (!s || typeof s.totalAudioEnergy !== 'number') return;
+      const prev = this.#energy[key];
+      this.#energy[key] = { e: s.totalAudioEnergy, d: s.totalSamplesDuration };
+      const dd = s.totalSamplesDuration - (prev ? prev.d : 0);
+      if (prev && dd > 0) out[key] = Math.sqrt(Math.max(0, s.totalAudioEnergy - prev.e) / dd);
+    };
+    try {
+      (await t.receiver.getStats()).forEach((s) => s.type === 'inbound-rtp' && level('remote', s));
+      if (withLocal && t.sender.track) (await t.sender.getStats()).forEach((s) => s.type === 'media-source' && level('local', s));
+      else this.#energy.local = null;
+    } catch {
+      /* closed meanwhile */
+    }
+    return out;
+  }
+
+  /**
+   * Sends a data-channel message (held until the channel opens).
+   * @param {object} message an object with a `type`
+   */
+  send(message) {
+    const text = JSON.stringify(message);
+    const ch = this.channel;
+    if (ch && ch.readyState === 'open') {
+      try {
+        ch.send(text);
+        return;
+      } catch (e) {
+        console.warn(`huddle: data channel to ${this.name}`, e);
+      }
+    }
+    if (this.#queue.length >= CHANNEL_QUEUE_MAX) this.#queue.shift();
+    this.#queue.push(text);
+  }
+
+  /**
+   * A summary of what arrives from this member, for tests and diagnostics.
+   * @returns {Promise<{connectionState:string, audioTracks:number, videoTracks:number,
+   *   audio:{packetsReceived:number, bytesReceived:number},
+   *   video:{packetsReceived:number, bytesReceived:number, framesDecoded:number, frameWidth:number}}>}
+   */
+  async stats() {
+    const out = {
+      connectionState: this.pc.connectionState,
+      audioTracks: 0,
+      videoTracks: 0,
+      audio: { packetsReceived: 0, bytesReceived: 0 },
+      video: { packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, frameWidth: 0 },
+    };
+    for (const r of this.pc.getReceivers()) {
+      if (r.track && r.track.readyState === 'live') {
+        if (r.track.kind === 'audio') out.audioTracks += 1;
+        else out.videoTracks += 1;
+      }
+    }
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'audio') {
+        out.audio.packetsReceived += s.packetsReceived || 0;
+        out.audio.bytesReceived += s.bytesReceived || 0;
+      } else if (s.kind === 'video') {
+        out.video.packetsReceived += s.packetsReceived || 0;
+        out.video.bytesReceived += s.bytesReceived || 0;
+        out.video.framesDecoded += s.framesDecoded || 0;
+        out.video.frameWidth = Math.max(out.video.frameWidth, s.frameWidth || 0);
+      }
+    });
+    return out;
+  }
+
+  /** Closes the connection for good. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#restartTimer);
+    try { this.channel?.close(); } catch { /* ignore */ }
+    this.pc.close();
+    for (const t of this.remoteStream.getTracks()) t.stop();
+  }
+
+  /** @param {() => Promise<void>} op */
+  #enqueue(op) {
+    this.#chain = this.#chain
+      .then(() => (this.#closed ? undefined : op()))
+      .catch((e) => console.warn(`huddle: negotiation with ${this.name}`, e));
+  }
+
+  /**
+   * On the polite side: put our tracks on the transceivers the remote offer
+   * created (once per kind), so the answer sends them back.
+   */
+  async #attachLocalTracks() {
+    for (const kind of /** @type {const} */ (['audio', 'video'])) {
+      if (this.#transceivers[kind]) continue;
+      const t = this.pc
+        .getTransceivers()
+        .find((x) => x.receiver.track.kind === kind && x.mid !== null && !x.currentDirection && x.direction !== 'stopped');
+      if (!t) continue;
+      this.#transceivers[kind] = t;
+      t.direction = 'sendrecv';
+      if (typeof t.sender.setStreams === 'function') t.sender.setStreams(this.media.stream);
+      await t.sender.replaceTrack(this.media.activeTrack(kind));
+    }
+  }
+
+  /** @param {RTCDataChannel} channel */
+  #setChannel(channel) {
+    if (this.channel && this.channel !== channel) {
+      try { this.channel.close(); } catch { /* ignore */ }
+    }
+    this.channel = channel;
+    channel.onopen = () => {
+      const held = this.#queue;
+      this.#queue = [];
+      for (const text of held) {
+        try { channel.send(text); } catch { /* ignore */ }
+      }
+      this.dispatchEvent(new Event('open'));
+    };
+    channel.onmessage = (ev) => {
+      if (typeof ev.data !== 'string' || ev.data.length > 65536) return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (msg && typeof msg === 'object' && typeof msg.type === 'string') {
+        this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+      }
+    };
+  }
+
+  #onConnectionState() {
+    const s = this.pc.connectionState;
+    clearTimeout(this.#restartTimer);
+    if (this.#closed || s === 'closed') return;
+    if (s === 'connected') {
+      this.#everConnected = true;
+      this.#restarts = 0;
+      this.#setState('connected');
+      this.setCallSize(this.#peers);
+    } else if (s === 'disconnected') {
+      this.#setState('reconnecting');
+      this.#restartTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'disconnected') this.#restartIce();
+      }, DISCONNECTED_RESTART_MS);
+    } else if (s === 'failed') {
+      if (this.#restarts < MAX_RESTARTS) {
+        this.#setState('reconnecting');
+        this.#restartTimer = setTimeout(() => this.#restartIce(), 500 * this.#restarts);
+      } else {
+        this.#setState('failed');
+      }
+    } else {
+      this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    }
+  }
+
+  #restartIce() {
+    if (this.#closed) return;
+    this.#restarts += 1;
+    this.pc.restartIce();
+  }
+
+  /** @param {LinkState} state */
+  #setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state } }));
+  }
+}

@@ -1,0 +1,106 @@
+// @ts-check
+/**
+ * Every string a person reads, in one place. A translation is a copy of this
+ * file. Functions build strings that contain a value (a name, a room, a count).
+ * ui.js fills elements marked `data-i18n="key"` (textContent),
+ * `data-i18n-label="key"` (aria-label and title) and
+ * `data-i18n-placeholder="key"` from here.
+ */
+export const S = Object.freeze({
+  appName: 'huddle',
+  tagline: 'Video calls in your browser. No account, no install.',
+  joinTitle: 'Start or join a call',
+  /** @param {string} room */
+  joinRoomTitle: (room) => `Join ${room}`,
+  nameLabel: 'Your name',
+  namePlaceholder: 'How others will see you',
+  roomLabel: 'Room',
+  roomPlaceholder: 'Leave empty for a new room',
+  roomHint: 'Letters, digits, - _ and . only. Share the link to invite others.',
+  join: 'Join',
+  joining: 'Joining…',
+
+  // Preview on the join page
+  previewCameraOff: 'Camera is off',
+  previewStarting: 'Starting camera…',
+  mediaAudioOnly: 'No camera available: you will join with audio only.',
+  mediaVideoOnly: 'No microphone available: you will join with video only.',
+  mediaNone: 'No camera or microphone available: you can still watch and listen, and chat.',
+  mediaDenied: 'Camera and microphone are blocked. Allow them in the address bar to be seen and heard; you can still join to watch and chat.',
+  mediaDeniedAudioOnly: 'Camera is blocked or missing: you will join with audio only.',
+  mediaUnsupported: 'This browser cannot use a camera or microphone here (it needs HTTPS). You can still watch and chat.',
+  inCallMediaNote: {
+    audioOnly: 'You joined with audio only: no camera was available.',
+    videoOnly: 'You joined without a microphone: none was available.',
+    none: 'You joined without camera or microphone: you can watch, listen and chat.',
+  },
+
+  // Form validation and join errors
+  errNameEmpty: 'Enter a name so others know who you are.',
+  errNameLong: 'That name is too long: 32 characters at most.',
+  errNameInvalid: 'That name contains characters that are not allowed.',
+  errRoomLong: 'That room name is too long: 64 characters at most.',
+  errRoomInvalid: 'Room names can only use letters, digits, -, _ and .',
+  /** @param {string} name */
+  errNameTaken: (name) => `Someone called “${name}” is already in this room. Pick another name.`,
+  /** @param {string} room */
+  errRoomFull: (room) => `Room “${room}” is full. Try again later or pick another room.`,
+  errUnreachable: 'Cannot reach the server. Check your connection and try again.',
+  errTimeout: 'The server did not answer in time. Try again.',
+  errProtocol: 'The server closed the connection because of an error. Reload the page to try again.',
+  errReplaced: 'You joined this call from another tab or window, so this one was disconnected.',
+  errRateLimited: 'Too many messages at once. Wait a moment and try again.',
+  errGeneric: 'Something went wrong. Try again.',
+  /** @param {string} room */
+  errRejoinFailed: (room) => `The connection to “${room}” was lost and could not be restored. Join again.`,
+  leftCall: 'You left the call.',
+
+  // Call view
+  /** @param {number} n */
+  peopleCount: (n) => (n === 1 ? '1 person' : `${n} people`),
+  you: 'You',
+  /** @param {string} name */
+  youSuffix: (name) => `${name} (you)`,
+  stateConnecting: 'Connecting…',
+  stateConnected: 'Connected',
+  stateReconnecting: 'Reconnecting…',
+  stateFailed: 'Connection failed',
+  signalingReconnecting: 'Connection to the server lost. Reconnecting… Your call continues.',
+  signalingBack: 'Back online.',
+  micOn: 'Turn off microphone (m)',
+  micOff: 'Turn on microphone (m)',
+  micMissing: 'No microphone available',
+  camOn: 'Turn off camera (v)',
+  camOff: 'Turn on camera (v)',
+  camMissing: 'No camera available',
+  copyLink: 'Copy room link',
+  copied: 'Copied',
+  copyFailed: 'Copy failed: select the address bar',
+  changeRoom: 'Change room',
+  people: 'People',
+  chat: 'Chat',
+  closePanel: 'Close panel',
+  leave: 'Leave call',
+  mutedLabel: 'Microphone off',
+  camOffLabel: 'Camera off',
+  gridLabel: 'Videos',
+
+  // Chat
+  chatPlaceholder: 'Send a message to everyone',
+  chatSend: 'Send',
+  chatEmpty: 'Messages are sent straight to the others and are not stored.',
+  /** @param {string} name */
+  joinedLine: (name) => `${name} joined`,
+  /** @param {string} name */
+  leftLine: (name) => `${name} left`,
+  /** @param {string} room */
+  youJoinedLine: (room) => `You joined ${room}`,
+  /** @param {number} n */
+  unread: (n) => (n === 1 ? '1 unread message' : `${n} unread messages`),
+
+  // Change room dialog
+  changeRoomTitle: 'Move to another room',
+  changeRoomHelp: 'You leave this call and join the other room with the same name.',
+  move: 'Move',
+  cancel: 'Cancel',
+});
