@@ -3,10 +3,17 @@
 //! `/` and `/r/<room>` serve `index.html` (the client reads the room from
 //! the path); every other file is served at its path under `web/`. Each
 //! response carries a strict Content-Security-Policy and an ETag, so
-//! browsers revalidate cheaply instead of downloading again.
+//! browsers revalidate cheaply instead of downloading again. Text files are
+//! gzipped once, on first use, and sent compressed to browsers that accept
+//! it (the whole client is about a third of its size that way).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use rust_embed::RustEmbed;
 
 /// The files under `web/`.
@@ -20,22 +27,70 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; \
 object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
+/// Whether a file of this type is worth compressing.
+fn compressible(mime: &mime_guess::Mime) -> bool {
+    mime.type_() == "text" || matches!(mime.subtype().as_str(), "javascript" | "json" | "svg")
+}
+
+/// The gzipped text files, compressed on first use.
+fn gzipped() -> &'static HashMap<String, Bytes> {
+    static GZ: OnceLock<HashMap<String, Bytes>> = OnceLock::new();
+    GZ.get_or_init(|| {
+        Web::iter()
+            .filter(|path| {
+                compressible(&mime_guess::from_path(path.as_ref()).first_or_octet_stream())
+            })
+            .filter_map(|path| {
+                let file = Web::get(&path)?;
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                gz.write_all(&file.data).ok()?;
+                let gz = gz.finish().ok()?;
+                (gz.len() < file.data.len()).then(|| (path.into_owned(), Bytes::from(gz)))
+            })
+            .collect()
+    })
+}
+
+/// Whether the request's `Accept-Encoding` allows gzip.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
 /// Serves the file at `path` (relative to `web/`), or 404.
 pub fn serve(path: &str, request_headers: &HeaderMap) -> Response {
     let Some(file) = Web::get(path) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
+    let gz = if accepts_gzip(request_headers) {
+        gzipped().get(path).cloned()
+    } else {
+        None
+    };
     let etag = format!(
-        "\"{}\"",
+        "\"{}{}\"",
         file.metadata
             .sha256_hash()
             .iter()
             .take(12)
             .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+            .collect::<String>(),
+        if gz.is_some() { "-gz" } else { "" }
     );
     let mut headers = HeaderMap::new();
     let mime = mime_guess::from_path(path).first_or_octet_stream();
+    if compressible(&mime) {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     let content_type = if mime.type_() == "text" || mime.subtype() == "javascript" {
         format!("{mime}; charset=utf-8")
     } else {
@@ -69,5 +124,49 @@ pub fn serve(path: &str, request_headers: &HeaderMap) -> Response {
     if unchanged {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    (headers, file.data).into_response()
+    match gz {
+        Some(body) => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (headers, body).into_response()
+        }
+        None => (headers, file.data).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    fn headers(accept: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(accept));
+        h
+    }
+
+    #[test]
+    fn accept_encoding() {
+        assert!(accepts_gzip(&headers("gzip, deflate, br")));
+        assert!(accepts_gzip(&headers("br;q=1.0, gzip;q=0.8")));
+        assert!(accepts_gzip(&headers("*")));
+        assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("br, identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn text_files_are_served_gzipped_when_accepted() {
+        let plain = Web::get("index.html").expect("index.html is embedded").data;
+        let gz = gzipped().get("index.html").expect("index.html compresses");
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, plain.as_ref());
+        let response = serve("index.html", &headers("gzip"));
+        assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(response.headers()[header::VARY], "accept-encoding");
+        let response = serve("index.html", &HeaderMap::new());
+        assert!(response.headers().get(header::CONTENT_ENCODING).is_none());
+    }
 }
