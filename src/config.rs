@@ -35,6 +35,8 @@ pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// How long shutdown waits for connections to finish their close handshake.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections the kernel queues before huddle accepts them.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 /// WebSocket read buffer per connection, in bytes (small: most connections are idle).
 pub const WS_READ_BUFFER: usize = 4 * 1024;
 
@@ -79,6 +81,8 @@ impl Default for CoreConfig {
 pub struct Config {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Length of the kernel's queue of connections not yet accepted.
+    pub listen_backlog: u32,
     /// Largest text message accepted, in bytes (bigger: close 1009).
     pub max_frame_bytes: usize,
     /// Open WebSocket connections; more are refused with 503.
@@ -136,6 +140,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,

@@ -11,7 +11,6 @@
 //! Frames are parsed before the lock is taken. Grace-period timers run in
 //! [`Hub::run_timers`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::CoreConfig;
-use crate::core::{ConnId, Core, Output, TokenSource};
+use crate::core::{ConnId, Core, IdMap, Output, TokenSource};
 use crate::protocol;
 
 /// What a socket task is asked to write.
@@ -44,7 +43,7 @@ struct ConnHandle {
 
 struct Inner {
     core: Core,
-    conns: HashMap<ConnId, ConnHandle>,
+    conns: IdMap<ConnHandle>,
 }
 
 /// Shared state of the signaling server. See the module documentation.
@@ -83,7 +82,7 @@ impl Hub {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),
-                conns: HashMap::new(),
+                conns: IdMap::default(),
             }),
             timers: Notify::new(),
             next_conn: AtomicU64::new(1),

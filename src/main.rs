@@ -27,6 +27,11 @@ struct Cli {
     #[arg(long, env = "HUDDLE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
 
+    /// Connections the kernel queues before huddle accepts them (raise it
+    /// together with net.core.somaxconn for large bursts of joins).
+    #[arg(long, env = "HUDDLE_LISTEN_BACKLOG", default_value_t = config::DEFAULT_LISTEN_BACKLOG)]
+    listen_backlog: u32,
+
     /// Largest text message a client may send, in bytes; a bigger one closes
     /// the connection with code 1009.
     #[arg(long, env = "HUDDLE_MAX_FRAME_BYTES", default_value_t = config::DEFAULT_MAX_FRAME_BYTES,
@@ -139,6 +144,7 @@ impl Cli {
     fn into_config(self) -> Config {
         Config {
             listen: self.listen,
+            listen_backlog: self.listen_backlog,
             max_frame_bytes: self.max_frame_bytes,
             max_connections: self.max_connections,
             heartbeat_interval: self.heartbeat_interval,

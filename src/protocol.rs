@@ -184,8 +184,10 @@ fn string_value<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
     if !text.starts_with('"') {
         return None;
     }
-    if let Ok(s) = serde_json::from_str::<&'a str>(text) {
-        return Some(Cow::Borrowed(s));
+    // A RawValue is valid JSON: a string without backslashes is its own
+    // contents between the quotes.
+    if !text.contains('\\') {
+        return text.get(1..text.len() - 1).map(Cow::Borrowed);
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
@@ -446,7 +448,15 @@ pub fn error(refusal: &Refusal) -> String {
 /// The relayed message: the payload copied verbatim, `from` stamped by the server.
 pub fn relay(kind: RelayKind, from: &Name, payload: &RawValue) -> String {
     let payload = payload.get();
-    let mut out = String::with_capacity(40 + from.json().len() + payload.len());
+    // {"type":"KIND","from":FROM,"FIELD":PAYLOAD} in one allocation.
+    let fixed = r#"{"type":"","from":,"":}"#.len();
+    let mut out = String::with_capacity(
+        fixed
+            + kind.type_str().len()
+            + from.json().len()
+            + kind.payload_field().len()
+            + payload.len(),
+    );
     out.push_str("{\"type\":\"");
     out.push_str(kind.type_str());
     out.push_str("\",\"from\":");
@@ -604,7 +614,9 @@ mod tests {
                    "iceServers":[{"urls":"stun:x"}],"token":"tok","resumed":true})
         );
         let payload: &RawValue = serde_json::from_str(r#"{"candidate":"c","sdpMid":"0"}"#).unwrap();
-        let v: Value = serde_json::from_str(&relay(RelayKind::Candidate, &alice, payload)).unwrap();
+        let frame = relay(RelayKind::Candidate, &alice, payload);
+        assert_eq!(frame.len(), frame.capacity(), "one exact allocation");
+        let v: Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(
             v,
             json!({"type":"candidate","from":"al\"ice","candidate":{"candidate":"c","sdpMid":"0"}})

@@ -66,9 +66,8 @@ impl Server {
     /// Binds the listen address of `cfg`.
     pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
         cfg.validate()?;
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
+        let listener =
+            listen(cfg.listen, cfg.listen_backlog).map_err(|source| ServerError::Bind {
                 addr: cfg.listen,
                 source,
             })?;
@@ -135,6 +134,19 @@ impl Server {
         let _ = timers.await;
         result.map_err(ServerError::Io)
     }
+}
+
+/// Binds with an explicit backlog: tokio's default (128) drops connections
+/// in bursts, and dropped SYNs are retried only after a second.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {

@@ -125,11 +125,15 @@ async fn read_loop(
     let mut ticks = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
+    // Made once, not per frame: these futures are polled on every wake-up.
+    let shutting_down = shutdown.cancelled();
+    let killed = kill.cancelled();
+    tokio::pin!(shutting_down, killed);
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => return End::Shutdown,
-            () = kill.cancelled() => return End::Killed,
+            () = &mut shutting_down => return End::Shutdown,
+            () = &mut killed => return End::Killed,
             msg = stream.next() => {
                 last_seen = Instant::now();
                 match msg {
@@ -183,14 +187,17 @@ async fn write_loop(
             reason: Utf8Bytes::from_static(reason),
         }))
     };
+    let shutting_down = shutdown.cancelled();
+    let killed = kill.cancelled();
+    tokio::pin!(shutting_down, killed);
     'frames: loop {
         let first = tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = &mut shutting_down => {
                 let _ = timeout(CLOSE_TIMEOUT, sink.send(close(CLOSE_GOING_AWAY, "server shutting down"))).await;
                 return;
             }
-            () = kill.cancelled() => {
+            () = &mut killed => {
                 let _ = timeout(CLOSE_TIMEOUT, sink.send(close(CLOSE_TRY_AGAIN, "too slow to keep up; reconnect and resume"))).await;
                 return;
             }

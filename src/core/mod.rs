@@ -19,6 +19,7 @@ mod rate;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use tracing::{debug, info};
@@ -29,6 +30,30 @@ pub use rate::{EPISODE_GAP, Verdict};
 
 /// Identifies one WebSocket connection. Assigned by the shell, never reused.
 pub type ConnId = u64;
+
+/// A cheap hasher for ids the server assigns itself (connection and member
+/// ids: sequential, never chosen by a client, so no flooding concern).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by a server-assigned id.
+pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// WebSocket close codes the core asks for.
 pub mod close {
@@ -129,10 +154,10 @@ enum Departure {
 pub struct Core {
     cfg: CoreConfig,
     tokens: Box<dyn TokenSource>,
-    conns: HashMap<ConnId, Conn>,
+    conns: IdMap<Conn>,
     rooms: HashMap<String, Room>,
     /// Lost members: id → (room, deadline). Small; scanned for timers.
-    lost: HashMap<u64, (String, Instant)>,
+    lost: IdMap<(String, Instant)>,
     next_member: u64,
     out: VecDeque<Output>,
 }
@@ -153,9 +178,9 @@ impl Core {
         Self {
             cfg,
             tokens,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             rooms: HashMap::new(),
-            lost: HashMap::new(),
+            lost: IdMap::default(),
             next_member: 0,
             out: VecDeque::new(),
         }
