@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -344,4 +345,23 @@ export async function closeBrowser(browser) {
   let timer;
   await Promise.race([browser.close(), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
   clearTimeout(timer);
+}
+
+/**
+ * Starts a huddle server and a browser before the tests of the enclosing
+ * `describe`, and stops both after them.
+ * @param {string[]} [extra] more server flags
+ * @returns {{server: Awaited<ReturnType<typeof startServer>>, browser: import('playwright-core').Browser}}
+ */
+export function useServerAndBrowser(extra = []) {
+  const env = /** @type {any} */ ({ server: null, browser: null });
+  before(async () => {
+    env.server = await startServer(extra);
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await closeBrowser(env.browser);
+    await env.server?.stop();
+  });
+  return env;
 }

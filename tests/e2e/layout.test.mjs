@@ -2,9 +2,9 @@
 // (phone to desktop): ceil(sqrt(n)) columns on wide screens without
 // scrolling, one column on narrow ones; tiles stay 16:9.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeBrowser, join, launchBrowser, newPage, startServer, T } from './helpers.mjs';
+import { join, newPage, useServerAndBrowser, T } from './helpers.mjs';
 
 const SIZES = [
   { width: 360, height: 740 },
@@ -16,22 +16,11 @@ const SIZES = [
 ];
 
 describe('grid layout', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   it('fits 1 to 16 tiles on every window size', async () => {
-    const page = await newPage(browser);
-    await join(page, server.url, 'solo', 'layout');
+    const page = await newPage(env.browser);
+    await join(page, env.server.url, 'solo', 'layout');
     for (const size of SIZES) {
       await page.setViewportSize(size);
       // The real grid, with N copies of the own tile (layout only).

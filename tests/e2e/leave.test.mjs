@@ -1,26 +1,14 @@
 // Tests 4 and 5: the leave button and a closed tab remove the tile for the
 // others within 2 s; a room change moves the person from one grid to the other.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  closeBrowser, join, launchBrowser, newPage, remoteTiles, startServer, tileOf, waitForMedia, T,
+  join, newPage, remoteTiles, tileOf, useServerAndBrowser, waitForMedia, T,
 } from './helpers.mjs';
 
 describe('leaving and moving', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   /**
    * Resolves with the ms until NAME's tile is gone on every page of WATCHERS.
@@ -43,8 +31,8 @@ describe('leaving and moving', () => {
     const names = ['ann', 'ben', 'cat'];
     const p = [];
     for (const n of names) {
-      const page = await newPage(browser);
-      await join(page, server.url, n, room);
+      const page = await newPage(env.browser);
+      await join(page, env.server.url, n, room);
       p.push(page);
     }
     await waitForMedia(p[0], ['ben', 'cat']);
@@ -68,7 +56,7 @@ describe('leaving and moving', () => {
 
     // cat closes a tab without beforeunload (a crash-like close): the
     // browser still closes the socket, so the server removes cat at once.
-    await join(p[2], server.url, 'cat', room);
+    await join(p[2], env.server.url, 'cat', room);
     await waitForMedia(p[0], ['cat']);
     const crashMs = await timeUntilGone([p[0]], 'cat', () => p[2].context().close());
     assert.ok(crashMs < 2000, `tile gone ${crashMs} ms after the context closed`);
@@ -78,10 +66,10 @@ describe('leaving and moving', () => {
   });
 
   it('room change: the mover leaves the old grid and appears in the new one', async () => {
-    const [dan, eve, fay] = [await newPage(browser), await newPage(browser), await newPage(browser)];
-    await join(dan, server.url, 'dan', 'old-room');
-    await join(eve, server.url, 'eve', 'old-room');
-    await join(fay, server.url, 'fay', 'new-room');
+    const [dan, eve, fay] = [await newPage(env.browser), await newPage(env.browser), await newPage(env.browser)];
+    await join(dan, env.server.url, 'dan', 'old-room');
+    await join(eve, env.server.url, 'eve', 'old-room');
+    await join(fay, env.server.url, 'fay', 'new-room');
     await waitForMedia(dan, ['eve']);
 
     await eve.click('[data-action=change-room]');
@@ -97,8 +85,8 @@ describe('leaving and moving', () => {
     assert.deepEqual(await remoteTiles(dan), [], 'dan is alone in the old room');
 
     // Moving into a room where the name is taken fails and stays put.
-    const fay2 = await newPage(browser);
-    await join(fay2, server.url, 'eve', 'third-room');
+    const fay2 = await newPage(env.browser);
+    await join(fay2, env.server.url, 'eve', 'third-room');
     await fay2.click('[data-action=change-room]');
     await fay2.fill('#move-room', 'new-room');
     await fay2.press('#move-room', 'Enter');

@@ -1,32 +1,20 @@
 // Test 8: screenshots of the join page and of a 3-person call, on a desktop
 // and on a phone, written to target/e2e-artifacts/ for people to look at.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { statSync } from 'node:fs';
 import {
-  artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, waitForMedia, until, T,
+  artifactsDir, join, newPage, until, useServerAndBrowser, waitForMedia, T,
 } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
 describe('screenshots', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
+  const env = useServerAndBrowser();
   const dir = artifactsDir();
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
 
   /**
    * @param {import('playwright-core').Page} page
@@ -41,8 +29,8 @@ describe('screenshots', () => {
   it('join page, desktop and phone, light and dark', async () => {
     for (const [viewport, tag] of [[DESKTOP, 'desktop'], [PHONE, 'phone']]) {
       for (const scheme of /** @type {const} */ (['light', 'dark'])) {
-        const page = await newPage(browser, { viewport, colorScheme: scheme });
-        await page.goto(`${server.url}/r/design-review`);
+        const page = await newPage(env.browser, { viewport, colorScheme: scheme });
+        await page.goto(`${env.server.url}/r/design-review`);
         await page.waitForSelector('#preview-frame[data-video=on]', { timeout: T.join });
         await until(() => page.$eval('#preview', (v) => /** @type {HTMLVideoElement} */ (v).videoWidth > 0), { what: 'preview' });
         await page.fill('input[name=name]', 'Dana');
@@ -64,9 +52,9 @@ describe('screenshots', () => {
     const names = ['Ada', 'Grace', 'Linus'];
     const pages = [];
     for (const n of names) {
-      const page = await newPage(browser, { viewport: DESKTOP });
-      await page.goto(`${server.url}/r/design-review`);
-      await join(page, server.url, n, 'design-review');
+      const page = await newPage(env.browser, { viewport: DESKTOP });
+      await page.goto(`${env.server.url}/r/design-review`);
+      await join(page, env.server.url, n, 'design-review');
       pages.push(page);
     }
     const [me, ...rest] = pages;
