@@ -150,6 +150,32 @@ describe('signaling drops mid-call', () => {
     assert.deepEqual(await seen(hal), []);
   });
 
+  it('leaving while the signaling socket is down still tells the others at once', async () => {
+    const quick = await startServer(['--reconnect-grace', '30s']);
+    const px = await startProxy(quick.port);
+    const max = await newPage(browser);
+    await max.goto(`${px.url}/r/gone`);
+    await join(max, px.url, 'max', 'gone');
+    const ned = await newPage(browser);
+    await join(ned, quick.url, 'ned', 'gone');
+    await waitForMedia(ned, ['max']);
+    // max's socket dies and cannot come back for a while.
+    px.pause(true);
+    px.drop();
+    await max.waitForSelector('body[data-signaling=reconnecting]', { timeout: T.short });
+    // The network is back, and max leaves before the page's next retry.
+    px.pause(false);
+    const t0 = Date.now();
+    await max.click('[data-action=leave]');
+    await ned.waitForSelector(tileOf('max'), { state: 'detached', timeout: T.short });
+    const gone = Date.now() - t0;
+    assert.ok(gone < 2000, `tile gone ${gone} ms after Leave (the grace period is 30 s)`);
+    for (const p of [max, ned]) assert.deepEqual(p.problems, []);
+    for (const p of [max, ned]) await p.context().close();
+    await px.close();
+    await quick.stop();
+  });
+
   it('a resume that comes too late rejoins cleanly', async () => {
     const fast = await startServer(['--reconnect-grace', '1s']);
     const px = await startProxy(fast.port);

@@ -34,6 +34,8 @@ const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 const CONNECT_TIMEOUT_MS = 8000;
 const JOIN_TIMEOUT_MS = 10000;
+/** How long a leave over a fresh socket may take (the socket was down). */
+const LEAVE_TIMEOUT_MS = 5000;
 /** Relayed messages kept while the socket is down (offers/answers/candidates). */
 const OUTBOX_MAX = 500;
 
@@ -183,10 +185,46 @@ export class Client extends EventTarget {
     this.#resuming = false;
     clearTimeout(this.#retryTimer);
     this.#outbox = [];
-    if (!this.#session) return;
+    const session = this.#session;
+    if (!session) return;
     this.#session = null;
-    this.#sendNow({ type: 'leave' });
+    if (!this.#sendNow({ type: 'leave' })) this.#leaveOverFreshSocket(session);
     if (this.#state === 'reconnecting') this.#setState('idle');
+  }
+
+  /**
+   * Our socket is down, so the server still holds our place (its grace
+   * period) and the others still show our tile. Take the membership over on
+   * a short-lived socket and leave, so they see us go now.
+   * @param {Session} session
+   */
+  #leaveOverFreshSocket(session) {
+    /** @type {WebSocket} */
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch {
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      try { ws.close(1000, 'bye'); } catch { /* ignore */ }
+    };
+    const timer = setTimeout(done, LEAVE_TIMEOUT_MS);
+    ws.addEventListener('open', () => {
+      ws.send(JSON.stringify({ type: 'join', room: session.room, name: session.name, token: session.token }));
+    });
+    ws.addEventListener('message', (ev) => {
+      let msg;
+      try {
+        msg = JSON.parse(String(ev.data));
+      } catch {
+        return;
+      }
+      if (msg && msg.type === 'joined') ws.send(JSON.stringify({ type: 'leave' }));
+      else if (msg && (msg.type === 'left' || msg.type === 'error')) done();
+    });
+    ws.addEventListener('close', () => clearTimeout(timer));
   }
 
   /**
