@@ -113,9 +113,31 @@ pub enum ConfigError {
         /// `--resume-queue`
         resume: usize,
     },
-    /// The ICE servers must be a JSON array.
-    #[error("--ice-servers must be a JSON array of RTCIceServer objects")]
-    IceServers,
+    /// The ICE servers are not a JSON array of RTCIceServer objects.
+    #[error("--ice-servers: {0}")]
+    IceServers(String),
+}
+
+/// Checks an `--ice-servers` value (a JSON array of RTCIceServer objects,
+/// each with `urls`) and returns it in compact form.
+pub fn ice_servers_json(text: &str) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let list = v
+        .as_array()
+        .ok_or("must be a JSON array of RTCIceServer objects")?;
+    for server in list {
+        let urls = server
+            .get("urls")
+            .ok_or("every ICE server needs \"urls\"")?;
+        let valid = urls.is_string()
+            || urls
+                .as_array()
+                .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
+        if !valid {
+            return Err("\"urls\" must be a string or an array of strings".into());
+        }
+    }
+    Ok(v.to_string())
 }
 
 impl Config {
@@ -127,11 +149,7 @@ impl Config {
                 resume: self.core.resume_queue,
             });
         }
-        let ice: Result<Vec<serde_json::Value>, _> =
-            serde_json::from_str(&self.core.ice_servers_json);
-        if ice.is_err() {
-            return Err(ConfigError::IceServers);
-        }
+        ice_servers_json(&self.core.ice_servers_json).map_err(ConfigError::IceServers)?;
         Ok(())
     }
 }

@@ -100,7 +100,7 @@ struct Cli {
     /// ICE servers handed to browsers in `joined`, as a JSON array of
     /// RTCIceServer objects, e.g. '[{"urls":"stun:stun.example.org:3478"}]'.
     /// The default (none) works on one network; add STUN/TURN to cross NATs.
-    #[arg(long, env = "HUDDLE_ICE_SERVERS", default_value = "[]", value_parser = ice_servers)]
+    #[arg(long, env = "HUDDLE_ICE_SERVERS", default_value = "[]", value_parser = config::ice_servers_json)]
     ice_servers: String,
 
     /// How long shutdown waits for connections to close.
@@ -118,26 +118,6 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
         return Err("must be more than zero".into());
     }
     Ok(d)
-}
-
-fn ice_servers(s: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v
-        .as_array()
-        .ok_or("must be a JSON array of RTCIceServer objects")?;
-    for server in list {
-        let urls = server
-            .get("urls")
-            .ok_or("every ICE server needs \"urls\"")?;
-        if !(urls.is_string()
-            || urls
-                .as_array()
-                .is_some_and(|a| a.iter().all(|u| u.is_string())))
-        {
-            return Err("\"urls\" must be a string or an array of strings".into());
-        }
-    }
-    Ok(v.to_string())
 }
 
 impl Cli {
