@@ -40,6 +40,36 @@ async function watch(page, name) {
 /** @param {import('playwright-core').Page} page */
 const seen = (page) => page.evaluate(() => /** @type {any} */ (window).__seen);
 
+/**
+ * A two-person call in ROOM on a fresh server started with FLAGS: the first
+ * person reaches the server through a proxy (which the test can cut), the
+ * second directly. `done()` checks both pages stayed clean and stops it all.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string[]} flags
+ * @param {string} room
+ * @param {[string, string]} names
+ */
+async function proxiedPair(browser, flags, room, [viaProxy, direct]) {
+  const server = await startServer(flags);
+  const proxy = await startProxy(server.port);
+  const first = await newPage(browser);
+  await first.goto(`${proxy.url}/r/${room}`);
+  await join(first, proxy.url, viaProxy, room);
+  const second = await newPage(browser);
+  await join(second, server.url, direct, room);
+  return {
+    proxy,
+    first,
+    second,
+    async done() {
+      for (const p of [first, second]) assert.deepEqual(p.problems, []);
+      for (const p of [first, second]) await p.context().close();
+      await proxy.close();
+      await server.stop();
+    },
+  };
+}
+
 describe('signaling drops mid-call', () => {
   /** @type {Awaited<ReturnType<typeof startServer>>} */
   let server;
@@ -151,13 +181,8 @@ describe('signaling drops mid-call', () => {
   });
 
   it('leaving while the signaling socket is down still tells the others at once', async () => {
-    const quick = await startServer(['--reconnect-grace', '30s']);
-    const px = await startProxy(quick.port);
-    const max = await newPage(browser);
-    await max.goto(`${px.url}/r/gone`);
-    await join(max, px.url, 'max', 'gone');
-    const ned = await newPage(browser);
-    await join(ned, quick.url, 'ned', 'gone');
+    const call = await proxiedPair(browser, ['--reconnect-grace', '30s'], 'gone', ['max', 'ned']);
+    const { proxy: px, first: max, second: ned } = call;
     await waitForMedia(ned, ['max']);
     // max's socket dies and cannot come back for a while.
     px.pause(true);
@@ -170,20 +195,12 @@ describe('signaling drops mid-call', () => {
     await ned.waitForSelector(tileOf('max'), { state: 'detached', timeout: T.short });
     const gone = Date.now() - t0;
     assert.ok(gone < 2000, `tile gone ${gone} ms after Leave (the grace period is 30 s)`);
-    for (const p of [max, ned]) assert.deepEqual(p.problems, []);
-    for (const p of [max, ned]) await p.context().close();
-    await px.close();
-    await quick.stop();
+    await call.done();
   });
 
   it('a resume that comes too late rejoins cleanly', async () => {
-    const fast = await startServer(['--reconnect-grace', '1s']);
-    const px = await startProxy(fast.port);
-    const kim = await newPage(browser);
-    await kim.goto(`${px.url}/r/late`);
-    await join(kim, px.url, 'kim', 'late');
-    const lou = await newPage(browser);
-    await join(lou, fast.url, 'lou', 'late');
+    const call = await proxiedPair(browser, ['--reconnect-grace', '1s'], 'late', ['kim', 'lou']);
+    const { proxy: px, first: kim, second: lou } = call;
     await waitForMedia(kim, ['lou']);
     const token = await kim.evaluate(() => /** @type {any} */ (window).huddle.client.session.token);
     px.pause(true);
@@ -200,9 +217,6 @@ describe('signaling drops mid-call', () => {
     await waitForMedia(lou, ['kim']);
     assert.equal(await kim.getAttribute('body', 'data-view'), 'call');
     assert.deepEqual((await stats(kim)).lou.audioTracks, 1);
-    for (const p of [kim, lou]) assert.deepEqual(p.problems, []);
-    for (const p of [kim, lou]) await p.context().close();
-    await px.close();
-    await fast.stop();
+    await call.done();
   });
 });
