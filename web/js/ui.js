@@ -90,6 +90,24 @@ function clock(millis) {
 }
 
 /**
+ * Wraps FN so that any number of calls within one frame run it once, on the
+ * next frame (many changes come in one burst).
+ * @param {() => void} fn
+ * @returns {() => void}
+ */
+function oncePerFrame(fn) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      fn();
+    });
+  };
+}
+
+/**
  * The room named in the address (`/r/<room>`), if any.
  * @returns {string}
  */
@@ -143,8 +161,10 @@ export class UI {
   /** @type {number | undefined} */
   #copyTimer;
   #joining = false;
-  #layoutQueued = false;
-  #peopleQueued = false;
+  /** Sizes the tiles on the next frame. */
+  #layout = oncePerFrame(() => this.#layoutNow());
+  /** Redraws the people list on the next frame. */
+  #renderPeople = oncePerFrame(() => this.#renderPeopleNow());
 
   /**
    * @param {{room: import('./room.js').Room, media: import('./media.js').LocalMedia,
@@ -605,16 +625,6 @@ export class UI {
     if (key !== '') this.#renderPeople();
   }
 
-  /** Sizes the tiles on the next frame (many changes come in one burst). */
-  #layout() {
-    if (this.#layoutQueued) return;
-    this.#layoutQueued = true;
-    requestAnimationFrame(() => {
-      this.#layoutQueued = false;
-      this.#layoutNow();
-    });
-  }
-
   /** Sizes the tiles to the grid (see gridLayout). */
   #layoutNow() {
     const n = this.#tiles.size;
@@ -749,16 +759,6 @@ export class UI {
     this.#renderChatEmpty();
     if (nearBottom || (entry.kind === 'chat' && entry.self)) li.scrollIntoView({ block: 'end' });
     if (entry.kind === 'chat' && !entry.self && this.#panel !== 'chat') this.#setUnread(this.#unread + 1);
-  }
-
-  /** Redraws the people list on the next frame. */
-  #renderPeople() {
-    if (this.#peopleQueued) return;
-    this.#peopleQueued = true;
-    requestAnimationFrame(() => {
-      this.#peopleQueued = false;
-      this.#renderPeopleNow();
-    });
   }
 
   #renderPeopleNow() {
