@@ -33,9 +33,12 @@ describe('three-person call', () => {
   });
 
   after(async () => {
-    for (const p of Object.values(pages)) assert.deepEqual(p.problems, [], 'no page errors');
-    await closeBrowser(browser);
-    await server?.stop();
+    try {
+      for (const p of Object.values(pages)) assert.deepEqual(p.problems, [], 'no page errors');
+    } finally {
+      await closeBrowser(browser);
+      await server?.stop();
+    }
   });
 
   it('each sees two remote tiles with moving video and receives two audio tracks', async () => {

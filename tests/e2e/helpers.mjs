@@ -40,6 +40,12 @@ export const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
+/** Servers started and not yet exited: killed if the test process exits first. */
+const running = new Set();
+process.on('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 /**
  * Starts `huddle --listen 127.0.0.1:0 --ice-servers '[]' …` and waits for its
  * `listening on http://…` line.
@@ -51,6 +57,8 @@ export async function startServer(extra = []) {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let stderr = '';
   proc.stderr.on('data', (d) => {
     stderr += d;

@@ -3,7 +3,7 @@
 // the page's network is toggled off and on. Media keeps flowing, the page
 // resumes with its token, and the others see no leave and no join.
 
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   closeBrowser, join, launchBrowser, newPage, remoteTiles, startProxy, startServer, stats, tileOf,
@@ -52,23 +52,39 @@ const seen = (page) => page.evaluate(() => /** @type {any} */ (window).__seen);
 async function proxiedPair(browser, flags, room, [viaProxy, direct]) {
   const server = await startServer(flags);
   const proxy = await startProxy(server.port);
+  /** @type {Awaited<ReturnType<typeof newPage>>[]} */
+  const pages = [];
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    openPairs.delete(stop);
+    for (const p of pages) await p.context().close().catch(() => {});
+    await proxy.close();
+    await server.stop();
+  };
+  // Stopped after the test even when it fails halfway (see afterEach).
+  openPairs.add(stop);
   const first = await newPage(browser);
+  pages.push(first);
   await first.goto(`${proxy.url}/r/${room}`);
   await join(first, proxy.url, viaProxy, room);
   const second = await newPage(browser);
+  pages.push(second);
   await join(second, server.url, direct, room);
   return {
     proxy,
     first,
     second,
     async done() {
-      for (const p of [first, second]) assert.deepEqual(p.problems, []);
-      for (const p of [first, second]) await p.context().close();
-      await proxy.close();
-      await server.stop();
+      for (const p of pages) assert.deepEqual(p.problems, []);
+      await stop();
     },
   };
 }
+
+/** Stoppers of the proxiedPair() calls still running. */
+const openPairs = new Set();
 
 describe('signaling drops mid-call', () => {
   /** @type {Awaited<ReturnType<typeof startServer>>} */
@@ -98,11 +114,18 @@ describe('signaling drops mid-call', () => {
     await waitForMedia(hal, ['flo', 'gus']);
   });
 
+  afterEach(async () => {
+    for (const stop of [...openPairs]) await stop();
+  });
+
   after(async () => {
-    for (const p of pages) assert.deepEqual(p.problems, []);
-    await closeBrowser(browser);
-    await proxy?.close();
-    await server?.stop();
+    try {
+      for (const p of pages) assert.deepEqual(p.problems, []);
+    } finally {
+      await closeBrowser(browser);
+      await proxy?.close();
+      await server?.stop();
+    }
   });
 
   it('server-side loss without a close frame: media flows, the page resumes, nobody sees a leave', async () => {
@@ -194,7 +217,10 @@ describe('signaling drops mid-call', () => {
     await max.click('[data-action=leave]');
     await ned.waitForSelector(tileOf('max'), { state: 'detached', timeout: T.short });
     const gone = Date.now() - t0;
-    assert.ok(gone < 2000, `tile gone ${gone} ms after Leave (the grace period is 30 s)`);
+    // Not "within 2 s" as for a plain leave: after failed handshakes
+    // Chromium delays a page's next WebSocket by a random, growing amount
+    // (its per-process WebSocket throttler). Far below the grace is the point.
+    assert.ok(gone < 10_000, `tile gone ${gone} ms after Leave (the grace period is 30 s)`);
     await call.done();
   });
 

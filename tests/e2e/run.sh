@@ -21,9 +21,13 @@ if [ "${1:-}" = bench ]; then
   shift
   set -- node tests/e2e/bench-join.mjs "$@"
 elif [ $# -eq 0 ]; then
-  set -- node --test --test-concurrency=1 tests/e2e/*.test.mjs
-else
-  set -- node --test --test-concurrency=1 "$@"
+  set -- tests/e2e/*.test.mjs
+fi
+if [ "$1" != node ]; then
+  # A test that hangs fails after E2E_TEST_TIMEOUT ms (default 10 min; a describe block counts as one test), and
+  # the run ends when the tests do, even if something was left open.
+  set -- node --test --test-concurrency=1 --test-force-exit \
+    --test-timeout="${E2E_TEST_TIMEOUT:-600000}" "$@"
 fi
 
 command -v ip >/dev/null || { echo "run.sh: needs ip (iproute2) and unshare (util-linux)" >&2; exit 2; }
