@@ -1,5 +1,6 @@
-//! The `huddle` command: parse settings, start logging, serve until SIGINT
-//! or SIGTERM.
+//! The `huddle` command: with no subcommand it serves (parse settings,
+//! start logging, serve until SIGINT or SIGTERM); subcommands are tools
+//! that talk to a running server.
 
 #![forbid(unsafe_code)]
 
@@ -21,8 +22,31 @@ use tracing_subscriber::EnvFilter;
 /// link. Every setting can also be given as an environment variable (shown
 /// in brackets). Durations accept values like 500ms, 10s, 2m.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about, max_term_width = 100)]
+#[command(
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Tools that talk to a running huddle server (without one: serve).
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Serve the web app and the signaling server (the default).
+    Serve(ServeArgs),
+}
+
+/// The server's settings.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "HUDDLE_LISTEN", default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -120,7 +144,7 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-impl Cli {
+impl ServeArgs {
     fn into_config(self) -> Config {
         Config {
             listen: self.listen,
@@ -154,7 +178,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = match cli.command {
+        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("huddle: {e:#}");
@@ -163,7 +191,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Logs go to stderr; `RUST_LOG` overrides the quiet default.
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -171,11 +200,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     // Many idle sockets are normal for a signaling server.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
-    let cfg = cli.into_config();
+    let cfg = args.into_config();
     let server = Server::bind(cfg).await.context("cannot start")?;
     let addr = server.local_addr()?;
     println!("listening on http://{addr}");
