@@ -9,6 +9,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::ice::IceServers;
+use crate::tls::TlsSource;
+use crate::turn::TurnConfig;
+
 /// Default address to listen on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Largest text message accepted from a client, in bytes.
@@ -57,8 +63,8 @@ pub struct CoreConfig {
     pub resume_queue: usize,
     /// Bytes queued for a lost member; more ends its grace period.
     pub resume_queue_bytes: usize,
-    /// The `iceServers` array sent in every `joined`, as JSON text.
-    pub ice_servers_json: String,
+    /// What goes into `iceServers` of every `joined`.
+    pub ice: IceServers,
 }
 
 impl Default for CoreConfig {
@@ -71,7 +77,7 @@ impl Default for CoreConfig {
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
             resume_queue: DEFAULT_RESUME_QUEUE,
             resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
-            ice_servers_json: "[]".to_owned(),
+            ice: IceServers::default(),
         }
     }
 }
@@ -95,6 +101,18 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long shutdown waits for sockets to close.
     pub shutdown_timeout: Duration,
+    /// HTTPS/WSS, if wanted.
+    pub tls: Option<TlsSource>,
+    /// The embedded TURN server, if wanted.
+    pub turn: Option<TurnConfig>,
+    /// TURN servers run elsewhere (coturn's `use-auth-secret`) whose
+    /// credentials are minted from `turn_secret`.
+    pub turn_urls: Vec<String>,
+    /// The TURN REST shared secret (a random one is made for the embedded
+    /// server when this is empty).
+    pub turn_secret: Option<Arc<[u8]>>,
+    /// Lifetime of minted TURN credentials.
+    pub turn_ttl: Duration,
     /// The core's limits.
     pub core: CoreConfig,
 }
@@ -113,31 +131,12 @@ pub enum ConfigError {
         /// `--resume-queue`
         resume: usize,
     },
-    /// The ICE servers are not a JSON array of RTCIceServer objects.
-    #[error("--ice-servers: {0}")]
-    IceServers(String),
-}
-
-/// Checks an `--ice-servers` value (a JSON array of RTCIceServer objects,
-/// each with `urls`) and returns it in compact form.
-pub fn ice_servers_json(text: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v
-        .as_array()
-        .ok_or("must be a JSON array of RTCIceServer objects")?;
-    for server in list {
-        let urls = server
-            .get("urls")
-            .ok_or("every ICE server needs \"urls\"")?;
-        let valid = urls.is_string()
-            || urls
-                .as_array()
-                .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
-        if !valid {
-            return Err("\"urls\" must be a string or an array of strings".into());
-        }
-    }
-    Ok(v.to_string())
+    /// `--turn-url` without a secret to mint credentials with.
+    #[error("--turn-url needs --turn-secret (the shared secret of the TURN server)")]
+    TurnUrlWithoutSecret,
+    /// Minted credentials must live a while.
+    #[error("--turn-ttl must be at least one minute")]
+    TurnTtlTooShort,
 }
 
 impl Config {
@@ -149,7 +148,12 @@ impl Config {
                 resume: self.core.resume_queue,
             });
         }
-        ice_servers_json(&self.core.ice_servers_json).map_err(ConfigError::IceServers)?;
+        if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
+            return Err(ConfigError::TurnUrlWithoutSecret);
+        }
+        if self.turn_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::TurnTtlTooShort);
+        }
         Ok(())
     }
 }
@@ -165,6 +169,11 @@ impl Default for Config {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             allowed_origins: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tls: None,
+            turn: None,
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl: crate::ice::DEFAULT_TURN_TTL,
             core: CoreConfig::default(),
         }
     }

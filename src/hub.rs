@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::CoreConfig;
-use crate::core::{ConnId, Core, IdMap, Output, TokenSource};
+use crate::core::{ConnId, Core, Env, IdMap, Output};
 use crate::protocol;
 
 /// What a socket task is asked to write.
@@ -55,14 +55,19 @@ pub struct Hub {
 
 /// Tokens from the operating system's cryptographic source: 128 bits,
 /// base64url without padding (22 characters).
-pub struct OsTokens;
+pub struct OsEnv;
 
-impl TokenSource for OsTokens {
+impl Env for OsEnv {
     fn token(&mut self) -> String {
         use base64::Engine as _;
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).expect("the operating system's random source works");
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+    fn unix_time(&mut self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 }
 
@@ -74,11 +79,11 @@ fn now() -> std::time::Instant {
 impl Hub {
     /// A hub with an empty core.
     pub fn new(cfg: CoreConfig) -> Arc<Self> {
-        Self::with_tokens(cfg, Box::new(OsTokens))
+        Self::with_tokens(cfg, Box::new(OsEnv))
     }
 
     /// A hub with a given token source.
-    pub fn with_tokens(cfg: CoreConfig, tokens: Box<dyn TokenSource>) -> Arc<Self> {
+    pub fn with_tokens(cfg: CoreConfig, tokens: Box<dyn Env>) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),

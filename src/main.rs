@@ -5,13 +5,18 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 use clap::builder::TypedValueParser as _;
 use huddle::config::{self, Config, CoreConfig};
+use huddle::ice::{self, IceServers};
 use huddle::server::Server;
+use huddle::tls::TlsSource;
+use huddle::turn::{self, TurnConfig};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -121,11 +126,105 @@ struct ServeArgs {
     )]
     allowed_origins: Vec<String>,
 
-    /// ICE servers handed to browsers in `joined`, as a JSON array of
-    /// RTCIceServer objects, e.g. '[{"urls":"stun:stun.example.org:3478"}]'.
-    /// The default (none) works on one network; add STUN/TURN to cross NATs.
-    #[arg(long, env = "HUDDLE_ICE_SERVERS", default_value = "[]", value_parser = config::ice_servers_json)]
+    /// A STUN or TURN server for browsers, as a URL: stun:HOST[:PORT] or
+    /// turn:USER:PASSWORD@HOST[:PORT][?transport=tcp]. Repeat for more; in the
+    /// environment, separate them with commas.
+    #[arg(long = "ice-server", env = "HUDDLE_ICE_SERVER", value_name = "URL",
+          value_delimiter = ',', value_parser = ice::parse_ice_url)]
+    ice_server: Vec<String>,
+
+    /// More ICE servers as a JSON array of RTCIceServer objects, e.g.
+    /// '[{"urls":"stun:stun.example.org:3478"}]'. The default (none) works
+    /// on one network; add STUN/TURN to cross NATs.
+    #[arg(long, env = "HUDDLE_ICE_SERVERS", value_name = "JSON", default_value = "[]",
+          value_parser = ice::ice_servers_json)]
     ice_servers: String,
+
+    /// A TURN server (e.g. coturn with use-auth-secret) whose credentials
+    /// huddle mints per member from --turn-secret: turn:HOST[:PORT][?transport=udp|tcp].
+    /// Repeatable; in the environment, separate them with commas.
+    #[arg(long = "turn-url", env = "HUDDLE_TURN_URL", value_name = "URL",
+          value_delimiter = ',', value_parser = ice::parse_turn_url)]
+    turn_url: Vec<String>,
+
+    /// The TURN REST shared secret (coturn's static-auth-secret). Also used
+    /// by the embedded TURN server; without it that one makes a random
+    /// secret at every start.
+    #[arg(
+        long,
+        env = "HUDDLE_TURN_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<String>,
+
+    /// How long minted TURN credentials stay valid.
+    #[arg(long, env = "HUDDLE_TURN_TTL", default_value = "1h", value_parser = duration)]
+    turn_ttl: Duration,
+
+    /// Run the embedded TURN/STUN server on this address (UDP and TCP on
+    /// the same port; an IP alone means port 3478), and hand it to every
+    /// member. Off by default.
+    #[arg(long, env = "HUDDLE_TURN_LISTEN", value_name = "ADDR", value_parser = turn::parse_listen)]
+    turn_listen: Option<SocketAddr>,
+
+    /// The address the embedded TURN server advertises (its public IP
+    /// behind NAT). Default: the --turn-listen address, or the machine's
+    /// first non-loopback address when that is 0.0.0.0.
+    #[arg(long, env = "HUDDLE_TURN_PUBLIC_IP", value_name = "IP")]
+    turn_public_ip: Option<std::net::IpAddr>,
+
+    /// UDP ports for relayed media, LOW-HIGH (open them in the firewall).
+    /// Default: any free port.
+    #[arg(long, env = "HUDDLE_TURN_RELAY_PORTS", value_name = "LOW-HIGH",
+          value_parser = turn::parse_port_range)]
+    turn_relay_ports: Option<(u16, u16)>,
+
+    /// Live TURN allocations per username (one per peer connection and
+    /// transport; each member gets its own username).
+    #[arg(long, env = "HUDDLE_TURN_USER_QUOTA", default_value_t = turn::DEFAULT_USER_QUOTA,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    turn_user_quota: usize,
+
+    /// Bandwidth cap per TURN allocation and direction (like 8Mbit or
+    /// 500kbit; 0 for none). Excess packets are dropped.
+    #[arg(long, env = "HUDDLE_TURN_BANDWIDTH", default_value = "8Mbit", value_parser = turn::parse_bitrate)]
+    turn_bandwidth: u64,
+
+    /// Open TCP connections to the embedded TURN server.
+    #[arg(long, env = "HUDDLE_TURN_MAX_TCP", default_value_t = turn::DEFAULT_MAX_TCP,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    turn_max_tcp: usize,
+
+    /// Serve HTTPS/WSS with this certificate chain (PEM). Needs --tls-key.
+    #[arg(
+        long,
+        env = "HUDDLE_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "HUDDLE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS/WSS with a self-signed certificate for localhost, the
+    /// host name and every local address, made on first start and kept in
+    /// --data-dir (browsers ask once to accept it).
+    #[arg(long, env = "HUDDLE_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
+
+    /// Where huddle keeps files it makes (the self-signed certificate).
+    /// Default: $XDG_DATA_HOME/huddle, ~/.local/share/huddle, or ./huddle-data.
+    #[arg(long, env = "HUDDLE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "HUDDLE_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = duration)]
@@ -144,9 +243,49 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The default data directory.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("huddle");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/share/huddle");
+    }
+    PathBuf::from("huddle-data")
+}
+
 impl ServeArgs {
-    fn into_config(self) -> Config {
-        Config {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut ice = IceServers::from_json(&self.ice_servers)
+            .map_err(|e| anyhow::anyhow!("--ice-servers: {e}"))?;
+        for url in &self.ice_server {
+            ice.push_url(url)
+                .map_err(|e| anyhow::anyhow!("--ice-server: {e}"))?;
+        }
+        let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
+            (_, _, true) => Some(TlsSource::SelfSigned {
+                data_dir: self.data_dir.unwrap_or_else(default_data_dir),
+            }),
+            _ => None,
+        };
+        let turn = self.turn_listen.map(|listen| TurnConfig {
+            listen,
+            public_ip: self.turn_public_ip,
+            relay_ports: self.turn_relay_ports,
+            user_quota: self.turn_user_quota,
+            bandwidth: self.turn_bandwidth,
+            max_tcp: self.turn_max_tcp,
+        });
+        Ok(Config {
+            tls,
+            turn,
+            turn_urls: self.turn_url,
+            turn_secret: self
+                .turn_secret
+                .filter(|s| !s.is_empty())
+                .map(|s| Arc::from(s.as_bytes())),
+            turn_ttl: self.turn_ttl,
             listen: self.listen,
             listen_backlog: self.listen_backlog,
             max_frame_bytes: self.max_frame_bytes,
@@ -163,9 +302,9 @@ impl ServeArgs {
                 reconnect_grace: self.reconnect_grace,
                 resume_queue: self.resume_queue,
                 resume_queue_bytes: self.resume_queue_bytes,
-                ice_servers_json: self.ice_servers,
+                ice,
             },
-        }
+        })
     }
 }
 
@@ -208,10 +347,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
-    let cfg = args.into_config();
+    let cfg = args.into_config()?;
     let server = Server::bind(cfg).await.context("cannot start")?;
     let addr = server.local_addr()?;
-    println!("listening on http://{addr}");
+    let scheme = server.scheme();
+    println!("listening on {scheme}://{addr}");
+    announce(&server, addr);
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();
@@ -223,6 +364,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     server.run(stop).await?;
     Ok(())
+}
+
+/// Tells the operator where to point browsers, and what will not work.
+fn announce(server: &Server, addr: SocketAddr) {
+    let scheme = server.scheme();
+    let port = addr.port();
+    let url = |host: &str| format!("{scheme}://{host}:{port}/");
+    let mut urls = Vec::new();
+    if addr.ip().is_unspecified() {
+        urls.push(url("localhost"));
+        if let Some(host) = huddle::tls::host_name() {
+            urls.push(url(&host));
+        }
+        for ip in huddle::tls::local_addresses() {
+            urls.push(match ip {
+                std::net::IpAddr::V6(v6) => url(&format!("[{v6}]")),
+                std::net::IpAddr::V4(v4) => url(&v4.to_string()),
+            });
+        }
+    } else if addr.ip().is_loopback() {
+        urls.push(url("localhost"));
+    } else {
+        urls.push(url(&addr.ip().to_string()));
+    }
+    for u in &urls {
+        println!("open {u}");
+    }
+    if let Some(cert) = server.self_signed_cert() {
+        println!(
+            "self-signed certificate: {} (browsers warn once; import it to skip that)",
+            cert.display()
+        );
+    }
+    if let Some(turn) = server.turn_addr() {
+        println!("TURN server on {turn} (UDP and TCP)");
+    }
+    if scheme == "http" && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "serving plain HTTP on {addr}: browsers allow the camera and microphone only on https:// \
+             or http://localhost, so others will not be able to join. Use --tls-self-signed or \
+             --tls-cert/--tls-key (or a reverse proxy with TLS)"
+        );
+    }
 }
 
 async fn shutdown_signal() {

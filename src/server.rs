@@ -9,6 +9,7 @@
 //! (axum's graceful shutdown alone does not close upgraded WebSockets.)
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,13 +27,15 @@ use tracing::{info, warn};
 use crate::assets;
 use crate::config::{Config, WS_READ_BUFFER};
 use crate::hub::Hub;
+use crate::tls::{self, Listener, Tls};
+use crate::turn::TurnServer;
 use crate::ws::{self, SocketSettings};
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -43,8 +46,14 @@ pub enum ServerError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// Accepting or serving failed.
-    #[error("server failed: {0}")]
+    #[error("server failed")]
     Io(#[from] std::io::Error),
+    /// The certificate could not be loaded or made.
+    #[error("TLS")]
+    Tls(#[from] crate::tls::TlsError),
+    /// The embedded TURN server could not start.
+    #[error(transparent)]
+    Turn(#[from] crate::turn::TurnError),
 }
 
 /// State shared by the handlers.
@@ -58,22 +67,48 @@ struct App {
 
 /// A bound server, ready to run.
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     app: Arc<App>,
+    turn: Option<TurnServer>,
+    self_signed: Option<PathBuf>,
 }
 
 impl Server {
     /// Binds the listen address of `cfg`.
-    pub async fn bind(cfg: Config) -> Result<Self, ServerError> {
+    /// With TLS, loads (or makes) the certificate first; with
+    /// `--turn-listen`, starts the embedded TURN server and adds it to the
+    /// ICE servers every member gets.
+    pub async fn bind(mut cfg: Config) -> Result<Self, ServerError> {
         cfg.validate()?;
-        let listener =
-            listen(cfg.listen, cfg.listen_backlog).map_err(|source| ServerError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
+        let tls = match &cfg.tls {
+            Some(source) => Some(Tls::load(source, &tls::local_names(cfg.listen.ip()))?),
+            None => None,
+        };
+        let tcp = listen(cfg.listen, cfg.listen_backlog).map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let self_signed = tls.as_ref().and_then(|t| t.self_signed.clone());
+        let listener = Listener::new(tcp, tls.map(|t| t.acceptor))?;
+        let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
+        let mut turn = None;
+        if let Some(turn_cfg) = &cfg.turn {
+            let server = TurnServer::start(turn_cfg, secret.clone()).await?;
+            cfg.core
+                .ice
+                .add_rest(server.urls(), secret.clone(), cfg.turn_ttl);
+            turn = Some(server);
+        }
+        if !cfg.turn_urls.is_empty() {
+            cfg.core
+                .ice
+                .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);
+        }
         let hub = Hub::new(cfg.core.clone());
         Ok(Self {
             listener,
+            turn,
+            self_signed,
             app: Arc::new(App {
                 cfg,
                 hub,
@@ -86,7 +121,37 @@ impl Server {
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        axum::serve::Listener::local_addr(&self.listener)
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.listener.is_tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The self-signed certificate in use, if any.
+    pub fn self_signed_cert(&self) -> Option<&std::path::Path> {
+        self.self_signed.as_deref()
+    }
+
+    /// The embedded TURN server's address, if it runs.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(TurnServer::local_addr)
+    }
+
+    /// The TURN URLs members are given (embedded and external).
+    pub fn turn_urls(&self) -> Vec<String> {
+        self.app
+            .cfg
+            .core
+            .ice
+            .rest()
+            .map(|r| r.urls.clone())
+            .unwrap_or_default()
     }
 
     /// The hub, for tests and metrics.
@@ -132,8 +197,18 @@ impl Server {
             );
         }
         let _ = timers.await;
+        if let Some(turn) = self.turn {
+            turn.close().await;
+        }
         result.map_err(ServerError::Io)
     }
+}
+
+/// 32 random bytes, for an embedded TURN server given no `--turn-secret`.
+fn random_secret() -> Arc<[u8]> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    Arc::from(&bytes[..])
 }
 
 /// Binds with an explicit backlog: tokio's default (128) drops connections

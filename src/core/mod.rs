@@ -4,7 +4,8 @@
 //! The shell feeds it one input at a time (a connection opened, a text frame,
 //! a clean close, a lost transport, a timer) together with `now`, then drains
 //! every [`Output`] (a frame for a connection, a close) before the next input.
-//! Tokens come from an injected [`TokenSource`].
+//! Tokens and the wall-clock time (for TURN credentials) come from an
+//! injected [`Env`].
 //!
 //! Membership: a room is an ordered list of members, oldest first. A member
 //! is either *live* (bound to a connection) or *lost* (its transport vanished
@@ -63,10 +64,14 @@ pub mod close {
     pub const REPLACED: u16 = 4000;
 }
 
-/// Where tokens come from: a cryptographic source in the server, a counter in tests.
-pub trait TokenSource: Send {
+/// What the core needs from the world besides its inputs: secrets (a
+/// cryptographic source in the server, a counter in tests) and the wall
+/// clock (for the expiry of minted TURN credentials).
+pub trait Env: Send {
     /// A fresh secret of at least 128 bits, as text.
     fn token(&mut self) -> String;
+    /// Seconds since the unix epoch.
+    fn unix_time(&mut self) -> u64;
 }
 
 /// What the core asks the shell to do.
@@ -153,7 +158,7 @@ enum Departure {
 /// The signaling state machine. See the module documentation.
 pub struct Core {
     cfg: CoreConfig,
-    tokens: Box<dyn TokenSource>,
+    env: Box<dyn Env>,
     conns: IdMap<Conn>,
     rooms: HashMap<String, Room>,
     /// Lost members: id → (room, deadline). Small; scanned for timers.
@@ -174,15 +179,25 @@ impl std::fmt::Debug for Core {
 
 impl Core {
     /// A core with no connections and no rooms.
-    pub fn new(cfg: CoreConfig, tokens: Box<dyn TokenSource>) -> Self {
+    pub fn new(cfg: CoreConfig, env: Box<dyn Env>) -> Self {
         Self {
             cfg,
-            tokens,
+            env,
             conns: IdMap::default(),
             rooms: HashMap::new(),
             lost: IdMap::default(),
             next_member: 0,
             out: VecDeque::new(),
+        }
+    }
+
+    /// Seconds since the epoch, asked for only when minted TURN
+    /// credentials need it.
+    fn unix_now(&mut self) -> u64 {
+        if self.cfg.ice.needs_time() {
+            self.env.unix_time()
+        } else {
+            0
         }
     }
 
@@ -410,15 +425,17 @@ impl Core {
         if let Some(old) = current {
             self.remove_by_conn(&old, conn, Departure::RoomChange);
         }
-        let token = self.tokens.token();
+        let token = self.env.token();
         let id = self.next_member;
         self.next_member += 1;
+        let unix = self.unix_now();
+        let ice = self.cfg.ice.render(name.as_str(), unix);
         let room = self.rooms.entry(room_name.to_owned()).or_default();
         let joined = protocol::joined(
             room_name,
             &name,
             room.members.iter().map(|m| &m.name),
-            &self.cfg.ice_servers_json,
+            &ice,
             &token,
             false,
         );
@@ -443,6 +460,7 @@ impl Core {
 
     /// `conn` takes the place of member `index` of `room_name`, silently.
     fn resume(&mut self, conn: ConnId, room_name: &str, index: usize, current: Option<String>) {
+        let unix = self.unix_now();
         let (id, already_this) = {
             let member = &self.rooms[room_name].members[index];
             (member.id, matches!(member.link, Link::Live(c) if c == conn))
@@ -487,11 +505,12 @@ impl Core {
             queued = queued.len(),
             "resumed"
         );
+        let ice = self.cfg.ice.render(member.name.as_str(), unix);
         let joined = protocol::joined(
             room_name,
             &member.name,
             room.members.iter().filter(|m| m.id != id).map(|m| &m.name),
-            &self.cfg.ice_servers_json,
+            &ice,
             &member.token,
             true,
         );

@@ -10,13 +10,19 @@ use serde_json::{Value, json};
 use super::*;
 use crate::config::CoreConfig;
 
+/// The wall clock the tests' core sees.
+pub(crate) const UNIX_NOW: u64 = 1_800_000_000;
+
 /// Deterministic tokens: `tok-0000…`, 22+ characters like real ones.
 pub(crate) struct CountingTokens(pub u64);
 
-impl TokenSource for CountingTokens {
+impl Env for CountingTokens {
     fn token(&mut self) -> String {
         self.0 += 1;
         format!("tok-{:020}", self.0)
+    }
+    fn unix_time(&mut self) -> u64 {
+        UNIX_NOW
     }
 }
 
@@ -115,8 +121,10 @@ impl World {
         let joined = got.remove(0);
         let token = joined["token"].as_str().expect("a token").to_owned();
         assert!(token.len() >= 22);
+        let ice: Value =
+            serde_json::from_str(&self.core.config().ice.render(name, UNIX_NOW)).unwrap();
         let mut expected = json!({"type":"joined","room":room,"name":name,"peers":peers,
-                                  "iceServers":[],"token":token});
+                                  "iceServers":ice,"token":token});
         if resumed {
             expected["resumed"] = json!(true);
         }
@@ -977,4 +985,40 @@ fn bad_messages_count_towards_the_rate() {
     w.send(a, json!({"type":"join","room":"r","name":"alice"}));
     w.expect_nothing(a);
     assert_eq!(w.core.member_count(), 0, "a dropped join has no effect");
+}
+
+#[test]
+fn each_member_gets_its_own_turn_credentials_on_join_and_resume() {
+    let mut cfg = CoreConfig::default();
+    cfg.ice.push_url("stun:stun.example.org").unwrap();
+    cfg.ice.add_rest(
+        vec!["turn:turn.example.org:3478".into()],
+        std::sync::Arc::from(&b"s3cret"[..]),
+        Duration::from_secs(600),
+    );
+    let mut w = World::new(cfg);
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    let token = w.join(b, "r", "bob", &["alice"]);
+    let _ = w.take(a);
+    // What bob got: the STUN server, then TURN with bob's own credentials.
+    let ice: Value = serde_json::from_str(&w.core.config().ice.render("bob", UNIX_NOW)).unwrap();
+    assert_eq!(ice[0], json!({"urls":"stun:stun.example.org"}));
+    let username = ice[1]["username"].as_str().unwrap();
+    assert_eq!(username, format!("{}:bob", UNIX_NOW + 600));
+    let credential = ice[1]["credential"].as_str().unwrap();
+    assert_eq!(
+        crate::ice::verify(b"s3cret", username, credential, UNIX_NOW),
+        Ok(())
+    );
+    // A resume hands out credentials again (the harness checks the whole
+    // joined message, iceServers included).
+    w.lose(b);
+    let b2 = w.connect();
+    w.send(
+        b2,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
+    w.expect_joined(b2, "r", "bob", &["alice"], true);
+    w.expect_nothing(a);
 }

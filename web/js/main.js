@@ -13,7 +13,10 @@ import { UI } from './ui.js';
 
 const client = new Client();
 const media = new LocalMedia();
-const room = new Room({ client, media });
+// `?relay=1`: send media only through TURN relays (to test a TURN server,
+// or to hide one's addresses from the others).
+const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
+const room = new Room({ client, media, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
 const ui = new UI({ room, media, client });
 
 ui.start();

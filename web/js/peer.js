@@ -77,17 +77,18 @@ export class PeerLink extends EventTarget {
 
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
+   *   iceTransportPolicy?:RTCIceTransportPolicy,
    *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number}} options
    *   callSize: remote members in the call, to pick the video encoding up front
    */
-  constructor({ name, polite, iceServers, media, signal, callSize = 1 }) {
+  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1 }) {
     super();
     this.#peers = callSize;
     this.name = name;
     this.polite = polite;
     this.media = media;
     this.signal = signal;
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
     const pc = this.pc;
 
     pc.onnegotiationneeded = () => this.#offer();
@@ -298,6 +299,8 @@ export class PeerLink extends EventTarget {
       videoTracks: 0,
       audio: { packetsReceived: 0, bytesReceived: 0 },
       video: { packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, frameWidth: 0 },
+      /** The candidate pair in use: candidate types ('host', 'srflx', 'relay'…) and protocols. */
+      path: /** @type {null | {local:string, remote:string, protocol:string, relayProtocol:string, bytesSent:number, bytesReceived:number}} */ (null),
     };
     for (const r of this.pc.getReceivers()) {
       if (r.track && r.track.readyState === 'live') {
@@ -307,6 +310,21 @@ export class PeerLink extends EventTarget {
     }
     const report = await this.pc.getStats();
     report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = report.get(s.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        const remote = pair && report.get(pair.remoteCandidateId);
+        if (local && remote) {
+          out.path = {
+            local: local.candidateType,
+            remote: remote.candidateType,
+            protocol: local.protocol,
+            relayProtocol: local.relayProtocol || '',
+            bytesSent: pair.bytesSent || 0,
+            bytesReceived: pair.bytesReceived || 0,
+          };
+        }
+      }
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'audio') {
         out.audio.packetsReceived += s.packetsReceived || 0;

@@ -59,12 +59,16 @@ export class Room extends EventTarget {
   #polling = false;
 
   /**
-   * @param {{client: import('./signaling.js').Client, media: import('./media.js').LocalMedia}} deps
+   * @param {{client: import('./signaling.js').Client, media: import('./media.js').LocalMedia,
+   *   iceTransportPolicy?: RTCIceTransportPolicy}} deps
+   *   iceTransportPolicy: 'relay' to use TURN relays only (the page's ?relay=1)
    */
-  constructor({ client, media }) {
+  constructor({ client, media, iceTransportPolicy = 'all' }) {
     super();
     this.client = client;
     this.media = media;
+    /** @type {RTCIceTransportPolicy} */
+    this.iceTransportPolicy = iceTransportPolicy;
     const on = (/** @type {string} */ type, /** @type {(d:any)=>void} */ fn) =>
       client.addEventListener(type, (ev) => fn(/** @type {CustomEvent} */ (ev).detail));
     on('joined', (m) => this.#onJoined(m));
@@ -197,6 +201,7 @@ export class Room extends EventTarget {
       name,
       polite,
       iceServers: this.iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
       media: this.media,
       signal: (type, payload) => this.client.relay(type, name, payload),
       callSize,

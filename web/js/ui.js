@@ -482,7 +482,8 @@ export class UI {
     $('#room-name').textContent = d.room;
     document.title = `${d.room} · ${S.appName}`;
     const url = `/r/${encodeURIComponent(d.room)}`;
-    if (location.pathname !== url) history.replaceState(null, '', url);
+    // Keep the query (e.g. ?relay=1) so a reload behaves the same.
+    if (location.pathname !== url) history.replaceState(null, '', url + location.search);
     this.#formMessage('');
     this.#showCallView();
     this.#renderPeople();

@@ -1,0 +1,774 @@
+//! The embedded TURN/STUN server (`--turn-listen`): relays media for the
+//! calls that cannot go peer to peer (symmetric NATs, firewalls).
+//!
+//! The TURN protocol itself is webrtc-rs' `turn` crate. Around it, this
+//! module closes the crate's gaps:
+//! - **TURN REST credentials.** Usernames are `<unix-expiry>:<name>`, checked
+//!   against the same secret the signaling server mints them from; expired
+//!   ones are refused, and a changed name or expiry fails the message
+//!   integrity check (the crate's own handler knows only bare timestamps).
+//! - **TCP.** The crate serves UDP; [`TcpMux`] accepts TCP connections on the
+//!   same port, splits the byte stream into STUN messages and ChannelData
+//!   (RFC 5766 §11.5 framing), and hands them to the crate as datagrams.
+//!   Relayed traffic still leaves over UDP, as TURN over TCP does.
+//! - **Limits.** A per-username quota of live allocations (`--turn-user-quota`,
+//!   answered with an error the browser sees as a failed allocation), a
+//!   bandwidth cap per allocation and direction (`--turn-bandwidth`; excess
+//!   packets are dropped, as a congested link would), a relay port range
+//!   (`--turn-relay-ports`) and a bound on TCP connections.
+//!
+//! The quota needs the username of the allocation being created, which the
+//! crate does not pass to the relay allocator. Each listener runs its own
+//! crate `Server`, whose requests are handled one at a time, so the username
+//! its auth handler saw last is the one the allocation belongs to.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use turn::auth::{AuthHandler, generate_auth_key};
+use turn::relay::RelayAddressGenerator;
+use turn::server::Server;
+use turn::server::config::{ConnConfig, ServerConfig};
+use webrtc_util::Conn;
+
+use crate::ice;
+
+/// The default TURN port.
+pub const DEFAULT_TURN_PORT: u16 = 3478;
+/// Default live allocations per TURN username. A browser makes one per
+/// peer connection and transport, so a member of a full room of 16 needs up
+/// to 30.
+pub const DEFAULT_USER_QUOTA: usize = 40;
+/// Default cap per allocation and direction, in bits per second.
+pub const DEFAULT_BANDWIDTH: u64 = 8_000_000;
+/// Default bound on TCP connections to the TURN port.
+pub const DEFAULT_MAX_TCP: usize = 1024;
+/// The realm in TURN's long-term credentials.
+pub const REALM: &str = "huddle";
+/// Largest TURN message accepted over TCP (the crate reads 1500 bytes).
+const MAX_TCP_FRAME: usize = 1500;
+/// A TCP connection that sends nothing for this long is closed (longer
+/// than an allocation's default lifetime of 10 minutes).
+const TCP_IDLE: Duration = Duration::from_secs(11 * 60);
+/// Frames waiting to be written to one TCP connection; more are dropped.
+const TCP_QUEUE: usize = 256;
+
+/// Settings of the embedded TURN server.
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// UDP and TCP address to listen on.
+    pub listen: SocketAddr,
+    /// The address put in relay candidates and URLs (default: the listen
+    /// address, or the first non-loopback address when that is a wildcard).
+    pub public_ip: Option<IpAddr>,
+    /// Ports for relayed traffic (default: any free port).
+    pub relay_ports: Option<(u16, u16)>,
+    /// Live allocations per TURN username.
+    pub user_quota: usize,
+    /// Bits per second per allocation and direction; 0 for no cap.
+    pub bandwidth: u64,
+    /// Open TCP connections to the TURN port.
+    pub max_tcp: usize,
+}
+
+impl TurnConfig {
+    /// Defaults around a listen address.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            public_ip: None,
+            relay_ports: None,
+            user_quota: DEFAULT_USER_QUOTA,
+            bandwidth: DEFAULT_BANDWIDTH,
+            max_tcp: DEFAULT_MAX_TCP,
+        }
+    }
+}
+
+/// Why the TURN server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    /// A socket could not be bound.
+    #[error("TURN: cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// No address to advertise.
+    #[error("TURN: listening on {0} but no address to advertise was found; set --turn-public-ip")]
+    NoPublicIp(IpAddr),
+    /// The TURN crate refused its configuration.
+    #[error("TURN")]
+    Turn(#[from] turn::Error),
+}
+
+/// A running embedded TURN server.
+pub struct TurnServer {
+    udp: Server,
+    tcp: Server,
+    local: SocketAddr,
+    public: SocketAddr,
+    mux: Arc<TcpMux>,
+}
+
+impl TurnServer {
+    /// Binds UDP and TCP on `cfg.listen` (the same port for both) and starts
+    /// serving, with credentials checked against `secret`.
+    pub async fn start(cfg: &TurnConfig, secret: Arc<[u8]>) -> Result<Self, TurnError> {
+        let (udp, tcp) = bind_pair(cfg.listen).await?;
+        let local = udp.local_addr().map_err(|source| TurnError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let public_ip = match cfg.public_ip {
+            Some(ip) => ip,
+            None if !local.ip().is_unspecified() => local.ip(),
+            None => crate::tls::local_addresses()
+                .into_iter()
+                .find(|ip| ip.is_ipv4() == local.is_ipv4())
+                .ok_or(TurnError::NoPublicIp(local.ip()))?,
+        };
+        let public = SocketAddr::new(public_ip, local.port());
+        let quota = Arc::new(Quota {
+            per_user: cfg.user_quota,
+            live: Mutex::new(HashMap::new()),
+        });
+        let mux = TcpMux::start(tcp, local, cfg.max_tcp);
+        let udp_conn: Arc<dyn Conn + Send + Sync> = Arc::new(udp);
+        let mux_conn: Arc<dyn Conn + Send + Sync> = mux.clone();
+        let mut servers = Vec::new();
+        for conn in [udp_conn, mux_conn] {
+            let last_user = Arc::new(Mutex::new(None));
+            let relays = Relays {
+                bind_ip: local.ip(),
+                public_ip,
+                ports: cfg.relay_ports,
+                last_user: last_user.clone(),
+                quota: quota.clone(),
+                bandwidth: cfg.bandwidth,
+            };
+            let auth = Auth {
+                secret: secret.clone(),
+                last_user,
+            };
+            servers.push(
+                Server::new(ServerConfig {
+                    conn_configs: vec![ConnConfig {
+                        conn,
+                        relay_addr_generator: Box::new(relays),
+                    }],
+                    realm: REALM.to_owned(),
+                    auth_handler: Arc::new(auth),
+                    channel_bind_timeout: Duration::ZERO,
+                    alloc_close_notify: None,
+                })
+                .await?,
+            );
+        }
+        let tcp = servers.pop().expect("two servers");
+        let udp = servers.pop().expect("two servers");
+        info!(listen = %local, advertised = %public, "TURN server running (UDP and TCP)");
+        Ok(Self {
+            udp,
+            tcp,
+            local,
+            public,
+            mux,
+        })
+    }
+
+    /// The address bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The URLs browsers are given: UDP first, then TCP.
+    pub fn urls(&self) -> Vec<String> {
+        let host = match self.public.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let port = self.public.port();
+        vec![
+            format!("turn:{host}:{port}?transport=udp"),
+            format!("turn:{host}:{port}?transport=tcp"),
+        ]
+    }
+
+    /// Stops serving; allocations end.
+    pub async fn close(self) {
+        let _ = self.udp.close().await;
+        let _ = self.tcp.close().await;
+        self.mux.shutdown();
+    }
+}
+
+/// Binds UDP and TCP on one port; with port 0, retries until a port is
+/// free for both.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), TurnError> {
+    let err = |source| TurnError::Bind { addr, source };
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr).await.map_err(err)?;
+        let port = udp.local_addr().map_err(err)?.port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && e.kind() == io::ErrorKind::AddrInUse => continue,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    Err(err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no port free for both UDP and TCP",
+    )))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Checks TURN REST usernames and gives the crate the long-term key.
+struct Auth {
+    secret: Arc<[u8]>,
+    /// The last username accepted, for the quota (see the module doc).
+    last_user: Arc<Mutex<Option<String>>>,
+}
+
+impl AuthHandler for Auth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        match ice::password_for(&self.secret, username, unix_now()) {
+            Ok(password) => {
+                *lock(&self.last_user) = Some(username.to_owned());
+                Ok(generate_auth_key(username, realm, &password))
+            }
+            Err(e) => {
+                debug!(%src, username, error = %e, "TURN credentials refused");
+                Err(turn::Error::Other(e.to_string()))
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Live allocations per username.
+struct Quota {
+    per_user: usize,
+    live: Mutex<HashMap<String, usize>>,
+}
+
+impl Quota {
+    fn take(self: &Arc<Self>, user: &str) -> Option<QuotaGuard> {
+        let mut live = lock(&self.live);
+        let n = live.entry(user.to_owned()).or_insert(0);
+        if *n >= self.per_user {
+            return None;
+        }
+        *n += 1;
+        Some(QuotaGuard {
+            quota: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+/// One live allocation of a user; gives it back when dropped.
+struct QuotaGuard {
+    quota: Arc<Quota>,
+    user: String,
+}
+
+impl Drop for QuotaGuard {
+    fn drop(&mut self) {
+        let mut live = lock(&self.quota.live);
+        if let Some(n) = live.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// Makes relay sockets: in the port range, under the quota, capped.
+struct Relays {
+    bind_ip: IpAddr,
+    public_ip: IpAddr,
+    ports: Option<(u16, u16)>,
+    last_user: Arc<Mutex<Option<String>>>,
+    quota: Arc<Quota>,
+    bandwidth: u64,
+}
+
+impl Relays {
+    async fn bind(&self, requested: u16) -> io::Result<UdpSocket> {
+        if requested != 0 {
+            return UdpSocket::bind(SocketAddr::new(self.bind_ip, requested)).await;
+        }
+        let Some((low, high)) = self.ports else {
+            return UdpSocket::bind(SocketAddr::new(self.bind_ip, 0)).await;
+        };
+        // Start at a random port of the range, then walk it once.
+        let span = u32::from(high - low) + 1;
+        let mut seed = [0u8; 4];
+        getrandom::fill(&mut seed).map_err(io::Error::other)?;
+        let start = u32::from_le_bytes(seed) % span;
+        for i in 0..span {
+            let port = low + ((start + i) % span) as u16;
+            match UdpSocket::bind(SocketAddr::new(self.bind_ip, port)).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("every relay port in {low}-{high} is taken"),
+        ))
+    }
+}
+
+#[async_trait]
+impl RelayAddressGenerator for Relays {
+    fn validate(&self) -> Result<(), turn::Error> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        if use_ipv4 != self.bind_ip.is_ipv4() {
+            return Err(turn::Error::Other("address family not served".into()));
+        }
+        let user = lock(&self.last_user).clone().unwrap_or_default();
+        let Some(guard) = self.quota.take(&user) else {
+            warn!(
+                user,
+                quota = self.quota.per_user,
+                "TURN allocation quota reached"
+            );
+            return Err(turn::Error::Other("allocation quota reached".into()));
+        };
+        let socket = self.bind(requested_port).await.map_err(|e| {
+            warn!(error = %e, "cannot open a TURN relay socket");
+            turn::Error::Other(e.to_string())
+        })?;
+        let port = socket.local_addr()?.port();
+        debug!(user, port, "TURN allocation");
+        let relay = Relay {
+            socket,
+            inbound: Bucket::new(self.bandwidth),
+            outbound: Bucket::new(self.bandwidth),
+            _quota: guard,
+        };
+        Ok((Arc::new(relay), SocketAddr::new(self.public_ip, port)))
+    }
+}
+
+/// A token bucket in bytes; `None` when uncapped.
+struct Bucket(Option<Mutex<(f64, Instant)>>, f64);
+
+impl Bucket {
+    fn new(bits_per_second: u64) -> Self {
+        let rate = bits_per_second as f64 / 8.0;
+        if bits_per_second == 0 {
+            Self(None, 0.0)
+        } else {
+            // Half a second of burst (at least a few full-size packets).
+            Self(Some(Mutex::new((rate / 2.0, Instant::now()))), rate)
+        }
+    }
+
+    /// Whether `n` bytes may pass now.
+    fn allow(&self, n: usize) -> bool {
+        let Some(state) = &self.0 else { return true };
+        let rate = self.1;
+        let burst = (rate / 2.0).max(8.0 * 1500.0);
+        let mut s = lock(state);
+        let now = Instant::now();
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * rate).min(burst);
+        s.1 = now;
+        if s.0 >= n as f64 {
+            s.0 -= n as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A relay socket with the bandwidth cap and the quota slot it holds.
+struct Relay {
+    socket: UdpSocket,
+    inbound: Bucket,
+    outbound: Bucket,
+    _quota: QuotaGuard,
+}
+
+#[async_trait]
+impl Conn for Relay {
+    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(self.socket.connect(addr).await?)
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) = self.socket.recv_from(buf).await?;
+            if self.inbound.allow(n) {
+                return Ok((n, from));
+            }
+        }
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        if !self.outbound.allow(buf.len()) {
+            return Ok(buf.len());
+        }
+        Ok(self.socket.send(buf).await?)
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if !self.outbound.allow(buf.len()) {
+            // Dropped, as on a congested link.
+            return Ok(buf.len());
+        }
+        Ok(self.socket.send_to(buf, target).await?)
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// TURN over TCP, presented to the crate as one datagram socket: each TCP
+/// connection's messages arrive from its peer address, and replies to that
+/// address go back down the connection.
+pub struct TcpMux {
+    local: SocketAddr,
+    inbox: tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
+    peers: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl TcpMux {
+    fn start(listener: TcpListener, local: SocketAddr, max: usize) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(1024);
+        let mux = Arc::new(Self {
+            local,
+            inbox: tokio::sync::Mutex::new(rx),
+            peers: Mutex::new(HashMap::new()),
+            stop: tokio_util::sync::CancellationToken::new(),
+        });
+        let me = mux.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    () = me.stop.cancelled() => return,
+                };
+                let (stream, peer) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        debug!(error = %e, "TURN TCP accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if lock(&me.peers).len() >= max {
+                    warn!(%peer, max, "TURN: too many TCP connections; refusing one");
+                    continue;
+                }
+                let (out_tx, out_rx) = mpsc::channel(TCP_QUEUE);
+                lock(&me.peers).insert(peer, out_tx);
+                tokio::spawn(me.clone().serve(stream, peer, tx.clone(), out_rx));
+            }
+        });
+        mux
+    }
+
+    fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        inbox: mpsc::Sender<(Vec<u8>, SocketAddr)>,
+        mut outbox: mpsc::Receiver<Vec<u8>>,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let reader = async {
+            loop {
+                let frame = match tokio::time::timeout(TCP_IDLE, read_frame(&mut rd)).await {
+                    Ok(Ok(Some(f))) => f,
+                    Ok(Ok(None)) => return,
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "TURN TCP connection dropped");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(%peer, "TURN TCP connection idle; closing");
+                        return;
+                    }
+                };
+                if inbox.send((frame, peer)).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let writer = async {
+            while let Some(frame) = outbox.recv().await {
+                if wr.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = reader => {}
+            () = writer => {}
+            () = self.stop.cancelled() => {}
+        }
+        lock(&self.peers).remove(&peer);
+    }
+}
+
+/// Reads one STUN message or ChannelData frame (with its TCP padding).
+/// `None` on a clean end of stream.
+async fn read_frame<R: tokio::io::AsyncRead + Unpin>(rd: &mut R) -> io::Result<Option<Vec<u8>>> {
+    let mut head = [0u8; 4];
+    match rd.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let (total, padded) = match head[0] >> 6 {
+        // STUN: 20-byte header, attributes already padded.
+        0 => (20 + len, 20 + len),
+        // ChannelData: 4-byte header, padded to 4 over TCP.
+        1 => (4 + len, 4 + len.div_ceil(4) * 4),
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "neither STUN nor ChannelData",
+            ));
+        }
+    };
+    if padded > MAX_TCP_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut frame = vec![0u8; padded];
+    frame[..4].copy_from_slice(&head);
+    rd.read_exact(&mut frame[4..]).await?;
+    frame.truncate(total);
+    Ok(Some(frame))
+}
+
+#[async_trait]
+impl Conn for TcpMux {
+    async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported).into())
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let mut inbox = self.inbox.lock().await;
+        let (frame, from) = tokio::select! {
+            f = inbox.recv() => f.ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?,
+            () = self.stop.cancelled() => return Err(io::Error::from(io::ErrorKind::BrokenPipe).into()),
+        };
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok((n, from))
+    }
+    async fn send(&self, _buf: &[u8]) -> webrtc_util::Result<usize> {
+        Err(io::Error::from(io::ErrorKind::NotConnected).into())
+    }
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        let tx = lock(&self.peers).get(&target).cloned();
+        match tx {
+            // A full queue drops the frame, as a datagram socket would.
+            Some(tx) => {
+                let _ = tx.try_send(buf.to_vec());
+                Ok(buf.len())
+            }
+            None => Err(io::Error::from(io::ErrorKind::NotConnected).into()),
+        }
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.local)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        self.stop.cancel();
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+/// Parses `--turn-relay-ports LOW-HIGH`.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (low, high) = s
+        .trim()
+        .split_once('-')
+        .ok_or("expected LOW-HIGH, like 49152-65535")?;
+    let low: u16 = low.trim().parse().map_err(|_| "LOW is not a port number")?;
+    let high: u16 = high
+        .trim()
+        .parse()
+        .map_err(|_| "HIGH is not a port number")?;
+    if low == 0 || high < low {
+        return Err("expected 1 ≤ LOW ≤ HIGH ≤ 65535".into());
+    }
+    Ok((low, high))
+}
+
+/// Parses a bit rate: `8Mbit`, `500kbit`, `2M`, `1000000`; `0` for no cap.
+pub fn parse_bitrate(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix("bit/s")
+        .or_else(|| t.strip_suffix("bps"))
+        .or_else(|| t.strip_suffix("bit"))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1_000),
+        Some('m') => (&t[..t.len() - 1], 1_000_000),
+        Some('g') => (&t[..t.len() - 1], 1_000_000_000),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a bit rate like 8Mbit, 500kbit or 0"))?;
+    if !(n >= 0.0 && n.is_finite()) {
+        return Err(format!("{s:?}: must be zero or more"));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// Parses `--turn-listen`: `IP:PORT`, or an IP alone for port 3478.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let ip: IpAddr = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| format!("{s:?}: expected IP:PORT or IP (port {DEFAULT_TURN_PORT})"))?;
+    Ok(SocketAddr::new(ip, DEFAULT_TURN_PORT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse() {
+        assert_eq!(parse_port_range("49152-49200"), Ok((49152, 49200)));
+        assert!(parse_port_range("5-1").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("x").is_err());
+        assert_eq!(parse_bitrate("8Mbit"), Ok(8_000_000));
+        assert_eq!(parse_bitrate("500kbit"), Ok(500_000));
+        assert_eq!(parse_bitrate("2.5M"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("0"), Ok(0));
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("-1M").is_err());
+        assert_eq!(parse_listen("0.0.0.0"), Ok("0.0.0.0:3478".parse().unwrap()));
+        assert_eq!(
+            parse_listen("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(parse_listen("[::1]"), Ok("[::1]:3478".parse().unwrap()));
+        assert!(parse_listen("host").is_err());
+    }
+
+    #[test]
+    fn the_quota_counts_live_allocations_per_user() {
+        let q = Arc::new(Quota {
+            per_user: 2,
+            live: Mutex::new(HashMap::new()),
+        });
+        let a = q.take("1:alice").unwrap();
+        let b = q.take("1:alice").unwrap();
+        assert!(q.take("1:alice").is_none());
+        assert!(q.take("1:bob").is_some(), "others are not affected");
+        drop(a);
+        let _c = q.take("1:alice").expect("a slot came back");
+        drop(b);
+    }
+
+    #[test]
+    fn the_bucket_caps_bytes_per_second() {
+        let b = Bucket::new(8 * 100_000); // 100 kB/s, 50 kB burst
+        let mut passed = 0;
+        for _ in 0..100 {
+            if b.allow(1000) {
+                passed += 1;
+            }
+        }
+        assert!((45..=55).contains(&passed), "{passed} kB passed at once");
+        assert!(Bucket::new(0).allow(usize::MAX));
+    }
+
+    #[tokio::test]
+    async fn tcp_frames_are_split_and_unpadded() {
+        // A STUN binding request header (no attributes), then ChannelData of
+        // 5 bytes padded to 8, then garbage.
+        let mut bytes = vec![0x00, 0x01, 0x00, 0x00];
+        bytes.extend([0x21, 0x12, 0xa4, 0x42]);
+        bytes.extend([7u8; 12]);
+        bytes.extend([0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5, 0, 0, 0]);
+        bytes.extend([0xff, 0, 0, 0]);
+        let mut rd = &bytes[..];
+        assert_eq!(read_frame(&mut rd).await.unwrap().unwrap().len(), 20);
+        assert_eq!(
+            read_frame(&mut rd).await.unwrap().unwrap(),
+            vec![0x40, 0x00, 0x00, 0x05, 1, 2, 3, 4, 5]
+        );
+        assert!(read_frame(&mut rd).await.is_err());
+        let mut empty = &[][..];
+        assert!(read_frame(&mut empty).await.unwrap().is_none());
+    }
+}
