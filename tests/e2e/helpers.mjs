@@ -47,13 +47,14 @@ process.on('exit', () => {
 });
 
 /**
- * Starts `huddle --listen 127.0.0.1:0 --ice-servers '[]' …` and waits for its
- * `listening on http://…` line.
+ * Starts `huddle --listen 127.0.0.1:0 …` (unless EXTRA has its own --listen)
+ * and waits for its `listening on http(s)://…` line.
  * @param {string[]} [extra] more flags
  * @returns {Promise<{url:string, port:number, stop:() => Promise<void>, log:() => string}>}
  */
 export async function startServer(extra = []) {
-  const proc = spawn(HUDDLE_BIN, ['--listen', '127.0.0.1:0', '--ice-servers', '[]', ...extra], {
+  const listen = extra.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
+  const proc = spawn(HUDDLE_BIN, [...listen, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -77,7 +78,7 @@ export async function startServer(extra = []) {
     });
     proc.stdout.on('data', (d) => {
       out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));
@@ -96,9 +97,17 @@ export async function startServer(extra = []) {
   return { url, port, stop, log: () => stderr };
 }
 
-/** @returns {Promise<import('playwright-core').Browser>} */
-export function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: T.server });
+/**
+ * @param {{args?: string[], executablePath?: string}} [opts] more Chromium
+ *   flags; another executable (e.g. a wrapper that enters a namespace)
+ * @returns {Promise<import('playwright-core').Browser>}
+ */
+export function launchBrowser(opts = {}) {
+  return chromium.launch({
+    executablePath: opts.executablePath || CHROMIUM,
+    args: [...CHROMIUM_ARGS, ...(opts.args || [])],
+    timeout: T.server,
+  });
 }
 
 /**

@@ -300,7 +300,8 @@ export class PeerLink extends EventTarget {
       audio: { packetsReceived: 0, bytesReceived: 0 },
       video: { packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, frameWidth: 0 },
       /** The candidate pair in use: candidate types ('host', 'srflx', 'relay'…) and protocols. */
-      path: /** @type {null | {local:string, remote:string, protocol:string, relayProtocol:string, bytesSent:number, bytesReceived:number}} */ (null),
+      path: /** @type {null | {local:string, remote:string, protocol:string, relayProtocol:string,
+        localPort:number, remoteAddress:string, bytesSent:number, bytesReceived:number}} */ (null),
     };
     for (const r of this.pc.getReceivers()) {
       if (r.track && r.track.readyState === 'live') {
@@ -320,6 +321,8 @@ export class PeerLink extends EventTarget {
             remote: remote.candidateType,
             protocol: local.protocol,
             relayProtocol: local.relayProtocol || '',
+            localPort: local.port || 0,
+            remoteAddress: remote.address || '',
             bytesSent: pair.bytesSent || 0,
             bytesReceived: pair.bytesReceived || 0,
           };

@@ -1,0 +1,301 @@
+// Reachable from anywhere: a call over wss:// with a self-signed
+// certificate; relay-only calls (?relay=1) through the embedded TURN server
+// and through Debian's coturn with the same secret; and two people in
+// separate network namespaces that cannot reach each other, who connect
+// through TURN and do not connect without it.
+//
+// Network rule: everything stays on loopback or in namespaces made here.
+
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CHROMIUM, closeBrowser, join, launchBrowser, newPage, startServer, stats, until,
+  waitForGrowth, waitForMedia, T,
+} from './helpers.mjs';
+
+/** Things to stop after each test, last first, even when it fails. */
+let cleanups = [];
+afterEach(async () => {
+  for (const f of cleanups.reverse()) await f();
+  cleanups = [];
+});
+
+/** @param {() => unknown} f */
+const onCleanup = (f) => cleanups.push(async () => { try { await f(); } catch { /* best effort */ } });
+
+/**
+ * Two pages in ROOM at BASE (with QUERY on the room URL), waiting until each
+ * shows the other's video; returns the pages.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} base
+ * @param {string} room
+ * @param {string} [query]
+ */
+async function pair(browser, base, room, query = '') {
+  const pages = [];
+  for (const name of ['ann', 'bob']) {
+    const page = await newPage(browser);
+    onCleanup(() => page.context().close());
+    await page.goto(`${base}/r/${room}${query}`);
+    await join(page, base, name, room);
+    pages.push(page);
+  }
+  await waitForMedia(pages[0], ['bob']);
+  await waitForMedia(pages[1], ['ann']);
+  return pages;
+}
+
+/**
+ * Asserts both pages send through a relay candidate of theirs and decode
+ * the other's video.
+ * @param {import('playwright-core').Page[]} pages
+ */
+async function assertRelayed([ann, bob]) {
+  for (const [page, other] of [[ann, 'bob'], [bob, 'ann']]) {
+    const s = (await stats(/** @type {any} */ (page)))[other];
+    assert.equal(s.connectionState, 'connected');
+    assert.equal(s.path?.local, 'relay', `${other}'s link on the other page: ${JSON.stringify(s.path)}`);
+    await waitForGrowth(/** @type {any} */ (page), other, (m) => m.video.framesDecoded, 10);
+  }
+}
+
+/** A free TCP+UDP port on 127.0.0.1 (checked for TCP; UDP is rarely taken). */
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', () => r(undefined)));
+  const port = /** @type {net.AddressInfo} */ (srv.address()).port;
+  await new Promise((r) => srv.close(() => r(undefined)));
+  return port;
+}
+
+describe('reachable from anywhere', () => {
+  /** @type {import('playwright-core').Browser} */
+  let browser;
+
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await closeBrowser(browser);
+  });
+
+  it('a call over wss:// with the self-signed certificate', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-tls-'));
+    onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+    const server = await startServer(['--tls-self-signed', '--data-dir', dataDir]);
+    onCleanup(() => server.stop());
+    assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    // Trust exactly this certificate, as a person does by accepting it once.
+    const pem = readFileSync(path.join(dataDir, 'self-signed-cert.pem'));
+    const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+    const pin = createHash('sha256').update(spki).digest('base64');
+    const tlsBrowser = await launchBrowser({ args: [`--ignore-certificate-errors-spki-list=${pin}`] });
+    onCleanup(() => closeBrowser(tlsBrowser));
+    const [ann] = await pair(tlsBrowser, server.url, 'secure');
+    assert.equal(await ann.evaluate(() => location.protocol), 'https:');
+    assert.match(
+      await ann.evaluate(() => /** @type {any} */ (window).huddle.client.url),
+      /^wss:\/\/127\.0\.0\.1:\d+\/ws$/,
+    );
+    // Without the pin the certificate is refused: the browser really checks.
+    const refused = await newPage(browser);
+    onCleanup(() => refused.context().close());
+    await assert.rejects(refused.goto(`${server.url}/`), /ERR_CERT_AUTHORITY_INVALID/);
+  });
+
+  it('relay only (?relay=1): the call goes through the embedded TURN server', async () => {
+    const server = await startServer(['--turn-listen', '127.0.0.1:0', '--turn-relay-ports', '41000-41099']);
+    onCleanup(() => server.stop());
+    const pages = await pair(browser, server.url, 'relayed', '?relay=1');
+    await assertRelayed(pages);
+    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
+      const { localPort } = (await stats(/** @type {any} */ (page)))[other].path;
+      assert.ok(localPort >= 41000 && localPort <= 41099, `relay port ${localPort} in --turn-relay-ports`);
+    }
+    // The page keeps ?relay=1 on its URL after joining.
+    assert.match(pages[0].url(), /\/r\/relayed\?relay=1$/);
+  });
+
+  it('relay only through coturn as an external TURN server with the same secret', async () => {
+    const secret = 'shared-with-coturn';
+    const port = await freePort();
+    const logDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-coturn-'));  // pid file and user db
+    onCleanup(() => rmSync(logDir, { recursive: true, force: true }));
+    const coturn = spawn('turnserver', [
+      '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
+      '--min-port=40000', '--max-port=40999', '--use-auth-secret', `--static-auth-secret=${secret}`,
+      '--realm=huddle.test', '--no-tls', '--no-dtls', '--allow-loopback-peers', '--no-cli',
+      '--fingerprint', '--log-file=stdout',
+      `--pidfile=${path.join(logDir, 'turn.pid')}`, `--userdb=${path.join(logDir, 'turn.db')}`,
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    coturn.stdout.on('data', (d) => { log = (log + d).slice(-20_000); });
+    coturn.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
+    onCleanup(() => coturn.kill('SIGKILL'));
+    const spawnError = new Promise((_, reject) => coturn.on('error', reject));
+    // coturn is ready once it answers on its TCP port.
+    await Promise.race([
+      spawnError,
+      until(() => new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        s.on('error', () => resolve(false));
+      }), { timeout: T.server, what: 'coturn listening' }),
+    ]);
+    const server = await startServer([
+      '--turn-url', `turn:127.0.0.1:${port}?transport=udp`, '--turn-secret', secret,
+    ]);
+    onCleanup(() => server.stop());
+    const pages = await pair(browser, server.url, 'coturned', '?relay=1');
+    await assertRelayed(pages);
+    // The relayed addresses are coturn's (its relay port range).
+    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
+      const { localPort } = (await stats(/** @type {any} */ (page)))[other].path;
+      assert.ok(localPort >= 40000 && localPort <= 40999, `relay port ${localPort} is coturn's; its log:\n${log}`);
+    }
+  });
+});
+
+/**
+ * Network namespaces for a "two homes, one server" setup: the test's own
+ * namespace plays the server, A and B each get a veth link to it and a
+ * default route through it, and it does not forward, so A and B reach the
+ * server's addresses but not each other.
+ */
+function makeHomes() {
+  const tag = `${process.pid % 10000}`;
+  const homes = [
+    { ns: `hud-a-${tag}`, host: `hva${tag}`, net: '10.77.1' },
+    { ns: `hud-b-${tag}`, host: `hvb${tag}`, net: '10.77.2' },
+  ];
+  const ip = (/** @type {string[]} */ ...args) => execFileSync('ip', args, { stdio: 'pipe' });
+  writeFileSync('/proc/sys/net/ipv4/ip_forward', '0');
+  for (const h of homes) {
+    ip('netns', 'add', h.ns);
+    ip('link', 'add', h.host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
+    ip('addr', 'add', `${h.net}.1/24`, 'dev', h.host);
+    ip('link', 'set', h.host, 'up');
+    ip('-n', h.ns, 'link', 'set', 'lo', 'up');
+    ip('-n', h.ns, 'addr', 'add', `${h.net}.2/24`, 'dev', 'eth0');
+    ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
+    ip('-n', h.ns, 'route', 'add', 'default', 'via', `${h.net}.1`);
+  }
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-ns-'));
+  const wrappers = homes.map((h) => {
+    const file = path.join(dir, `chromium-${h.ns}`);
+    writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${h.ns} ${CHROMIUM} "$@"\n`);
+    chmodSync(file, 0o755);
+    return file;
+  });
+  const remove = () => {
+    for (const h of homes) {
+      try { ip('netns', 'del', h.ns); } catch { /* already gone */ }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { homes, wrappers, remove };
+}
+
+describe('behind separate networks', () => {
+  /** @type {ReturnType<typeof makeHomes>} */
+  let homes;
+
+  before(() => {
+    homes = makeHomes();
+  });
+  after(() => homes?.remove());
+
+  /**
+   * Starts a server on every address with FLAGS, and one browser in each
+   * home; ann (home A) and bob (home B) join ROOM.
+   * @param {string[]} flags
+   * @param {string} room
+   */
+  async function call(flags, room) {
+    const server = await startServer(['--listen', '0.0.0.0:0', ...flags]);
+    onCleanup(() => server.stop());
+    const port = server.port;
+    const pages = [];
+    for (const [i, name] of ['ann', 'bob'].entries()) {
+      const base = `http://${homes.homes[i].net}.1:${port}`;
+      const b = await launchBrowser({
+        executablePath: homes.wrappers[i],
+        // Plain http on a LAN address: let this origin use the camera.
+        args: [`--unsafely-treat-insecure-origin-as-secure=${base}`],
+      });
+      onCleanup(() => closeBrowser(b));
+      const page = await newPage(b);
+      await page.goto(`${base}/r/${room}`);
+      await join(page, base, name, room);
+      pages.push(page);
+    }
+    return pages;
+  }
+
+  /**
+   * Whether a TCP connection from namespace NS to HOST:PORT succeeds within 2 s.
+   * @param {string} ns
+   * @param {string} host
+   * @param {number} port
+   */
+  function canReach(ns, host, port) {
+    const probe = `const s=require('net').connect(${port},'${host}',()=>process.exit(0));` +
+      `s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),2000);`;
+    try {
+      execFileSync('ip', ['netns', 'exec', ns, process.execPath, '-e', probe], { stdio: 'pipe' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  it('the homes reach the server but not each other', async () => {
+    const [a, b] = homes.homes;
+    // Listeners on the server side (every address) and inside home B.
+    const here = net.createServer((c) => c.end());
+    await new Promise((r) => here.listen(0, '0.0.0.0', () => r(undefined)));
+    onCleanup(() => here.close());
+    const port = /** @type {net.AddressInfo} */ (here.address()).port;
+    const inB = spawn('ip', ['netns', 'exec', b.ns, process.execPath, '-e',
+      `require('net').createServer((c)=>c.end()).listen(${port},'${b.net}.2',()=>console.log('up'))`]);
+    onCleanup(() => inB.kill('SIGKILL'));
+    await new Promise((resolve, reject) => {
+      inB.stdout.once('data', resolve);
+      inB.once('exit', reject);
+    });
+    assert.ok(canReach(a.ns, `${a.net}.1`, port), 'A reaches the server');
+    assert.ok(canReach(a.ns, `${b.net}.1`, port), "A reaches the server's other address");
+    assert.ok(canReach(b.ns, `${b.net}.2`, port), 'B reaches its own listener');
+    assert.ok(!canReach(a.ns, `${b.net}.2`, port), 'A does not reach B');
+  });
+
+  it('with the embedded TURN server the call connects through a relay', async () => {
+    const pages = await call(['--turn-listen', '0.0.0.0:0', '--turn-public-ip', `${homes.homes[0].net}.1`], 'homes');
+    await waitForMedia(pages[0], ['bob']);
+    await waitForMedia(pages[1], ['ann']);
+    // One end of the path is a TURN relay. The side that owns it reports
+    // 'relay' (or 'prflx' with a relay protocol, when the check came before
+    // the candidate); the other side may see only a peer-reflexive address.
+    const paths = [(await stats(pages[0])).bob.path, (await stats(pages[1])).ann.path];
+    const relayed = paths.some((p) => p && (p.local === 'relay' || p.relayProtocol !== ''));
+    assert.ok(relayed, `a relay on the path: ${JSON.stringify(paths)}`);
+  });
+
+  it('without TURN the same call does not connect', async () => {
+    const pages = await call([], 'no-turn');
+    // Both see each other's tile (signaling works) …
+    await pages[0].waitForSelector('#grid [data-peer="bob"]', { timeout: T.join });
+    // … but media never flows: give ICE a fair while.
+    await new Promise((r) => setTimeout(r, 15_000));
+    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
+      const s = (await stats(/** @type {any} */ (page)))[other];
+      assert.notEqual(s.connectionState, 'connected', `${other}: ${JSON.stringify(s)}`);
+      assert.equal(s.video.framesDecoded, 0);
+    }
+  });
+});
