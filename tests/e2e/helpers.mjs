@@ -50,7 +50,7 @@ process.on('exit', () => {
  * Starts `huddle --listen 127.0.0.1:0 …` (unless EXTRA has its own --listen)
  * and waits for its `listening on http(s)://…` line.
  * @param {string[]} [extra] more flags
- * @returns {Promise<{url:string, port:number, stop:() => Promise<void>, log:() => string}>}
+ * @returns {Promise<{url:string, port:number, pid:number, stop:() => Promise<void>, log:() => string}>}
  */
 export async function startServer(extra = []) {
   const listen = extra.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
@@ -94,7 +94,7 @@ export async function startServer(extra = []) {
     await exited;
     clearTimeout(timer);
   };
-  return { url, port, stop, log: () => stderr };
+  return { url, port, pid: /** @type {number} */ (proc.pid), stop, log: () => stderr };
 }
 
 /**

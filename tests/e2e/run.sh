@@ -6,6 +6,7 @@
 #   sh tests/e2e/run.sh                 # all tests/e2e/*.test.mjs
 #   sh tests/e2e/run.sh tests/e2e/x.test.mjs …   # some of them
 #   sh tests/e2e/run.sh bench [runs]    # tests/e2e/bench-join.mjs
+#   sh tests/e2e/run.sh bench-turn [runs]   # tests/e2e/bench-turn.mjs
 #
 # HUDDLE_BIN: the server binary (default target/debug/huddle).
 set -eu
@@ -20,6 +21,9 @@ fi
 if [ "${1:-}" = bench ]; then
   shift
   set -- node tests/e2e/bench-join.mjs "$@"
+elif [ "${1:-}" = bench-turn ]; then
+  shift
+  set -- node tests/e2e/bench-turn.mjs "$@"
 elif [ $# -eq 0 ]; then
   set -- tests/e2e/*.test.mjs
 fi
