@@ -171,28 +171,34 @@ struct ServeArgs {
     /// The address the embedded TURN server advertises (its public IP
     /// behind NAT). Default: the --turn-listen address, or the machine's
     /// first non-loopback address when that is 0.0.0.0.
-    #[arg(long, env = "HUDDLE_TURN_PUBLIC_IP", value_name = "IP")]
+    #[arg(
+        long,
+        env = "HUDDLE_TURN_PUBLIC_IP",
+        value_name = "IP",
+        requires = "turn_listen"
+    )]
     turn_public_ip: Option<std::net::IpAddr>,
 
     /// UDP ports for relayed media, LOW-HIGH (open them in the firewall).
     /// Default: any free port.
     #[arg(long, env = "HUDDLE_TURN_RELAY_PORTS", value_name = "LOW-HIGH",
-          value_parser = turn::parse_port_range)]
+          value_parser = turn::parse_port_range, requires = "turn_listen")]
     turn_relay_ports: Option<(u16, u16)>,
 
     /// Live TURN allocations per username (one per peer connection and
     /// transport; each member gets its own username).
-    #[arg(long, env = "HUDDLE_TURN_USER_QUOTA", default_value_t = turn::DEFAULT_USER_QUOTA,
+    #[arg(long, env = "HUDDLE_TURN_USER_QUOTA", default_value_t = turn::DEFAULT_USER_QUOTA, requires = "turn_listen",
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     turn_user_quota: usize,
 
     /// Bandwidth cap per TURN allocation and direction (like 8Mbit or
     /// 500kbit; 0 for none). Excess packets are dropped.
-    #[arg(long, env = "HUDDLE_TURN_BANDWIDTH", default_value = "8Mbit", value_parser = turn::parse_bitrate)]
+    #[arg(long, env = "HUDDLE_TURN_BANDWIDTH", default_value = "8Mbit", value_parser = turn::parse_bitrate,
+          requires = "turn_listen")]
     turn_bandwidth: u64,
 
     /// Open TCP connections to the embedded TURN server.
-    #[arg(long, env = "HUDDLE_TURN_MAX_TCP", default_value_t = turn::DEFAULT_MAX_TCP,
+    #[arg(long, env = "HUDDLE_TURN_MAX_TCP", default_value_t = turn::DEFAULT_MAX_TCP, requires = "turn_listen",
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     turn_max_tcp: usize,
 
