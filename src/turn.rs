@@ -7,6 +7,8 @@
 //!   against the same secret the signaling server mints them from; expired
 //!   ones are refused, and a changed name or expiry fails the message
 //!   integrity check (the crate's own handler knows only bare timestamps).
+//!   A username that still holds allocations may go on past its expiry, so
+//!   the browser's periodic refreshes do not cut a long call.
 //! - **TCP.** The crate serves UDP; [`TcpMux`] accepts TCP connections on the
 //!   same port, splits the byte stream into STUN messages and ChannelData
 //!   (RFC 5766 §11.5 framing), and hands them to the crate as datagrams.
@@ -159,6 +161,7 @@ impl TurnServer {
             };
             let auth = Auth {
                 secret: secret.clone(),
+                quota: quota.clone(),
                 last_user,
             };
             servers.push(
@@ -241,6 +244,7 @@ fn unix_now() -> u64 {
 /// Checks TURN REST usernames and gives the crate the long-term key.
 struct Auth {
     secret: Arc<[u8]>,
+    quota: Arc<Quota>,
     /// The last username accepted, for the quota (see the module doc).
     last_user: Arc<Mutex<Option<String>>>,
 }
@@ -252,7 +256,16 @@ impl AuthHandler for Auth {
         realm: &str,
         src: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        match ice::password_for(&self.secret, username, unix_now()) {
+        let checked = match ice::password_for(&self.secret, username, unix_now()) {
+            // A browser refreshes its allocations with the credentials it
+            // joined with: while that username still holds allocations,
+            // expiry does not cut a running call. New users need fresh ones.
+            Err(ice::CredentialError::Expired(_)) if self.quota.holds(username) => {
+                Ok(ice::credential_for(&self.secret, username))
+            }
+            other => other,
+        };
+        match checked {
             Ok(password) => {
                 *lock(&self.last_user) = Some(username.to_owned());
                 Ok(generate_auth_key(username, realm, &password))
@@ -276,6 +289,11 @@ struct Quota {
 }
 
 impl Quota {
+    /// Whether `user` holds a live allocation.
+    fn holds(&self, user: &str) -> bool {
+        lock(&self.live).contains_key(user)
+    }
+
     fn take(self: &Arc<Self>, user: &str) -> Option<QuotaGuard> {
         let mut live = lock(&self.live);
         let n = live.entry(user.to_owned()).or_insert(0);

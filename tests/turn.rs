@@ -17,8 +17,9 @@ use stun::error_code::ErrorCodeAttribute;
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    BINDING_REQUEST, CLASS_INDICATION, CLASS_REQUEST, Getter as _, METHOD_ALLOCATE,
-    METHOD_CREATE_PERMISSION, METHOD_SEND, Message, MessageType, Setter,
+    BINDING_REQUEST, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter as _,
+    METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND, Message, MessageType,
+    Setter,
 };
 use stun::textattrs::TextAttribute;
 use stun::xoraddr::XorMappedAddress;
@@ -397,4 +398,113 @@ async fn joined_carries_the_embedded_server_with_working_credentials() {
         .expect("allocated");
     server.stop.cancel();
     server.task.await.unwrap();
+}
+
+/// Sends a request of METHOD with ATTRS, authenticated: first without
+/// credentials for the nonce, then with them. True on a success response.
+async fn authed(
+    t: &mut Transport,
+    method: stun::message::Method,
+    attrs: impl Fn() -> Vec<Box<dyn Setter>>,
+    username: &str,
+    password: &str,
+) -> bool {
+    let typ = MessageType::new(method, CLASS_REQUEST);
+    let mut first: Vec<Box<dyn Setter>> = vec![Box::new(TransactionId::new()), Box::new(typ)];
+    first.extend(attrs());
+    first.push(Box::new(FINGERPRINT));
+    let challenge = t.request(first).await;
+    let mut nonce = TextAttribute::new(stun::attributes::ATTR_NONCE, String::new());
+    nonce.get_from(&challenge).unwrap();
+    let mut second: Vec<Box<dyn Setter>> = vec![Box::new(TransactionId::new()), Box::new(typ)];
+    second.extend(attrs());
+    second.extend([
+        Box::new(TextAttribute::new(
+            stun::attributes::ATTR_USERNAME,
+            username.to_owned(),
+        )) as Box<dyn Setter>,
+        Box::new(TextAttribute::new(
+            stun::attributes::ATTR_REALM,
+            "huddle".to_owned(),
+        )),
+        Box::new(nonce),
+        Box::new(MessageIntegrity::new_long_term_integrity(
+            username.to_owned(),
+            "huddle".to_owned(),
+            password.to_owned(),
+        )),
+        Box::new(FINGERPRINT),
+    ]);
+    let answer = t.request(second).await;
+    answer.typ.class == CLASS_SUCCESS_RESPONSE
+}
+
+fn lifetime(secs: u64) -> Box<dyn Setter> {
+    Box::new(turn::proto::lifetime::Lifetime(Duration::from_secs(secs)))
+}
+
+#[tokio::test]
+async fn a_running_allocation_outlives_its_credentials() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    // Valid for about a second.
+    let creds = ice::mint(SECRET, "dora", now() + 1);
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated while valid");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        now()
+            > creds
+                .username
+                .split(':')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+    );
+    // The browser's refresh goes on working for the allocation it holds.
+    assert!(
+        authed(
+            &mut t,
+            METHOD_REFRESH,
+            || vec![lifetime(600)],
+            &creds.username,
+            &creds.credential
+        )
+        .await,
+        "a refresh with expired credentials of a live allocation"
+    );
+    // Released, the username is refused from then on.
+    assert!(
+        authed(
+            &mut t,
+            METHOD_REFRESH,
+            || vec![lifetime(0)],
+            &creds.username,
+            &creds.credential
+        )
+        .await,
+        "deleting the allocation"
+    );
+    let mut later = Transport::udp(addr).await;
+    // The quota slot is given back when the relay task ends: poll briefly.
+    let mut refused = false;
+    for _ in 0..50 {
+        if allocate(&mut later, &creds.username, &creds.credential)
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        later = Transport::udp(addr).await;
+    }
+    assert!(
+        refused,
+        "expired credentials without a live allocation are refused"
+    );
+    server.close().await;
 }
