@@ -37,6 +37,10 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections the kernel queues before huddle accepts them.
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+/// File descriptors kept free for the process itself (listeners, the
+/// runtime, `/proc` reads) when `--max-connections` is fitted to the
+/// open-file limit.
+pub const RESERVED_FDS: u64 = 64;
 /// WebSocket read buffer per connection, in bytes (small: most connections are idle).
 pub const WS_READ_BUFFER: usize = 4 * 1024;
 
@@ -95,6 +99,9 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long shutdown waits for sockets to close.
     pub shutdown_timeout: Duration,
+    /// Where `GET /metrics` is served: `None` on the main listener, or a
+    /// separate address (then not on the main one).
+    pub metrics_listen: Option<SocketAddr>,
     /// The core's limits.
     pub core: CoreConfig,
 }
@@ -165,6 +172,7 @@ impl Default for Config {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             allowed_origins: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            metrics_listen: None,
             core: CoreConfig::default(),
         }
     }

@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 
 use crate::config::CoreConfig;
 use crate::core::{ConnId, Core, IdMap, Output, TokenSource};
+use crate::metrics::{FrameRefusal, Histogram, ProcessStats, Snapshot, UpgradeRefusal};
 use crate::protocol;
 
 /// What a socket task is asked to write.
@@ -44,6 +45,18 @@ struct ConnHandle {
 struct Inner {
     core: Core,
     conns: IdMap<ConnHandle>,
+    /// Counters of the shell's own events (the core counts its own).
+    counts: ShellCounts,
+}
+
+/// What the hub counts for `/metrics`, under the lock.
+#[derive(Debug, Default)]
+struct ShellCounts {
+    opened: u64,
+    slow_consumers: u64,
+    frames_refused: [u64; FrameRefusal::ALL.len()],
+    upgrades_refused: [u64; UpgradeRefusal::ALL.len()],
+    handle_time: Histogram,
 }
 
 /// Shared state of the signaling server. See the module documentation.
@@ -83,6 +96,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
+                counts: ShellCounts::default(),
             }),
             timers: Notify::new(),
             next_conn: AtomicU64::new(1),
@@ -101,15 +115,58 @@ impl Hub {
         let mut inner = self.lock();
         inner.core.connect(id, now());
         inner.conns.insert(id, ConnHandle { tx, kill });
+        inner.counts.opened += 1;
         id
     }
 
     /// A text frame arrived on `conn`.
     pub fn frame(&self, conn: ConnId, text: &str) {
+        // One clock read more than the core needs: the handle-time histogram.
+        let start = now();
         let parsed = protocol::parse(text);
         let mut inner = self.lock();
-        inner.core.message(conn, parsed, now());
+        inner.core.message(conn, parsed, start);
         self.dispatch(&mut inner);
+        inner.counts.handle_time.record(now() - start);
+    }
+
+    /// The WebSocket layer refused a frame of `conn` and closes it: like
+    /// [`Hub::closed`], and counted.
+    pub fn refused_frame(&self, conn: ConnId, why: FrameRefusal) {
+        let mut inner = self.lock();
+        inner.counts.frames_refused[why as usize] += 1;
+        inner.conns.remove(&conn);
+        inner.core.closed(conn);
+        self.dispatch(&mut inner);
+    }
+
+    /// An upgrade to `/ws` was refused before a connection existed.
+    pub fn refused_upgrade(&self, why: UpgradeRefusal) {
+        self.lock().counts.upgrades_refused[why as usize] += 1;
+    }
+
+    /// Everything `/metrics` shows. The lock is held only to copy numbers;
+    /// `/proc` is read outside it.
+    pub fn metrics(&self) -> Snapshot {
+        let mut snapshot = {
+            let inner = self.lock();
+            let c = &inner.counts;
+            Snapshot {
+                core: inner.core.stats().clone(),
+                connections: inner.conns.len(),
+                rooms: inner.core.room_count(),
+                members: inner.core.member_count(),
+                members_held: inner.core.held_count(),
+                connections_opened: c.opened,
+                slow_consumers: c.slow_consumers,
+                frames_refused: c.frames_refused,
+                upgrades_refused: c.upgrades_refused,
+                handle_time: c.handle_time.clone(),
+                process: ProcessStats::default(),
+            }
+        };
+        snapshot.process = ProcessStats::read();
+        snapshot
     }
 
     /// `conn` ended cleanly or broke the protocol: its member leaves at once.
@@ -199,6 +256,7 @@ impl Hub {
             for conn in slow {
                 if let Some(handle) = inner.conns.remove(&conn) {
                     warn!(conn, "outbound queue full: disconnecting a slow consumer");
+                    inner.counts.slow_consumers += 1;
                     handle.kill.cancel();
                     inner.core.lost(conn, now());
                     self.timers.notify_one();

@@ -20,6 +20,7 @@
 //! - [`hub`]: the mutex around the core, dispatch to connection queues, timers.
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
 //! - [`server`]: axum routes, origin check, connection limit, shutdown.
+//! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
 //! - [`assets`]: the embedded web client.
 //!
 //! # A session
@@ -44,6 +45,7 @@ pub mod assets;
 pub mod config;
 pub mod core;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod ws;

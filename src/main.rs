@@ -130,6 +130,11 @@ struct ServeArgs {
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "HUDDLE_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = duration)]
     shutdown_timeout: Duration,
+
+    /// Serve the Prometheus metrics (GET /metrics) on this address instead
+    /// of on the main listener, e.g. 127.0.0.1:9090.
+    #[arg(long = "metrics", env = "HUDDLE_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -155,6 +160,7 @@ impl ServeArgs {
             outbound_queue: self.outbound_queue,
             allowed_origins: self.allowed_origins,
             shutdown_timeout: self.shutdown_timeout,
+            metrics_listen: self.metrics,
             core: CoreConfig {
                 max_room_size: self.max_room_size,
                 rate: self.rate,
@@ -212,6 +218,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = Server::bind(cfg).await.context("cannot start")?;
     let addr = server.local_addr()?;
     println!("listening on http://{addr}");
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics on http://{metrics}/metrics");
+    }
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

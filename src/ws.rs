@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::hub::{Hub, Outbound};
+use crate::metrics::FrameRefusal;
 
 /// Close code for a binary frame.
 pub const CLOSE_UNSUPPORTED: u16 = 1003;
@@ -52,7 +53,7 @@ enum End {
     /// The client sent a close frame.
     Clean,
     /// The server closes for a protocol violation.
-    Violation(u16, &'static str),
+    Violation(FrameRefusal, u16, &'static str),
     /// Transport gone without a close frame, or heartbeat silence.
     Lost,
     /// The hub cut the connection (slow consumer); it already told the core.
@@ -88,8 +89,8 @@ pub async fn run(
         debug!(conn, "connection ending");
         match end {
             End::Clean => hub.closed(conn),
-            End::Violation(code, reason) => {
-                hub.closed(conn);
+            End::Violation(why, code, reason) => {
+                hub.refused_frame(conn, why);
                 // The hub dropped its sender; ours carries the close.
                 let _ = tx.try_send(Outbound::Close(code, reason));
             }
@@ -139,12 +140,12 @@ async fn read_loop(
                 match msg {
                     Some(Ok(Message::Text(text))) => hub.frame(conn, text.as_str()),
                     Some(Ok(Message::Binary(_))) => {
-                        return End::Violation(CLOSE_UNSUPPORTED, "binary frames are not supported");
+                        return End::Violation(FrameRefusal::Binary, CLOSE_UNSUPPORTED, "binary frames are not supported");
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) => return End::Clean,
                     Some(Err(e)) if is_too_big(&e) => {
-                        return End::Violation(CLOSE_TOO_BIG, "message too big");
+                        return End::Violation(FrameRefusal::TooBig, CLOSE_TOO_BIG, "message too big");
                     }
                     Some(Err(e)) => {
                         debug!(conn, error = %e, "read error");
