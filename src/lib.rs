@@ -21,6 +21,7 @@
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
 //! - [`server`]: axum routes, origin check, connection limit, shutdown.
 //! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
+//! - [`load`]: `huddle load`, a load generator that sets up calls and checks every message.
 //! - [`assets`]: the embedded web client.
 //!
 //! # A session
@@ -45,6 +46,7 @@ pub mod assets;
 pub mod config;
 pub mod core;
 pub mod hub;
+pub mod load;
 pub mod metrics;
 pub mod protocol;
 pub mod server;

@@ -42,6 +42,11 @@ struct Cli {
 enum Command {
     /// Serve the web app and the signaling server (the default).
     Serve(ServeArgs),
+    /// Load-test a running huddle server: fill rooms with simulated members
+    /// that set up calls (offers, answers, trickled candidates), hold, and
+    /// leave; report latencies and exit non-zero if any message was lost,
+    /// duplicated, reordered or refused.
+    Load(huddle::load::LoadArgs),
 }
 
 /// The server's settings.
@@ -187,12 +192,43 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Load(args)) => return load(&runtime, &args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("huddle: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `huddle load`: exit status 0 when nothing was lost, 1 when something was,
+/// 2 when the run could not start.
+fn load(
+    runtime: &tokio::runtime::Runtime,
+    args: &huddle::load::LoadArgs,
+) -> std::process::ExitCode {
+    let progress = huddle::load::want_progress(args);
+    match runtime.block_on(huddle::load::run(args, progress)) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("huddle load: cannot write the report: {e}"),
+                }
+            } else {
+                print!("{}", report.text());
+            }
+            if report.ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("huddle load: {e}");
+            std::process::ExitCode::from(2)
         }
     }
 }
