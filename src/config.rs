@@ -41,8 +41,9 @@ pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 /// runtime, `/proc` reads) when `--max-connections` is fitted to the
 /// open-file limit.
 pub const RESERVED_FDS: u64 = 64;
-/// WebSocket read buffer per connection, in bytes (small: most connections are idle).
-pub const WS_READ_BUFFER: usize = 4 * 1024;
+/// WebSocket read buffer per connection, in bytes (small: most connections
+/// are idle; a bigger message grows it as needed).
+pub const DEFAULT_WS_READ_BUFFER: usize = 1024;
 
 /// Limits and data the signaling core needs. Plain values, no I/O.
 #[derive(Debug, Clone)]
@@ -99,6 +100,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How long shutdown waits for sockets to close.
     pub shutdown_timeout: Duration,
+    /// Bytes of the read buffer each WebSocket connection keeps.
+    pub ws_read_buffer: usize,
     /// Where `GET /metrics` is served: `None` on the main listener, or a
     /// separate address (then not on the main one).
     pub metrics_listen: Option<SocketAddr>,
@@ -172,6 +175,7 @@ impl Default for Config {
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
             allowed_origins: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            ws_read_buffer: DEFAULT_WS_READ_BUFFER,
             metrics_listen: None,
             core: CoreConfig::default(),
         }

@@ -72,7 +72,8 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     max_room_size: usize,
 
-    /// Open WebSocket connections; more are refused with HTTP 503.
+    /// Open WebSocket connections; more are refused with HTTP 503. Lowered
+    /// to 64 below the open-file limit if that is smaller.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
@@ -136,6 +137,12 @@ struct ServeArgs {
     #[arg(long, env = "HUDDLE_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = duration)]
     shutdown_timeout: Duration,
 
+    /// Bytes of read buffer each WebSocket connection keeps (the largest
+    /// part of an idle connection's memory; bigger messages grow it as needed).
+    #[arg(long, env = "HUDDLE_WS_READ_BUFFER", default_value_t = config::DEFAULT_WS_READ_BUFFER,
+          value_parser = clap::value_parser!(u32).range(256..).map(|v| v as usize))]
+    ws_read_buffer: usize,
+
     /// Serve the Prometheus metrics (GET /metrics) on this address instead
     /// of on the main listener, e.g. 127.0.0.1:9090.
     #[arg(long = "metrics", env = "HUDDLE_METRICS", value_name = "ADDR")]
@@ -165,6 +172,7 @@ impl ServeArgs {
             outbound_queue: self.outbound_queue,
             allowed_origins: self.allowed_origins,
             shutdown_timeout: self.shutdown_timeout,
+            ws_read_buffer: self.ws_read_buffer,
             metrics_listen: self.metrics,
             core: CoreConfig {
                 max_room_size: self.max_room_size,

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::assets;
-use crate::config::{Config, RESERVED_FDS, WS_READ_BUFFER};
+use crate::config::{Config, RESERVED_FDS};
 use crate::hub::Hub;
 use crate::metrics::{self, UpgradeRefusal};
 use crate::ws::{self, SocketSettings};
@@ -323,7 +323,7 @@ async fn upgrade(
     };
     let max = app.cfg.max_frame_bytes;
     upgrade
-        .read_buffer_size(WS_READ_BUFFER)
+        .read_buffer_size(app.cfg.ws_read_buffer)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
