@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -155,7 +156,13 @@ impl Server {
                     .await
             })
         });
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown({
+        // Signaling messages are small and latency-bound: without TCP_NODELAY,
+        // Nagle holds a frame written right after another until the first is
+        // acknowledged, and the peer's delayed ACK makes that up to 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, router).with_graceful_shutdown({
             let stop = stop.clone();
             let shutdown = shutdown.clone();
             async move {
@@ -199,11 +206,11 @@ fn fit_to_fd_limit(cfg: &mut Config) {
     };
     let allowed = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
     if cfg.max_connections > allowed {
-        warn!(
+        info!(
             requested = cfg.max_connections,
             allowed,
             open_file_limit = soft,
-            "--max-connections is more than the open-file limit allows; lowering it (raise the limit, e.g. with ulimit -n, to allow more)"
+            "--max-connections lowered to fit the open-file limit (raise the limit, e.g. with ulimit -n, to allow more)"
         );
         cfg.max_connections = allowed;
     }

@@ -37,8 +37,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use scenario::{
-    Finding, MemberCheck, Percentiles, Problem, Relay, Rng, SdpKind, candidate, candidate_marker,
-    count_problems, join_order, sdp, sdp_marker,
+    Finding, MemberCheck, Percentiles, Problem, Relay, Rng, SdpKind, SdpPool, candidate,
+    candidate_marker, count_problems, join_order, sdp_marker,
 };
 
 /// The settings of `huddle load`.
@@ -109,6 +109,12 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Process id of the server, when it runs on this machine: the report
+    /// adds its CPU time per relayed message and its memory per connection
+    /// (from /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -131,6 +137,7 @@ impl Default for LoadArgs {
             connect_timeout: Duration::from_secs(10),
             room_prefix: None,
             seed: 1,
+            server_pid: None,
             json: false,
         }
     }
@@ -347,9 +354,53 @@ pub struct Report {
     pub leave_s: f64,
     /// Seconds in all.
     pub total_s: f64,
+    /// With `--server-pid`: the server's CPU and memory.
+    pub server_usage: Option<ServerUsage>,
+    /// The load generator's own CPU time during set-up, % of one core.
+    pub client_cpu_pct: Option<f64>,
     /// True when nothing was lost, duplicated, reordered, unexpected or refused.
     pub ok: bool,
 }
+
+/// The server's resource use, read from /proc (`--server-pid`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerUsage {
+    /// CPU time during set-up, % of one core.
+    pub cpu_pct: f64,
+    /// CPU time during set-up per relayed message, µs.
+    pub cpu_us_per_relay: f64,
+    /// Resident memory before the run, KiB.
+    pub rss_before_kib: u64,
+    /// Resident memory during the hold (every call set up), KiB.
+    pub rss_held_kib: u64,
+    /// (held − before) ÷ connections held, KiB.
+    pub kib_per_conn: f64,
+}
+
+/// CPU seconds (user + system) of a process, from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Different offers (and answers) made at start; each send picks one.
+const SDP_VARIANTS: usize = 64;
 
 /// Findings listed in the report (all are counted).
 const FINDINGS_SHOWN: usize = 50;
@@ -372,7 +423,15 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
     });
     let counters = Arc::new(Counters::default());
     let epoch = Instant::now();
+    let server_pid = args.server_pid.map(|p| p.to_string());
+    let server_before = server_pid.as_deref().map(|p| (cpu_seconds(p), rss_kib(p)));
+    let client_before = cpu_seconds("self");
     let cfg = Arc::new(args.clone());
+    let pool = Arc::new(SdpPool::new(
+        args.sdp_bytes,
+        SDP_VARIANTS,
+        &mut Rng::new(args.seed),
+    ));
     let start = Instant::now() + Duration::from_millis(50);
 
     let mut commands: Vec<Vec<mpsc::UnboundedSender<Command>>> = vec![Vec::new(); args.rooms];
@@ -394,6 +453,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
         tasks.push(tokio::spawn(member(
             plan,
             cfg.clone(),
+            pool.clone(),
             url.clone(),
             counters.clone(),
             epoch,
@@ -425,11 +485,40 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
         }
     }
     let setup_end = Instant::now();
+    let setup_secs = (setup_end - start).as_secs_f64().max(1e-9);
+    let client_cpu_pct = cpu_seconds("self")
+        .zip(client_before)
+        .map(|(after, before)| (after - before) / setup_secs * 100.0);
+    let server_cpu = server_pid.as_deref().and_then(cpu_seconds);
     if let Some(bar) = &bar {
         bar.phase("hold");
     }
     let connections_held = Counters::get(&counters.open);
-    sleep_until(setup_end + args.duration).await;
+    // Memory once the calls are set up, sampled over the hold (largest value).
+    let mut rss_held = None;
+    let hold_end_at = setup_end + args.duration;
+    loop {
+        if let Some(p) = server_pid.as_deref() {
+            rss_held = rss_held.max(rss_kib(p));
+        }
+        if Instant::now() >= hold_end_at {
+            break;
+        }
+        sleep_until((Instant::now() + Duration::from_millis(500)).min(hold_end_at)).await;
+    }
+    let server = match (server_before, server_cpu, rss_held) {
+        (Some((Some(cpu0), Some(rss0))), Some(cpu1), Some(rss1)) => {
+            let relays = Counters::get(&counters.relays_received).max(1);
+            Some(ServerUsage {
+                cpu_pct: (cpu1 - cpu0) / setup_secs * 100.0,
+                cpu_us_per_relay: (cpu1 - cpu0) * 1e6 / relays as f64,
+                rss_before_kib: rss0,
+                rss_held_kib: rss1,
+                kib_per_conn: rss1.saturating_sub(rss0) as f64 / connections_held.max(1) as f64,
+            })
+        }
+        _ => None,
+    };
     let hold_end = Instant::now();
 
     // Leave: member k of every room, then member k + 1, at the join rate.
@@ -464,7 +553,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
     if let Some(bar) = bar {
         bar.stop();
     }
-    Ok(reconcile(
+    let mut report = reconcile(
         args,
         url,
         outcomes,
@@ -477,7 +566,10 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
             leave_end - hold_end,
             leave_end - start,
         ],
-    ))
+    );
+    report.server_usage = server;
+    report.client_cpu_pct = client_cpu_pct;
+    Ok(report)
 }
 
 /// One member as the others' checks need it: (index, name, joined, left
@@ -597,6 +689,8 @@ fn reconcile(
         hold_s: hold.as_secs_f64(),
         leave_s: leave.as_secs_f64(),
         total_s: total.as_secs_f64(),
+        server_usage: None,
+        client_cpu_pct: None,
         ok,
     }
 }
@@ -673,6 +767,7 @@ impl Pacer {
 async fn member(
     plan: MemberPlan,
     cfg: Arc<LoadArgs>,
+    pool: Arc<SdpPool>,
     url: String,
     c: Arc<Counters>,
     epoch: Instant,
@@ -869,7 +964,7 @@ async fn member(
                     let seq = next_seq.entry(to.clone()).or_insert(0);
                     *seq += 1;
                     let ts = (Instant::now() - epoch).as_micros() as u64;
-                    let frame = render(&to, what, *seq, ts, &cfg, &mut rng);
+                    let frame = render(&to, what, *seq, ts, &pool, &mut rng);
                     *out.sent.entry(to).or_default() += 1;
                     Counters::add(&c.relays_sent, 1);
                     Counters::add(&c.frames_sent, 1);
@@ -953,21 +1048,10 @@ fn queue_call(
 }
 
 /// The wire text of one relayed message.
-fn render(to: &str, what: Out, seq: u32, ts: u64, cfg: &LoadArgs, rng: &mut Rng) -> String {
+fn render(to: &str, what: Out, seq: u32, ts: u64, pool: &SdpPool, rng: &mut Rng) -> String {
     let to = serde_json::to_string(to).unwrap_or_default();
     match what {
-        Out::Sdp(kind) => {
-            let size = rng.range(cfg.sdp_bytes.0, cfg.sdp_bytes.1) as usize;
-            let text = sdp(kind, seq, ts, size, rng);
-            let kind = match kind {
-                SdpKind::Offer => "offer",
-                SdpKind::Answer => "answer",
-            };
-            format!(
-                "{{\"type\":\"{kind}\",\"to\":{to},\"sdp\":{}}}",
-                serde_json::to_string(&text).unwrap_or_default()
-            )
-        }
+        Out::Sdp(kind) => pool.message(kind, &to, seq, ts, rng),
         Out::Candidate(i) => format!(
             "{{\"type\":\"candidate\",\"to\":{to},\"candidate\":{}}}",
             candidate(i, seq, ts, rng)
@@ -1106,6 +1190,20 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if let Some(u) = &self.server_usage {
+            let _ = writeln!(
+                s,
+                "  server: {:.0}% of a core during set-up, {:.2} µs CPU per relayed message; RSS {:.1} → {:.1} MiB, {:.1} KiB per connection with calls set up",
+                u.cpu_pct,
+                u.cpu_us_per_relay,
+                u.rss_before_kib as f64 / 1024.0,
+                u.rss_held_kib as f64 / 1024.0,
+                u.kib_per_conn
+            );
+        }
+        if let Some(pct) = self.client_cpu_pct {
+            let _ = writeln!(s, "  load generator: {pct:.0}% of a core during set-up");
+        }
         let _ = writeln!(s, "  errors by code: {errors}");
         let problems: Vec<String> = self
             .problems

@@ -215,6 +215,63 @@ pub fn sdp(kind: SdpKind, seq: u32, ts: u64, target: usize, rng: &mut Rng) -> St
     s
 }
 
+/// SDPs made once at start, so that sending one costs a copy: each is kept
+/// JSON-escaped, split around its marker line.
+#[derive(Debug, Clone)]
+pub struct SdpPool {
+    offers: Vec<(String, String)>,
+    answers: Vec<(String, String)>,
+}
+
+impl SdpPool {
+    /// `variants` offers and as many answers, sizes drawn from `sizes`.
+    pub fn new(sizes: (u64, u64), variants: usize, rng: &mut Rng) -> Self {
+        let mut make = |kind| {
+            (0..variants.max(1))
+                .map(|_| {
+                    let target = rng.range(sizes.0, sizes.1) as usize;
+                    let text = sdp(kind, 0, 0, target, rng);
+                    let mark = format!("{SDP_MARK}0 0\r\n");
+                    let (head, tail) = text.split_once(&mark).expect("the marker is there");
+                    (json_inner(head), json_inner(tail))
+                })
+                .collect()
+        };
+        let offers = make(SdpKind::Offer);
+        let answers = make(SdpKind::Answer);
+        Self { offers, answers }
+    }
+
+    /// The whole `offer`/`answer` message to `to_json` (a JSON string
+    /// literal) carrying marker `seq`/`ts`.
+    pub fn message(
+        &self,
+        kind: SdpKind,
+        to_json: &str,
+        seq: u32,
+        ts: u64,
+        rng: &mut Rng,
+    ) -> String {
+        let (list, kind) = match kind {
+            SdpKind::Offer => (&self.offers, "offer"),
+            SdpKind::Answer => (&self.answers, "answer"),
+        };
+        let (head, tail) = &list[(rng.next_u64() % list.len() as u64) as usize];
+        let mut m = String::with_capacity(head.len() + tail.len() + 96);
+        let _ = write!(
+            m,
+            "{{\"type\":\"{kind}\",\"to\":{to_json},\"sdp\":\"{head}{SDP_MARK}{seq} {ts}\\r\\n{tail}\"}}"
+        );
+        m
+    }
+}
+
+/// The JSON string literal of `s`, without its quotes.
+fn json_inner(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
 /// One ICE candidate (`RTCIceCandidateInit` as JSON text) like a browser's:
 /// host, server-reflexive or relay, UDP or TCP; about 200–260 bytes.
 pub fn candidate(index: u32, seq: u32, ts: u64, rng: &mut Rng) -> String {
@@ -679,6 +736,31 @@ mod tests {
                 let json = serde_json::to_string(&s).unwrap();
                 assert_eq!(sdp_marker(&json), Some((1, 123_456)));
             }
+        }
+    }
+
+    #[test]
+    fn pooled_sdp_messages_are_valid_json_with_their_marker() {
+        let mut rng = Rng::new(3);
+        let pool = SdpPool::new((3072, 6144), 4, &mut rng);
+        for kind in [SdpKind::Offer, SdpKind::Answer] {
+            for seq in 1..5 {
+                let m = pool.message(kind, "\"bob\"", seq, 777, &mut rng);
+                let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+                assert_eq!(v["to"], "bob");
+                let sdp = v["sdp"].as_str().unwrap();
+                assert!((3072..6144 + 700).contains(&sdp.len()), "{}", sdp.len());
+                assert!(sdp.contains("\r\na=x-huddle-load:"));
+                assert_eq!(sdp_marker(sdp), Some((seq, 777)));
+                assert_eq!(sdp_marker(&m), Some((seq, 777)));
+            }
+            let t = if kind == SdpKind::Offer {
+                "offer"
+            } else {
+                "answer"
+            };
+            let m = pool.message(kind, "\"x\"", 1, 1, &mut rng);
+            assert!(m.starts_with(&format!("{{\"type\":\"{t}\"")));
         }
     }
 
