@@ -43,7 +43,7 @@ pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 pub const RESERVED_FDS: u64 = 64;
 /// WebSocket read buffer per connection, in bytes (small: most connections
 /// are idle; a bigger message grows it as needed).
-pub const DEFAULT_WS_READ_BUFFER: usize = 1024;
+pub const DEFAULT_WS_READ_BUFFER: usize = 2 * 1024;
 
 /// Limits and data the signaling core needs. Plain values, no I/O.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -22,6 +22,7 @@ use crate::config::CoreConfig;
 use crate::core::{ConnId, Core, IdMap, Output, TokenSource};
 use crate::metrics::{FrameRefusal, Histogram, ProcessStats, Snapshot, UpgradeRefusal};
 use crate::protocol;
+use crate::queue::{self, TrySendError};
 
 /// What a socket task is asked to write.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub enum Outbound {
 /// The hub's handle on one connection.
 #[derive(Debug)]
 struct ConnHandle {
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender<Outbound>,
     /// Cancelled when the connection must go at once (slow consumer).
     kill: CancellationToken,
 }
@@ -110,7 +111,7 @@ impl Hub {
     }
 
     /// Registers a new connection and returns its id.
-    pub fn connect(&self, tx: mpsc::Sender<Outbound>, kill: CancellationToken) -> ConnId {
+    pub fn connect(&self, tx: queue::Sender<Outbound>, kill: CancellationToken) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.core.connect(id, now());
@@ -235,9 +236,9 @@ impl Hub {
                         };
                         match handle.tx.try_send(Outbound::Text(frame)) {
                             Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                            Err(TrySendError::Full(_)) => slow.push(conn),
                             // The socket task is ending; its own report follows.
-                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                            Err(TrySendError::Closed(_)) => {}
                         }
                     }
                     Output::Close(conn, code, reason) => {

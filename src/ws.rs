@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::hub::{Hub, Outbound};
 use crate::metrics::FrameRefusal;
+use crate::queue;
 
 /// Close code for a binary frame.
 pub const CLOSE_UNSUPPORTED: u16 = 1003;
@@ -69,7 +69,7 @@ pub async fn run(
     settings: SocketSettings,
     shutdown: CancellationToken,
 ) {
-    let (tx, rx) = mpsc::channel(settings.outbound_queue.max(1));
+    let (tx, rx) = queue::channel(settings.outbound_queue);
     let kill = CancellationToken::new();
     let conn = hub.connect(tx.clone(), kill.clone());
     let (sink, mut stream) = socket.split();
@@ -118,7 +118,7 @@ async fn read_loop(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     hub: &Hub,
     conn: u64,
-    tx: &mpsc::Sender<Outbound>,
+    tx: &queue::Sender<Outbound>,
     kill: &CancellationToken,
     shutdown: &CancellationToken,
     heartbeat: Duration,
@@ -178,7 +178,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: queue::Receiver<Outbound>,
     kill: CancellationToken,
     shutdown: CancellationToken,
 ) {
@@ -224,8 +224,8 @@ async fn write_loop(
                 break 'frames;
             }
             match rx.try_recv() {
-                Ok(next) => out = next,
-                Err(_) => break,
+                Some(next) => out = next,
+                None => break,
             }
         }
         if sink.flush().await.is_err() {
