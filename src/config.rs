@@ -43,8 +43,13 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections the kernel queues before huddle accepts them.
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
-/// WebSocket read buffer per connection, in bytes (small: most connections are idle).
-pub const WS_READ_BUFFER: usize = 4 * 1024;
+/// File descriptors kept free for the process itself (listeners, the
+/// runtime, `/proc` reads) when `--max-connections` is fitted to the
+/// open-file limit.
+pub const RESERVED_FDS: u64 = 64;
+/// WebSocket read buffer per connection, in bytes (small: most connections
+/// are idle; a bigger message grows it as needed).
+pub const DEFAULT_WS_READ_BUFFER: usize = 2 * 1024;
 
 /// Limits and data the signaling core needs. Plain values, no I/O.
 #[derive(Debug, Clone)]
@@ -113,6 +118,11 @@ pub struct Config {
     pub turn_secret: Option<Arc<[u8]>>,
     /// Lifetime of minted TURN credentials.
     pub turn_ttl: Duration,
+    /// Bytes of the read buffer each WebSocket connection keeps.
+    pub ws_read_buffer: usize,
+    /// Where `GET /metrics` is served: `None` on the main listener, or a
+    /// separate address (then not on the main one).
+    pub metrics_listen: Option<SocketAddr>,
     /// The core's limits.
     pub core: CoreConfig,
 }
@@ -174,6 +184,8 @@ impl Default for Config {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_ttl: crate::ice::DEFAULT_TURN_TTL,
+            ws_read_buffer: DEFAULT_WS_READ_BUFFER,
+            metrics_listen: None,
             core: CoreConfig::default(),
         }
     }

@@ -14,13 +14,15 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::config::CoreConfig;
 use crate::core::{ConnId, Core, Env, IdMap, Output};
+use crate::metrics::{FrameRefusal, Histogram, ProcessStats, Snapshot, UpgradeRefusal};
 use crate::protocol;
+use crate::queue::{self, TrySendError};
 
 /// What a socket task is asked to write.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub enum Outbound {
 /// The hub's handle on one connection.
 #[derive(Debug)]
 struct ConnHandle {
-    tx: mpsc::Sender<Outbound>,
+    tx: queue::Sender<Outbound>,
     /// Cancelled when the connection must go at once (slow consumer).
     kill: CancellationToken,
 }
@@ -44,6 +46,18 @@ struct ConnHandle {
 struct Inner {
     core: Core,
     conns: IdMap<ConnHandle>,
+    /// Counters of the shell's own events (the core counts its own).
+    counts: ShellCounts,
+}
+
+/// What the hub counts for `/metrics`, under the lock.
+#[derive(Debug, Default)]
+struct ShellCounts {
+    opened: u64,
+    slow_consumers: u64,
+    frames_refused: [u64; FrameRefusal::ALL.len()],
+    upgrades_refused: [u64; UpgradeRefusal::ALL.len()],
+    handle_time: Histogram,
 }
 
 /// Shared state of the signaling server. See the module documentation.
@@ -88,6 +102,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
+                counts: ShellCounts::default(),
             }),
             timers: Notify::new(),
             next_conn: AtomicU64::new(1),
@@ -101,20 +116,63 @@ impl Hub {
     }
 
     /// Registers a new connection and returns its id.
-    pub fn connect(&self, tx: mpsc::Sender<Outbound>, kill: CancellationToken) -> ConnId {
+    pub fn connect(&self, tx: queue::Sender<Outbound>, kill: CancellationToken) -> ConnId {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.core.connect(id, now());
         inner.conns.insert(id, ConnHandle { tx, kill });
+        inner.counts.opened += 1;
         id
     }
 
     /// A text frame arrived on `conn`.
     pub fn frame(&self, conn: ConnId, text: &str) {
+        // One clock read more than the core needs: the handle-time histogram.
+        let start = now();
         let parsed = protocol::parse(text);
         let mut inner = self.lock();
-        inner.core.message(conn, parsed, now());
+        inner.core.message(conn, parsed, start);
         self.dispatch(&mut inner);
+        inner.counts.handle_time.record(now() - start);
+    }
+
+    /// The WebSocket layer refused a frame of `conn` and closes it: like
+    /// [`Hub::closed`], and counted.
+    pub fn refused_frame(&self, conn: ConnId, why: FrameRefusal) {
+        let mut inner = self.lock();
+        inner.counts.frames_refused[why as usize] += 1;
+        inner.conns.remove(&conn);
+        inner.core.closed(conn);
+        self.dispatch(&mut inner);
+    }
+
+    /// An upgrade to `/ws` was refused before a connection existed.
+    pub fn refused_upgrade(&self, why: UpgradeRefusal) {
+        self.lock().counts.upgrades_refused[why as usize] += 1;
+    }
+
+    /// Everything `/metrics` shows. The lock is held only to copy numbers;
+    /// `/proc` is read outside it.
+    pub fn metrics(&self) -> Snapshot {
+        let mut snapshot = {
+            let inner = self.lock();
+            let c = &inner.counts;
+            Snapshot {
+                core: inner.core.stats().clone(),
+                connections: inner.conns.len(),
+                rooms: inner.core.room_count(),
+                members: inner.core.member_count(),
+                members_held: inner.core.held_count(),
+                connections_opened: c.opened,
+                slow_consumers: c.slow_consumers,
+                frames_refused: c.frames_refused,
+                upgrades_refused: c.upgrades_refused,
+                handle_time: c.handle_time.clone(),
+                process: ProcessStats::default(),
+            }
+        };
+        snapshot.process = ProcessStats::read();
+        snapshot
     }
 
     /// `conn` ended cleanly or broke the protocol: its member leaves at once.
@@ -183,9 +241,9 @@ impl Hub {
                         };
                         match handle.tx.try_send(Outbound::Text(frame)) {
                             Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => slow.push(conn),
+                            Err(TrySendError::Full(_)) => slow.push(conn),
                             // The socket task is ending; its own report follows.
-                            Err(mpsc::error::TrySendError::Closed(_)) => {}
+                            Err(TrySendError::Closed(_)) => {}
                         }
                     }
                     Output::Close(conn, code, reason) => {
@@ -204,6 +262,7 @@ impl Hub {
             for conn in slow {
                 if let Some(handle) = inner.conns.remove(&conn) {
                     warn!(conn, "outbound queue full: disconnecting a slow consumer");
+                    inner.counts.slow_consumers += 1;
                     handle.kill.cancel();
                     inner.core.lost(conn, now());
                     self.timers.notify_one();

@@ -19,7 +19,10 @@
 //! - [`core`]: the state machine; time, ids and tokens are inputs.
 //! - [`hub`]: the mutex around the core, dispatch to connection queues, timers.
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
+//! - [`queue`]: the bounded outbound queue between the hub and a connection's writer.
 //! - [`server`]: axum routes, origin check, connection limit, shutdown.
+//! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
+//! - [`load`]: `huddle load`, a load generator that sets up calls and checks every message.
 //! - [`assets`]: the embedded web client.
 //!
 //! # A session
@@ -45,7 +48,10 @@ pub mod config;
 pub mod core;
 pub mod hub;
 pub mod ice;
+pub mod load;
+pub mod metrics;
 pub mod protocol;
+pub mod queue;
 pub mod server;
 pub mod tls;
 pub mod turn;

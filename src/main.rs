@@ -46,7 +46,12 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Serve the web app and the signaling server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Load-test a running huddle server: fill rooms with simulated members
+    /// that set up calls (offers, answers, trickled candidates), hold, and
+    /// leave; report latencies and exit non-zero if any message was lost,
+    /// duplicated, reordered or refused.
+    Load(huddle::load::LoadArgs),
 }
 
 /// The server's settings.
@@ -72,7 +77,8 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     max_room_size: usize,
 
-    /// Open WebSocket connections; more are refused with HTTP 503.
+    /// Open WebSocket connections; more are refused with HTTP 503. Lowered
+    /// to 64 below the open-file limit if that is smaller.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
@@ -235,6 +241,17 @@ struct ServeArgs {
     /// How long shutdown waits for connections to close.
     #[arg(long, env = "HUDDLE_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = duration)]
     shutdown_timeout: Duration,
+
+    /// Bytes of read buffer each WebSocket connection keeps (the largest
+    /// part of an idle connection's memory; bigger messages grow it as needed).
+    #[arg(long, env = "HUDDLE_WS_READ_BUFFER", default_value_t = config::DEFAULT_WS_READ_BUFFER,
+          value_parser = clap::value_parser!(u32).range(256..).map(|v| v as usize))]
+    ws_read_buffer: usize,
+
+    /// Serve the Prometheus metrics (GET /metrics) on this address instead
+    /// of on the main listener, e.g. 127.0.0.1:9090.
+    #[arg(long = "metrics", env = "HUDDLE_METRICS", value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -300,6 +317,8 @@ impl ServeArgs {
             outbound_queue: self.outbound_queue,
             allowed_origins: self.allowed_origins,
             shutdown_timeout: self.shutdown_timeout,
+            ws_read_buffer: self.ws_read_buffer,
+            metrics_listen: self.metrics,
             core: CoreConfig {
                 max_room_size: self.max_room_size,
                 rate: self.rate,
@@ -325,13 +344,44 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         None => runtime.block_on(serve(cli.serve)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
+        Some(Command::Load(args)) => return load(&runtime, &args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("huddle: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `huddle load`: exit status 0 when nothing was lost, 1 when something was,
+/// 2 when the run could not start.
+fn load(
+    runtime: &tokio::runtime::Runtime,
+    args: &huddle::load::LoadArgs,
+) -> std::process::ExitCode {
+    let progress = huddle::load::want_progress(args);
+    match runtime.block_on(huddle::load::run(args, progress)) {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => eprintln!("huddle load: cannot write the report: {e}"),
+                }
+            } else {
+                print!("{}", report.text());
+            }
+            if report.ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("huddle load: {e}");
+            std::process::ExitCode::from(2)
         }
     }
 }
@@ -359,6 +409,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scheme = server.scheme();
     println!("listening on {scheme}://{addr}");
     announce(&server, addr);
+    if let Some(metrics) = server.metrics_addr() {
+        println!("metrics on http://{metrics}/metrics");
+    }
     let stop = CancellationToken::new();
     tokio::spawn({
         let stop = stop.clone();

@@ -110,6 +110,9 @@ pub enum RelayKind {
 }
 
 impl RelayKind {
+    /// The three kinds, in declaration order.
+    pub const ALL: [RelayKind; 3] = [RelayKind::Offer, RelayKind::Answer, RelayKind::Candidate];
+
     /// The `type` on the wire.
     pub fn type_str(self) -> &'static str {
         match self {

@@ -1,8 +1,10 @@
 //! The HTTP side: routes, the WebSocket upgrade (origin check, connection
 //! limit, frame limits) and graceful shutdown.
 //!
-//! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /` and `GET /r/<room>`
-//! (the web client), and every other file of the web client at its path.
+//! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /metrics`
+//! (Prometheus; on its own listener with `--metrics`), `GET /` and
+//! `GET /r/<room>` (the web client), and every other file of the web client
+//! at its path.
 //!
 //! Shutdown: cancelling the token stops accepting, makes every socket send
 //! close 1001, and [`Server::run`] waits for the socket tasks with a timeout.
@@ -10,8 +12,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -25,8 +28,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::assets;
-use crate::config::{Config, WS_READ_BUFFER};
+use crate::config::{Config, RESERVED_FDS};
 use crate::hub::Hub;
+use crate::metrics::{self, UpgradeRefusal};
 use crate::tls::{self, Listener, Tls};
 use crate::turn::TurnServer;
 use crate::ws::{self, SocketSettings};
@@ -63,11 +67,19 @@ struct App {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     open: AtomicUsize,
+    /// Upgrades refused at the connection limit since the last log line,
+    /// and when that line was written.
+    limit_log: Mutex<(u64, Option<Instant>)>,
 }
+
+/// At most one log line per this interval about connections refused at
+/// `--max-connections`, with the count since the previous one.
+pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A bound server, ready to run.
 pub struct Server {
     listener: Listener,
+    metrics_listener: Option<TcpListener>,
     app: Arc<App>,
     turn: Option<TurnServer>,
     self_signed: Option<PathBuf>,
@@ -80,6 +92,7 @@ impl Server {
     /// ICE servers every member gets.
     pub async fn bind(mut cfg: Config) -> Result<Self, ServerError> {
         cfg.validate()?;
+        fit_to_fd_limit(&mut cfg);
         let tls = match &cfg.tls {
             Some(source) => Some(Tls::load(source, &tls::local_names(cfg.listen.ip()))?),
             None => None,
@@ -104,9 +117,17 @@ impl Server {
                 .ice
                 .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);
         }
+        let metrics_listener = match cfg.metrics_listen {
+            Some(addr) => Some(
+                listen(addr, METRICS_BACKLOG)
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let hub = Hub::new(cfg.core.clone());
         Ok(Self {
             listener,
+            metrics_listener,
             turn,
             self_signed,
             app: Arc::new(App {
@@ -115,6 +136,7 @@ impl Server {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 open: AtomicUsize::new(0),
+                limit_log: Mutex::new((0, None)),
             }),
         })
     }
@@ -154,6 +176,19 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// The address of the separate metrics listener (`--metrics`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The connection limit in force (`--max-connections`, lowered to fit
+    /// the open-file limit if needed).
+    pub fn max_connections(&self) -> usize {
+        self.app.cfg.max_connections
+    }
+
     /// The hub, for tests and metrics.
     pub fn hub(&self) -> Arc<Hub> {
         self.app.hub.clone()
@@ -163,15 +198,29 @@ impl Server {
     /// and waits (at most `--shutdown-timeout`) for their tasks.
     pub async fn run(self, stop: CancellationToken) -> Result<(), ServerError> {
         let app = self.app;
-        let router = Router::new()
+        let mut router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .route("/", get(index))
-            .route("/r/{*room}", get(room_page))
-            .fallback(get(asset))
-            .with_state(app.clone());
+            .route("/r/{*room}", get(room_page));
+        if self.metrics_listener.is_none() {
+            router = router.route("/metrics", get(metrics));
+        }
+        let router = router.fallback(get(asset)).with_state(app.clone());
         let timers = tokio::spawn(app.hub.clone().run_timers(app.shutdown.clone()));
         let shutdown = app.shutdown.clone();
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = Router::new()
+                .route("/metrics", get(metrics))
+                .with_state(app.clone());
+            let stop = shutdown.clone().cancelled_owned();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop)
+                    .await
+            })
+        });
+        // The listener sets TCP_NODELAY on every connection (see tls.rs).
         let serve = axum::serve(self.listener, router).with_graceful_shutdown({
             let stop = stop.clone();
             let shutdown = shutdown.clone();
@@ -197,6 +246,9 @@ impl Server {
             );
         }
         let _ = timers.await;
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
         if let Some(turn) = self.turn {
             turn.close().await;
         }
@@ -209,6 +261,28 @@ fn random_secret() -> Arc<[u8]> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source works");
     Arc::from(&bytes[..])
+}
+
+/// Backlog of the separate metrics listener (one scraper, rarely more).
+const METRICS_BACKLOG: u32 = 128;
+
+/// Lowers `--max-connections` to what the open-file limit allows, so that
+/// connections past it are refused with 503 and a log line instead of
+/// `accept` failing with EMFILE (which stalls every new connection).
+fn fit_to_fd_limit(cfg: &mut Config) {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return;
+    };
+    let allowed = usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if cfg.max_connections > allowed {
+        info!(
+            requested = cfg.max_connections,
+            allowed,
+            open_file_limit = soft,
+            "--max-connections lowered to fit the open-file limit (raise the limit, e.g. with ulimit -n, to allow more)"
+        );
+        cfg.max_connections = allowed;
+    }
 }
 
 /// Binds with an explicit backlog: tokio's default (128) drops connections
@@ -230,6 +304,11 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     } else {
         "ok\n".into_response()
     }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let body = metrics::render(&app.hub.metrics());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -292,6 +371,7 @@ async fn upgrade(
             .and_then(|o| o.to_str().ok())
             .unwrap_or("?");
         info!(origin, "refused a cross-origin WebSocket upgrade");
+        app.hub.refused_upgrade(UpgradeRefusal::Origin);
         return (
             StatusCode::FORBIDDEN,
             "cross-origin WebSocket refused; the operator can allow it with --allowed-origin\n",
@@ -299,15 +379,14 @@ async fn upgrade(
             .into_response();
     }
     if app.shutdown.is_cancelled() {
+        app.hub.refused_upgrade(UpgradeRefusal::ShuttingDown);
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let open = app.open.fetch_add(1, Ordering::Relaxed);
     let slot = Slot(app.clone());
     if open >= app.cfg.max_connections {
-        warn!(
-            max = app.cfg.max_connections,
-            "connection limit reached; refusing"
-        );
+        app.hub.refused_upgrade(UpgradeRefusal::MaxConnections);
+        log_limit_refusal(&app);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections; try again later\n",
@@ -320,7 +399,7 @@ async fn upgrade(
     };
     let max = app.cfg.max_frame_bytes;
     upgrade
-        .read_buffer_size(WS_READ_BUFFER)
+        .read_buffer_size(app.cfg.ws_read_buffer)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
@@ -331,6 +410,22 @@ async fn upgrade(
                 ws::run(socket, hub, settings, shutdown).await;
             })
         })
+}
+
+/// Counts a refusal at the connection limit; logs at most once per
+/// [`LIMIT_LOG_INTERVAL`], with how many were refused since the last line.
+fn log_limit_refusal(app: &App) {
+    let mut log = app.limit_log.lock().unwrap_or_else(|e| e.into_inner());
+    log.0 += 1;
+    let due = log.1.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL);
+    if due {
+        warn!(
+            max_connections = app.cfg.max_connections,
+            refused = log.0,
+            "connection limit reached: refusing new connections with HTTP 503 (raise --max-connections and the open-file limit to allow more)"
+        );
+        *log = (0, Some(Instant::now()));
+    }
 }
 
 #[cfg(test)]

@@ -405,6 +405,11 @@ impl axum::serve::Listener for Listener {
             Self::Plain(tcp) => loop {
                 match TcpListener::accept(tcp).await {
                     Ok((s, a)) => {
+                        // Signaling messages are small and latency-bound:
+                        // without TCP_NODELAY, Nagle holds a frame written
+                        // right after another until the first is
+                        // acknowledged, and the peer's delayed ACK makes
+                        // that up to 40 ms.
                         let _ = s.set_nodelay(true);
                         return (Stream::Plain(s), a);
                     }

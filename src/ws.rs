@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::hub::{Hub, Outbound};
+use crate::metrics::FrameRefusal;
+use crate::queue;
 
 /// Close code for a binary frame.
 pub const CLOSE_UNSUPPORTED: u16 = 1003;
@@ -52,7 +53,7 @@ enum End {
     /// The client sent a close frame.
     Clean,
     /// The server closes for a protocol violation.
-    Violation(u16, &'static str),
+    Violation(FrameRefusal, u16, &'static str),
     /// Transport gone without a close frame, or heartbeat silence.
     Lost,
     /// The hub cut the connection (slow consumer); it already told the core.
@@ -68,7 +69,7 @@ pub async fn run(
     settings: SocketSettings,
     shutdown: CancellationToken,
 ) {
-    let (tx, rx) = mpsc::channel(settings.outbound_queue.max(1));
+    let (tx, rx) = queue::channel(settings.outbound_queue);
     let kill = CancellationToken::new();
     let conn = hub.connect(tx.clone(), kill.clone());
     let (sink, mut stream) = socket.split();
@@ -88,8 +89,8 @@ pub async fn run(
         debug!(conn, "connection ending");
         match end {
             End::Clean => hub.closed(conn),
-            End::Violation(code, reason) => {
-                hub.closed(conn);
+            End::Violation(why, code, reason) => {
+                hub.refused_frame(conn, why);
                 // The hub dropped its sender; ours carries the close.
                 let _ = tx.try_send(Outbound::Close(code, reason));
             }
@@ -117,7 +118,7 @@ async fn read_loop(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     hub: &Hub,
     conn: u64,
-    tx: &mpsc::Sender<Outbound>,
+    tx: &queue::Sender<Outbound>,
     kill: &CancellationToken,
     shutdown: &CancellationToken,
     heartbeat: Duration,
@@ -139,12 +140,12 @@ async fn read_loop(
                 match msg {
                     Some(Ok(Message::Text(text))) => hub.frame(conn, text.as_str()),
                     Some(Ok(Message::Binary(_))) => {
-                        return End::Violation(CLOSE_UNSUPPORTED, "binary frames are not supported");
+                        return End::Violation(FrameRefusal::Binary, CLOSE_UNSUPPORTED, "binary frames are not supported");
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) => return End::Clean,
                     Some(Err(e)) if is_too_big(&e) => {
-                        return End::Violation(CLOSE_TOO_BIG, "message too big");
+                        return End::Violation(FrameRefusal::TooBig, CLOSE_TOO_BIG, "message too big");
                     }
                     Some(Err(e)) => {
                         debug!(conn, error = %e, "read error");
@@ -177,7 +178,7 @@ fn is_too_big(e: &axum::Error) -> bool {
 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: queue::Receiver<Outbound>,
     kill: CancellationToken,
     shutdown: CancellationToken,
 ) {
@@ -223,8 +224,8 @@ async fn write_loop(
                 break 'frames;
             }
             match rx.try_recv() {
-                Ok(next) => out = next,
-                Err(_) => break,
+                Some(next) => out = next,
+                None => break,
             }
         }
         if sink.flush().await.is_err() {

@@ -16,6 +16,7 @@
 #[cfg(test)]
 mod prop;
 mod rate;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ use tracing::{debug, info};
 use crate::config::CoreConfig;
 use crate::protocol::{self, ClientMsg, ErrorCode, Name, Refusal, RelayKind};
 pub use rate::{EPISODE_GAP, Verdict};
+pub use stats::{Departure, Stats};
 
 /// Identifies one WebSocket connection. Assigned by the shell, never reused.
 pub type ConnId = u64;
@@ -145,16 +147,6 @@ impl Room {
     }
 }
 
-/// Why a member leaves a room; decides the log line.
-#[derive(Debug, Clone, Copy)]
-enum Departure {
-    Leave,
-    Closed,
-    GraceExpired,
-    QueueOverflow,
-    RoomChange,
-}
-
 /// The signaling state machine. See the module documentation.
 pub struct Core {
     cfg: CoreConfig,
@@ -165,6 +157,7 @@ pub struct Core {
     lost: IdMap<(String, Instant)>,
     next_member: u64,
     out: VecDeque<Output>,
+    stats: Stats,
 }
 
 impl std::fmt::Debug for Core {
@@ -188,6 +181,7 @@ impl Core {
             lost: IdMap::default(),
             next_member: 0,
             out: VecDeque::new(),
+            stats: Stats::default(),
         }
     }
 
@@ -233,8 +227,12 @@ impl Core {
             .check(cfg.rate, cfg.burst, cfg.flood_close_after, now)
         {
             Verdict::Accept => {}
-            Verdict::Drop => return,
+            Verdict::Drop => {
+                self.stats.rate_limited += 1;
+                return;
+            }
             Verdict::DropAndWarn => {
+                self.stats.rate_limited += 1;
                 let refusal = Refusal::new(
                     ErrorCode::RateLimited,
                     format!(
@@ -246,6 +244,8 @@ impl Core {
                 return;
             }
             Verdict::Close => {
+                self.stats.rate_limited += 1;
+                self.stats.rate_limit_closes += 1;
                 info!(
                     conn,
                     "closing a connection that keeps exceeding the rate limit"
@@ -301,6 +301,7 @@ impl Core {
             return;
         };
         let deadline = now + self.cfg.reconnect_grace;
+        self.stats.lost += 1;
         let member = &mut room.members[i];
         member.link = Link::Lost {
             deadline,
@@ -344,6 +345,16 @@ impl Core {
         self.rooms.values().map(|r| r.members.len()).sum()
     }
 
+    /// Members within their grace period (connection lost, place kept).
+    pub fn held_count(&self) -> usize {
+        self.lost.len()
+    }
+
+    /// What the core has done since it started.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Number of connections the core knows.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -363,6 +374,7 @@ impl Core {
     }
 
     fn refuse(&mut self, conn: ConnId, refusal: &Refusal) {
+        self.stats.errors[refusal.code as usize] += 1;
         self.out
             .push_back(Output::Send(conn, protocol::error(refusal)));
     }
@@ -442,6 +454,7 @@ impl Core {
         let note = protocol::peer_joined(&name);
         let live: Vec<ConnId> = room.members.iter().filter_map(live_conn).collect();
         info!(room = room_name, name = name.as_str(), "joined");
+        self.stats.joins += 1;
         room.members.push(Member {
             id,
             name,
@@ -505,6 +518,7 @@ impl Core {
             queued = queued.len(),
             "resumed"
         );
+        self.stats.resumes += 1;
         let ice = self.cfg.ice.render(member.name.as_str(), unix);
         let joined = protocol::joined(
             room_name,
@@ -579,15 +593,17 @@ impl Core {
                     let id = room.members[target].id;
                     let room_name = room_name.to_owned();
                     self.remove_by_id(&room_name, id, Departure::QueueOverflow);
-                } else {
-                    *bytes += frame.len();
-                    queue.push_back(Queued {
-                        from: from_id,
-                        frame,
-                    });
+                    return Ok(());
                 }
+                *bytes += frame.len();
+                queue.push_back(Queued {
+                    from: from_id,
+                    frame,
+                });
+                self.stats.queued += 1;
             }
         }
+        self.stats.relayed[kind as usize] += 1;
         Ok(())
     }
 
@@ -617,7 +633,13 @@ impl Core {
                 state.room = None;
             }
         }
-        info!(room = room_name, name = member.name.as_str(), reason = ?why, "left");
+        info!(
+            room = room_name,
+            name = member.name.as_str(),
+            reason = why.as_str(),
+            "left"
+        );
+        self.stats.leaves[why as usize] += 1;
         let note = protocol::peer_left(&member.name);
         let mut live = Vec::with_capacity(room.members.len());
         for other in &mut room.members {
