@@ -21,6 +21,8 @@
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
 //! - [`server`]: axum routes, origin check, connection limit, shutdown.
 //! - [`assets`]: the embedded web client.
+//! - [`bot`]: `huddle bot`, a headless WebRTC participant (a client of the
+//!   protocol, not part of the server).
 //!
 //! # A session
 //!
@@ -41,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod bot;
 pub mod config;
 pub mod core;
 pub mod hub;

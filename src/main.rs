@@ -42,6 +42,9 @@ struct Cli {
 enum Command {
     /// Serve the web app and the signaling server (the default).
     Serve(ServeArgs),
+    /// Join a room as a headless WebRTC participant (media, chat, stats),
+    /// or run many for a media load test.
+    Bot(huddle::bot::BotArgs),
 }
 
 /// The server's settings.
@@ -181,6 +184,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Bot(args)) => runtime.block_on(bot(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -222,6 +226,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     server.run(stop).await?;
+    Ok(())
+}
+
+async fn bot(args: huddle::bot::BotArgs) -> anyhow::Result<()> {
+    init_logging();
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    huddle::bot::run(args, stop).await?;
     Ok(())
 }
 
