@@ -210,8 +210,11 @@ pub fn bind_addrs(given: &[String]) -> Result<Vec<SocketAddr>, SetupError> {
     Ok(addrs)
 }
 
+/// The video and audio a bot sends (`None`: not that kind).
+pub type Tracks = (Option<Arc<Track>>, Option<Arc<Track>>);
+
 /// The tracks to send: the built-in fixtures, files, or none (`--no-media`).
-pub fn load_tracks(args: &BotArgs) -> Result<(Option<Arc<Track>>, Option<Arc<Track>>), SetupError> {
+pub fn load_tracks(args: &BotArgs) -> Result<Tracks, SetupError> {
     if args.no_media {
         return Ok((None, None));
     }

@@ -305,12 +305,10 @@ impl Peer {
 
     fn on_event(&mut self, now: Instant, e: Event, out: &mut PeerOutput) {
         match e {
-            Event::Connected => {
-                if self.stats.connected_at.is_none() {
-                    self.stats.connected_at = Some(now);
-                    self.media_start = Some(now);
-                    out.events.push(PeerEvent::Connected);
-                }
+            Event::Connected if self.stats.connected_at.is_none() => {
+                self.stats.connected_at = Some(now);
+                self.media_start = Some(now);
+                out.events.push(PeerEvent::Connected);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 out.events.push(PeerEvent::Disconnected);
@@ -331,12 +329,10 @@ impl Peer {
                     self.stats.on_audio(d.data.len(), seq);
                 }
             }
-            Event::ChannelOpen(id, label) => {
-                if label == CHANNEL_LABEL {
-                    self.channel = Some(id);
-                    self.channel_open = true;
-                    out.events.push(PeerEvent::ChannelOpen);
-                }
+            Event::ChannelOpen(id, label) if label == CHANNEL_LABEL => {
+                self.channel = Some(id);
+                self.channel_open = true;
+                out.events.push(PeerEvent::ChannelOpen);
             }
             Event::ChannelData(d) => {
                 if Some(d.id) != self.channel || d.binary || d.data.len() > 65536 {
@@ -347,10 +343,8 @@ impl Peer {
                     out.events.push(PeerEvent::Chat { text });
                 }
             }
-            Event::ChannelClose(id) => {
-                if Some(id) == self.channel {
-                    self.channel_open = false;
-                }
+            Event::ChannelClose(id) if Some(id) == self.channel => {
+                self.channel_open = false;
             }
             _ => {}
         }
