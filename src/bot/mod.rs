@@ -382,23 +382,26 @@ async fn run_one(
 }
 
 /// Pairs every receiver's report with the sender's count of frames it sent
-/// to that receiver.
+/// to that receiver. BOTS are in join order: join → first frame is kept
+/// only for pairs where the receiver joined after the sender (for the
+/// others it would count the time the receiver waited for the sender).
 pub fn pair_results(bots: &[(String, BotOutcome)]) -> Vec<PairResult> {
     let mut pairs = Vec::new();
-    for (room, bot) in bots {
+    for (i, (room, bot)) in bots.iter().enumerate() {
         for r in &bot.reports {
-            let sent = bots
+            let sender = bots
                 .iter()
-                .filter(|(rm, b)| rm == room && b.name == r.peer)
-                .flat_map(|(_, b)| b.reports.iter())
-                .filter(|s| s.peer == bot.name)
-                .map(|s| s.frames_sent)
-                .sum::<u64>();
+                .enumerate()
+                .find(|(_, (rm, b))| rm == room && b.name == r.peer);
+            let sent = sender
+                .and_then(|(_, (_, b))| b.reports.iter().find(|s| s.peer == bot.name))
+                .map_or(0, |s| s.frames_sent);
             let ratio = if sent == 0 {
                 1.0
             } else {
                 (r.video_frames as f64 / sent as f64).min(1.0)
             };
+            let joined_later = sender.is_some_and(|(j, _)| j < i);
             pairs.push(PairResult {
                 room: room.clone(),
                 to: bot.name.clone(),
@@ -408,7 +411,7 @@ pub fn pair_results(bots: &[(String, BotOutcome)]) -> Vec<PairResult> {
                 ratio,
                 fps: r.fps,
                 loss_pct: r.video_loss_pct,
-                join_to_first_frame_ms: r.join_to_first_frame_ms,
+                join_to_first_frame_ms: r.join_to_first_frame_ms.filter(|_| joined_later),
             });
         }
     }
@@ -487,4 +490,67 @@ async fn run_load(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn outcome(name: &str, about: &[(&str, u64, u64)]) -> BotOutcome {
+        let now = Instant::now();
+        BotOutcome {
+            name: name.into(),
+            reports: about
+                .iter()
+                .map(|&(peer, frames, sent)| {
+                    let mut s = report::PeerStats::new(now, now);
+                    for i in 0..frames {
+                        s.on_video(now, 100, i..=i);
+                    }
+                    s.frames_sent = sent;
+                    s.snapshot(name, peer, now, true)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn pairs_match_what_was_sent_to_whom() {
+        let bots = vec![
+            ("r".to_owned(), outcome("a", &[("b", 90, 100)])),
+            ("r".to_owned(), outcome("b", &[("a", 100, 100)])),
+            // Same names in another room do not mix.
+            ("s".to_owned(), outcome("a", &[("b", 5, 10)])),
+            ("s".to_owned(), outcome("b", &[("a", 0, 50)])),
+        ];
+        let p = pair_results(&bots);
+        let get = |room: &str, to: &str| p.iter().find(|x| x.room == room && x.to == to).unwrap();
+        assert_eq!((get("r", "a").sent, get("r", "a").received), (100, 90));
+        assert!((get("r", "a").ratio - 0.9).abs() < 1e-9);
+        assert_eq!((get("s", "a").sent, get("s", "a").ratio), (50, 0.1));
+        assert_eq!(get("s", "b").ratio, 0.0);
+        // Join → first frame only for a receiver that joined after the sender.
+        assert_eq!(get("r", "a").join_to_first_frame_ms, None);
+        assert_eq!(get("r", "b").join_to_first_frame_ms, Some(0));
+        let s = LoadSummary::of(2, 2, &p, HEALTHY_RATIO);
+        assert_eq!((s.pairs, s.pairs_ok), (4, 2));
+    }
+
+    #[test]
+    fn bind_addresses() {
+        let given = |v: &[&str]| bind_addrs(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            given(&["127.0.0.1"]).unwrap(),
+            ["127.0.0.1:0".parse().unwrap()]
+        );
+        assert_eq!(
+            given(&["127.0.0.1:5000", "::1"]).unwrap(),
+            [
+                "127.0.0.1:5000".parse().unwrap(),
+                "[::1]:0".parse().unwrap()
+            ]
+        );
+        assert!(matches!(given(&["localhost"]), Err(SetupError::Bind(_))));
+    }
 }

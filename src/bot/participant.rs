@@ -124,7 +124,11 @@ struct Participant {
     departed: Vec<PeerReport>,
     to_signal: mpsc::UnboundedSender<Outgoing>,
     events: Option<mpsc::UnboundedSender<BotEvent>>,
+    /// When we started joining (the first connect), or the `joined` of a
+    /// fresh membership after a resume failed: the base of join → first frame.
     joined_at: Instant,
+    /// A `joined` has arrived at least once.
+    was_joined: bool,
     warned_ice: bool,
 }
 
@@ -205,6 +209,7 @@ pub async fn run(
         to_signal: out_tx,
         events,
         joined_at: Instant::now(),
+        was_joined: false,
         warned_ice: false,
     };
     let report_every = p.cfg.report_every;
@@ -343,7 +348,9 @@ impl Participant {
                     for o in old {
                         self.drop_peer(&o, now);
                     }
-                    self.joined_at = now;
+                    if self.was_joined {
+                        self.joined_at = now;
+                    }
                 }
                 self.emit(BotEvent::Joined {
                     name,

@@ -283,7 +283,8 @@ pub struct PairResult {
     pub fps: f64,
     /// Video packet loss from sequence gaps, percent.
     pub loss_pct: f64,
-    /// Our join → first frame, ms.
+    /// The receiver's join → first frame from the sender, ms (only when the
+    /// receiver joined after the sender).
     pub join_to_first_frame_ms: Option<u64>,
 }
 
