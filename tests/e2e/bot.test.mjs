@@ -3,79 +3,14 @@
 // tile disappears when the bot leaves. Both join orders (the bot offers to
 // the browser; the browser offers to the bot).
 
-import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { killBots, startBot } from './bot-helpers.mjs';
 import {
-  HUDDLE_BIN, join, newPage, remoteTiles, tileOf, until, useServerAndBrowser, waitForMedia, T,
+  join, newPage, remoteTiles, tileOf, until, useServerAndBrowser, waitForMedia, T,
 } from './helpers.mjs';
 
-/** Bots started and not yet exited: killed whatever happens to the tests. */
-const bots = new Set();
-process.on('exit', () => {
-  for (const b of bots) b.kill('SIGKILL');
-});
-
-/**
- * Starts `huddle bot … --json` and collects its JSON lines.
- * @param {string[]} args
- */
-function startBot(args) {
-  const proc = spawn(HUDDLE_BIN, ['bot', '--bind', '127.0.0.1', '--json', '--report-every', '1s', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-  });
-  bots.add(proc);
-  /** @type {any[]} */
-  const lines = [];
-  let stderr = '';
-  let partial = '';
-  proc.stdout.on('data', (d) => {
-    partial += d;
-    const parts = partial.split('\n');
-    partial = parts.pop() || '';
-    for (const p of parts) {
-      try {
-        lines.push(JSON.parse(p));
-      } catch {
-        lines.push({ type: 'text', text: p });
-      }
-    }
-  });
-  proc.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  /** @type {Promise<number|null>} */
-  const exited = new Promise((r) => proc.once('exit', (code) => {
-    bots.delete(proc);
-    r(code);
-  }));
-  return {
-    lines,
-    exited,
-    stderr: () => stderr,
-    /** The latest report about PEER, if any. */
-    report(/** @type {string} */ peer) {
-      return [...lines].reverse().find((l) => l.type === 'report' && l.peer === peer);
-    },
-    /** SIGINT (Ctrl-C), then the exit code; SIGKILL after 10 s. */
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill('SIGINT');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-    kill() {
-      proc.kill('SIGKILL');
-    },
-  };
-}
-
-after(() => {
-  for (const b of bots) b.kill('SIGKILL');
-});
+after(killBots);
 
 /**
  * Sends chat TEXT from PAGE.
