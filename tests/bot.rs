@@ -45,6 +45,7 @@ fn bot_config(addr: SocketAddr, room: &str, name: &str) -> BotConfig {
         say: vec![],
         echo: false,
         report_every: Some(Duration::from_millis(500)),
+        media_stop: None,
     }
 }
 

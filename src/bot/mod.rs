@@ -34,6 +34,10 @@ use signal::JoinSpec;
 /// load run to count as healthy.
 pub const HEALTHY_RATIO: f64 = 0.9;
 
+/// In a load run, how long the bots wait between stopping their media and
+/// counting (frames still in flight arrive meanwhile).
+const SETTLE: Duration = Duration::from_millis(1500);
+
 /// Runs a headless participant: joins a room, sends a looping test video and
 /// tone (or files you give), chats, and reports what it receives.
 ///
@@ -259,6 +263,7 @@ pub async fn run(args: BotArgs, stop: CancellationToken) -> Result<(), RunError>
         say: args.say.clone(),
         echo: args.echo,
         report_every,
+        media_stop: None,
     };
     match (args.rooms, args.room_size) {
         (Some(rooms), Some(size)) => {
@@ -429,9 +434,11 @@ async fn run_load(
 ) -> Result<(), RunError> {
     let total = cfgs.len();
     let bots_stop = stop.child_token();
+    let media_stop = CancellationToken::new();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, cfg) in cfgs.into_iter().enumerate() {
+    for (i, mut cfg) in cfgs.into_iter().enumerate() {
+        cfg.media_stop = Some(media_stop.clone());
         if i > 0 {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -451,6 +458,13 @@ async fn run_load(
     tokio::select! {
         _ = stop.cancelled() => {}
         _ = tokio::time::sleep(hold) => {}
+    }
+    // Stop sending first and let the frames in flight arrive, so that every
+    // frame counted as sent had its chance to be received.
+    media_stop.cancel();
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = tokio::time::sleep(SETTLE) => {}
     }
     bots_stop.cancel();
     let mut outcomes = Vec::new();

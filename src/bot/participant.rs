@@ -44,6 +44,9 @@ pub struct BotConfig {
     pub echo: bool,
     /// Interval of [`BotEvent::Report`] (None: only at exit).
     pub report_every: Option<Duration>,
+    /// Once cancelled, the bot stops sending media but stays (a load run
+    /// lets frames in flight arrive before everyone counts and leaves).
+    pub media_stop: Option<CancellationToken>,
 }
 
 /// What a bot observed, for whoever runs it (the CLI prints these; tests
@@ -279,7 +282,20 @@ impl Participant {
         }
     }
 
+    fn media_stopped(&self) -> bool {
+        self.cfg
+            .media_stop
+            .as_ref()
+            .is_some_and(|t| t.is_cancelled())
+    }
+
     fn plan(&self) -> MediaPlan<'_> {
+        if self.media_stopped() {
+            return MediaPlan {
+                video: None,
+                audio: None,
+            };
+        }
         MediaPlan {
             video: self.cfg.video.as_deref(),
             audio: self.cfg.audio.as_deref(),
@@ -511,8 +527,11 @@ impl Participant {
         let names: Vec<String> = self.peers.keys().cloned().collect();
         for name in names {
             let mut out = PeerOutput::default();
-            let video = self.cfg.video.clone();
-            let audio = self.cfg.audio.clone();
+            let (video, audio) = if self.media_stopped() {
+                (None, None)
+            } else {
+                (self.cfg.video.clone(), self.cfg.audio.clone())
+            };
             if let Some(p) = self.peers.get_mut(&name) {
                 let plan = MediaPlan {
                     video: video.as_deref(),

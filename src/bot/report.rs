@@ -85,6 +85,8 @@ pub struct PeerStats {
     pub connected_at: Option<Instant>,
     /// First video frame received.
     pub first_frame_at: Option<Instant>,
+    /// Latest video frame received.
+    pub last_frame_at: Option<Instant>,
     /// Video from the member.
     pub video: Inbound,
     /// Audio from the member.
@@ -109,6 +111,7 @@ impl PeerStats {
             joined_at,
             connected_at: None,
             first_frame_at: None,
+            last_frame_at: None,
             video: Inbound::default(),
             audio: Inbound::default(),
             frames_sent: 0,
@@ -125,6 +128,7 @@ impl PeerStats {
         self.video.bytes += bytes as u64;
         self.video.seq.record(seq);
         self.first_frame_at.get_or_insert(now);
+        self.last_frame_at = Some(now);
     }
 
     /// Records one audio packet.
@@ -136,17 +140,23 @@ impl PeerStats {
 
     /// A snapshot for printing; rates are over the time since the previous
     /// snapshot (or since the first frame, for the first one). `final_`
-    /// snapshots give rates over the whole session and leave the interval alone.
+    /// snapshots give rates from the first to the last frame received (the
+    /// whole session) and leave the interval alone.
     pub fn snapshot(&mut self, bot: &str, peer: &str, now: Instant, final_: bool) -> PeerReport {
         let bytes = self.video.bytes + self.audio.bytes;
         let since_first = self
             .first_frame_at
             .map(|t| now.saturating_duration_since(t));
-        let (fps, kbps) = match (self.last, since_first) {
-            (Some((t, frames, b)), _) if !final_ => {
+        let span = match (self.first_frame_at, self.last_frame_at) {
+            (Some(first), Some(last)) if self.video.frames > 1 => Some(last - first),
+            _ => None,
+        };
+        let (fps, kbps) = match (self.last, since_first, span) {
+            (_, _, Some(span)) if final_ => rates(span, self.video.frames - 1, bytes),
+            (Some((t, frames, b)), _, _) if !final_ => {
                 rates(now - t, self.video.frames - frames, bytes - b)
             }
-            (_, Some(d)) => rates(d, self.video.frames, bytes),
+            (_, Some(d), _) => rates(d, self.video.frames, bytes),
             _ => (0.0, 0.0),
         };
         if !final_ {
@@ -446,10 +456,11 @@ mod tests {
         // The next interval has no frames: 0 fps.
         let r2 = s.snapshot("bot-1", "alice", now + Duration::from_secs(1), false);
         assert_eq!(r2.fps, 0.0);
-        // The final report covers the whole session.
+        // The final report covers the whole session: first to last frame,
+        // 28 intervals in 29 * 1000 / 15 ms (frame 10 missing).
         let f = s.snapshot("bot-1", "alice", now + Duration::from_secs(1), true);
         assert!(f.final_);
-        assert!((f.fps - 29.0 / 3.0).abs() < 0.1, "{}", f.fps);
+        assert!((f.fps - 28.0 / (29.0 / 15.0)).abs() < 0.1, "{}", f.fps);
         let none = PeerStats::new(t0, t0).snapshot("b", "c", t0, false);
         assert!(none.line().contains("connected -, first frame -"));
     }
