@@ -9,7 +9,8 @@
 #
 # Everything runs on 127.0.0.1: one release server, bots bound to 127.0.0.1.
 # Knobs (environment): SIZES ("4 6 8 10 12 14 16"), ROUNDS (3), HOLD (20s),
-# JOINS (10, join -> first frame samples), CPU_HOLD (25).
+# JOINS (10, join -> first frame samples), CPU_HOLD (25), PHASES ("cpu join
+# mesh": which parts to run).
 # Needs jq and /proc (Linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ ROUNDS=${ROUNDS:-3}
 HOLD=${HOLD:-20s}
 JOINS=${JOINS:-10}
 CPU_HOLD=${CPU_HOLD:-25}
+PHASES=${PHASES:-"cpu join mesh"}
+phase() { case " $PHASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 HZ=$(getconf CLK_TCK)
 mkdir -p "$OUT"
 [ -x "$BIN" ] || { echo "bench-bot: $BIN not found (cargo build --release)" >&2; exit 2; }
@@ -40,6 +43,9 @@ for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break
 URL=$(sed -n 's/^listening on //p' "$OUT/server.out")
 echo "server $URL (pid $srv)"
 bot() { RUST_LOG=warn "$BIN" bot --server "$URL" --bind 127.0.0.1 --json --report-every 0s "$@"; }
+# For `bot_exec … &`: the background job becomes the bot itself, so $! is
+# the bot's pid (whose /proc/PID/stat counts its CPU).
+bot_exec() { RUST_LOG=warn exec "$BIN" bot --server "$URL" --bind 127.0.0.1 --json --report-every 0s "$@"; }
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -50,12 +56,13 @@ bot() { RUST_LOG=warn "$BIN" bot --server "$URL" --bind 127.0.0.1 --json --repor
 
 # 1. CPU per bot: rooms of 2 and of 4, one process per bot, steady state
 #    (from 5 s after the last join to the end).
+if phase cpu; then
 : >"$OUT/cpu.tsv"
 for size in 2 4; do
   room="cpu-$size-$RANDOM"
   bpids=()
   for i in $(seq "$size"); do
-    bot --room "$room" --name "b$i" --duration "${CPU_HOLD}s" >"$OUT/cpu-$size-$i.jsonl" 2>&1 &
+    bot_exec --room "$room" --name "b$i" --duration "${CPU_HOLD}s" >"$OUT/cpu-$size-$i.jsonl" 2>&1 &
     bpids+=($!)
     pids+=($!)
     sleep 0.3
@@ -73,8 +80,10 @@ for size in 2 4; do
 done
 echo "CPU per bot (% of a core), by room size:"
 awk '{s[$1]=s[$1]" "sprintf("%.1f",$2)} END {for (k in s) print "  room of " k ":" s[k]}' "$OUT/cpu.tsv"
+fi
 
 # 2. join -> first frame between two bots (the joiner's view).
+if phase join; then
 : >"$OUT/join-bot.txt"
 for i in $(seq "$JOINS"); do
   room="jff-$i-$RANDOM"
@@ -86,13 +95,15 @@ for i in $(seq "$JOINS"); do
   jq -r 'select(.type=="report" and .final and .peer=="first") | .join_to_first_frame_ms' "$OUT/join-$i.jsonl" >>"$OUT/join-bot.txt"
 done
 echo "join -> first frame, bot joins bot (ms): $(sort -n "$OUT/join-bot.txt" | xargs)"
+fi
 
 # 3. Mesh capacity: one room of N bots in one process, HOLD after the last join.
+if phase mesh; then
 echo -e "size\tround\tall_ok\tmin_ratio\tmedian_fps\tpairs_ok\tpairs\tbots_cpu_pct\tserver_cpu_pct\tseconds" >"$OUT/mesh.tsv"
 for round in $(seq "$ROUNDS"); do
   for n in $SIZES; do
     s0=$(ticks "$srv"); t0=$(now)
-    bot --rooms 1 --room-size "$n" --room "mesh$round" --name "m$n" --duration "$HOLD" \
+    bot_exec --rooms 1 --room-size "$n" --room "mesh$round" --name "m$n" --duration "$HOLD" \
       --join-interval 200ms >"$OUT/mesh-$n-$round.jsonl" 2>"$OUT/mesh-$n-$round.err" &
     b=$!
     pids+=("$b")
@@ -111,5 +122,6 @@ for round in $(seq "$ROUNDS"); do
       "$OUT/mesh-$n-$round.jsonl" | tee -a "$OUT/mesh.tsv"
   done
 done
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/meta.txt"
 column -t "$OUT/mesh.tsv"
