@@ -111,6 +111,27 @@ pub struct BotOutcome {
     pub reports: Vec<PeerReport>,
 }
 
+/// Socket buffer asked for (the kernel caps it at net.core.rmem_max /
+/// wmem_max). The default (about 208 KiB, some 90 datagrams) overflows when
+/// a busy machine does not run the reader for a few tens of milliseconds
+/// while many members send.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A non-blocking UDP socket on ADDR with large buffers.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = sock.set_recv_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP send buffer");
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
+}
+
 struct Packet {
     at: Instant,
     from: SocketAddr,
@@ -155,12 +176,10 @@ pub async fn run(
     let mut sockets = Vec::new();
     let mut readers: Vec<JoinHandle<()>> = Vec::new();
     for addr in &cfg.bind {
-        let sock = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| BotError::Bind {
-                addr: *addr,
-                source,
-            })?;
+        let sock = bind_udp(*addr).map_err(|source| BotError::Bind {
+            addr: *addr,
+            source,
+        })?;
         let local = sock.local_addr().map_err(|source| BotError::Bind {
             addr: *addr,
             source,

@@ -34,7 +34,7 @@ try {
       const room = `bench-a-${i}`;
       const page = await newPage(browser);
       await join(page, server.url, 'web', room);
-      const bot = startBot(['--server', server.url, '--room', room, '--name', 'robo', '--report-every', '200ms']);
+      const bot = startBot(['--server', server.url, '--room', room, '--name', 'robo']);
       try {
         const r = await until(() => {
           const rep = bot.report('web');
