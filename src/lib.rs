@@ -24,6 +24,8 @@
 //! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
 //! - [`load`]: `huddle load`, a load generator that sets up calls and checks every message.
 //! - [`assets`]: the embedded web client.
+//! - [`bot`]: `huddle bot`, a headless WebRTC participant (a client of the
+//!   protocol, not part of the server).
 //!
 //! # A session
 //!
@@ -44,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod bot;
 pub mod config;
 pub mod core;
 pub mod hub;

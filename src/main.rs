@@ -52,6 +52,9 @@ enum Command {
     /// leave; report latencies and exit non-zero if any message was lost,
     /// duplicated, reordered or refused.
     Load(huddle::load::LoadArgs),
+    /// Join a room as a headless WebRTC participant (media, chat, stats),
+    /// or run many for a media load test.
+    Bot(huddle::bot::BotArgs),
 }
 
 /// The server's settings.
@@ -346,6 +349,7 @@ fn main() -> std::process::ExitCode {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Load(args)) => return load(&runtime, &args),
+        Some(Command::Bot(args)) => runtime.block_on(bot(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -466,6 +470,20 @@ fn announce(server: &Server, addr: SocketAddr) {
              --tls-cert/--tls-key (or a reverse proxy with TLS)"
         );
     }
+}
+
+async fn bot(args: huddle::bot::BotArgs) -> anyhow::Result<()> {
+    init_logging();
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    huddle::bot::run(args, stop).await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -478,11 +478,9 @@ impl Core {
             let member = &self.rooms[room_name].members[index];
             (member.id, matches!(member.link, Link::Live(c) if c == conn))
         };
-        if !already_this {
-            if let Some(old) = current {
-                // Room change first; it may shift this member's index.
-                self.remove_by_conn(&old, conn, Departure::RoomChange);
-            }
+        if !already_this && let Some(old) = current {
+            // Room change first; it may shift this member's index.
+            self.remove_by_conn(&old, conn, Departure::RoomChange);
         }
         let room = self
             .rooms
@@ -628,10 +626,10 @@ impl Core {
         };
         let member = room.members.remove(i);
         self.lost.remove(&id);
-        if let Link::Live(conn) = member.link {
-            if let Some(state) = self.conns.get_mut(&conn) {
-                state.room = None;
-            }
+        if let Link::Live(conn) = member.link
+            && let Some(state) = self.conns.get_mut(&conn)
+        {
+            state.room = None;
         }
         info!(
             room = room_name,
