@@ -264,13 +264,13 @@ if join:
               f"{sum(r['missing'] for r in rs)} / {sum(r['duplicate'] for r in rs)} / {sum(r['unexpected'] for r in rs)} / {sum(r['failed'] for r in rs)} | "
               f"{spread([r['clean_closes'] for r in rs], 0)} | {spread([r['other_cpu_pct'] for r in rs], 1)} |")
     print()
-for title, idle in (("idle", idle), ("idle, large", idlebig)):
-    if not idle:
+for title, idle_rows in (("idle", idle), ("idle, large", idlebig)):
+    if not idle_rows:
         continue
     print(f"### {title} (rooms of 4, hold 10 s, fresh server per run): median (min–max) over rounds\n")
     print("| server | runs | established / attempted | establish s | RSS before → held MiB (median) | KiB/conn | clean closes | other-tenant CPU % |")
     print("|---|---|---|---|---|---|---|---|")
-    for s, rows in by_server(idle):
+    for s, rows in by_server(idle_rows):
         rs = [x["r"] for x in rows]
         print(f"| {s} | {len(rs)} | {f(med([r['established'] for r in rs]), 0)} / {f(med([r['attempted'] for r in rs]), 0)} | "
               f"{spread([r['establish_s'] for r in rs], 2)} | {f(med([r['server_rss_before_kib'] for r in rs]) / 1024)} → {f(med([r['server_rss_held_kib'] for r in rs]) / 1024)} | "
