@@ -482,9 +482,9 @@ impl Participant {
     }
 
     fn on_offer(&mut self, from: &str, sdp: &str, now: Instant) {
-        // A renegotiation (e.g. an ICE restart) on a link that is up.
+        // A renegotiation (e.g. an ICE restart) of a link we have.
         if let Some(p) = self.peers.get_mut(from)
-            && p.is_connected()
+            && p.can_take_offer(sdp)
         {
             match p.accept_offer(sdp) {
                 Ok(answer) => {
@@ -502,7 +502,7 @@ impl Participant {
                 Err(e) => tracing::info!(error = %e, "new connection from {from}"),
             }
         }
-        // Otherwise a new link (also replacing one that never came up).
+        // Otherwise a new link (replacing the old one, if any).
         if self.peers.contains_key(from) {
             self.drop_peer(from, now);
         }
