@@ -23,6 +23,11 @@ use super::signal::{self, JoinSpec, Outgoing, ServerMsg, SignalError, SignalEven
 const UDP_QUEUE: usize = 4096;
 /// How long leaving may take (close every peer connection, `leave`).
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Datagrams no peer connection claims are held this long, at most this
+/// many (see `Participant::on_packet`).
+const UNCLAIMED_FOR: Duration = Duration::from_secs(2);
+const UNCLAIMED_MAX: usize = 64;
+const UNCLAIMED_RETRY: Duration = Duration::from_millis(10);
 /// Prefix of `--echo` replies; a message with it is never echoed (two
 /// echoing bots would otherwise answer each other forever).
 pub const ECHO_PREFIX: &str = "echo: ";
@@ -146,6 +151,8 @@ struct Participant {
     local: Vec<SocketAddr>,
     peers: BTreeMap<String, Peer>,
     departed: Vec<PeerReport>,
+    unclaimed: std::collections::VecDeque<Packet>,
+    last_retry: Instant,
     to_signal: mpsc::UnboundedSender<Outgoing>,
     events: Option<mpsc::UnboundedSender<BotEvent>>,
     /// When we started joining (the first connect), or the `joined` of a
@@ -228,6 +235,8 @@ pub async fn run(
         local,
         peers: BTreeMap::new(),
         departed: Vec::new(),
+        unclaimed: std::collections::VecDeque::new(),
+        last_retry: Instant::now(),
         to_signal: out_tx,
         events,
         joined_at: Instant::now(),
@@ -244,7 +253,10 @@ pub async fn run(
         tokio::select! {
             _ = stop.cancelled() => break Ok(()),
             ev = sig_rx.recv() => match ev {
-                Some(SignalEvent::Msg(m)) => p.on_server(m),
+                Some(SignalEvent::Msg(m)) => {
+                    p.on_server(m);
+                    p.retry_unclaimed(true);
+                }
                 Some(SignalEvent::Lost { why }) => p.emit(BotEvent::SignalLost(why)),
                 Some(SignalEvent::Done(Err(e))) => break Err(e.into()),
                 Some(SignalEvent::Done(Ok(()))) | None => break Ok(()),
@@ -257,6 +269,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 p.tick(now);
+                p.retry_unclaimed(false);
                 if let (Some(r), Some(every)) = (next_report, report_every)
                     && now >= r
                 {
@@ -469,9 +482,9 @@ impl Participant {
     }
 
     fn on_offer(&mut self, from: &str, sdp: &str, now: Instant) {
-        // A renegotiation (e.g. an ICE restart) on a link that is up.
+        // A renegotiation (e.g. an ICE restart) of a link we have.
         if let Some(p) = self.peers.get_mut(from)
-            && p.is_connected()
+            && p.can_take_offer(sdp)
         {
             match p.accept_offer(sdp) {
                 Ok(answer) => {
@@ -489,7 +502,7 @@ impl Participant {
                 Err(e) => tracing::info!(error = %e, "new connection from {from}"),
             }
         }
-        // Otherwise a new link (also replacing one that never came up).
+        // Otherwise a new link (replacing the old one, if any).
         if self.peers.contains_key(from) {
             self.drop_peer(from, now);
         }
@@ -524,8 +537,44 @@ impl Participant {
     }
 
     fn on_packet(&mut self, pkt: Packet) {
-        let Some(input) = receive_input(pkt.at, pkt.from, pkt.to, &pkt.data) else {
+        if !self.deliver(&pkt, pkt.at) {
+            // Nobody knows the sender yet: typically the member's first
+            // DTLS flight, sent as soon as its ICE checks succeed, arriving
+            // before its answer (with its address) has reached us. Hold it
+            // briefly instead of waiting for a retransmission (1 s).
+            if self.unclaimed.len() == UNCLAIMED_MAX {
+                self.unclaimed.pop_front();
+            }
+            self.unclaimed.push_back(pkt);
+        }
+    }
+
+    /// Offers held datagrams again: after the remote side told us more
+    /// (`now_anyway`), or on a timer at most every [`UNCLAIMED_RETRY`] (a
+    /// connection may claim them once its ICE check succeeds).
+    fn retry_unclaimed(&mut self, now_anyway: bool) {
+        let now = Instant::now();
+        if self.unclaimed.is_empty()
+            || (!now_anyway && now.saturating_duration_since(self.last_retry) < UNCLAIMED_RETRY)
+        {
             return;
+        }
+        self.last_retry = now;
+        let held = std::mem::take(&mut self.unclaimed);
+        for pkt in held {
+            // Time fed to str0m never goes back: a held datagram counts as
+            // received now.
+            if now.saturating_duration_since(pkt.at) <= UNCLAIMED_FOR && !self.deliver(&pkt, now) {
+                self.unclaimed.push_back(pkt);
+            }
+        }
+    }
+
+    /// Feeds a datagram (received AT) to the peer it belongs to; false if
+    /// none takes it.
+    fn deliver(&mut self, pkt: &Packet, at: Instant) -> bool {
+        let Some(input) = receive_input(at, pkt.from, pkt.to, &pkt.data) else {
+            return true;
         };
         let Some(name) = self
             .peers
@@ -533,13 +582,14 @@ impl Participant {
             .find(|(_, p)| p.accepts(&input))
             .map(|(n, _)| n.clone())
         else {
-            return;
+            return false;
         };
         let mut out = PeerOutput::default();
         if let Some(p) = self.peers.get_mut(&name) {
-            p.handle_input(pkt.at, input, &mut out);
+            p.handle_input(at, input, &mut out);
         }
-        self.flush(&name, out, pkt.at);
+        self.flush(&name, out, at);
+        true
     }
 
     fn tick(&mut self, now: Instant) {

@@ -85,6 +85,8 @@ pub struct Peer {
     name: String,
     rtc: Rtc,
     pending: Option<SdpPendingOffer>,
+    /// The member's DTLS fingerprint, once a description of its arrived.
+    remote_fp: Option<String>,
     audio_mid: Option<Mid>,
     video_mid: Option<Mid>,
     audio_pt: Option<Pt>,
@@ -130,6 +132,7 @@ impl Peer {
             name: name.to_owned(),
             rtc,
             pending: None,
+            remote_fp: None,
             audio_mid: None,
             video_mid: None,
             audio_pt: None,
@@ -207,6 +210,9 @@ impl Peer {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| PeerError::Sdp(self.name.clone(), e.to_string()))?;
+        if self.remote_fp.is_none() {
+            self.remote_fp = sdp_fingerprint(offer_sdp);
+        }
         Ok(answer.to_sdp_string())
     }
 
@@ -222,7 +228,9 @@ impl Peer {
         self.rtc
             .sdp_api()
             .accept_answer(pending, answer)
-            .map_err(|e| PeerError::Rtc(self.name.clone(), e))
+            .map_err(|e| PeerError::Rtc(self.name.clone(), e))?;
+        self.remote_fp = sdp_fingerprint(answer_sdp);
+        Ok(())
     }
 
     /// Our local candidates as RTCIceCandidateInit objects, for trickling.
@@ -480,6 +488,17 @@ impl Peer {
         self.drain(now, out);
     }
 
+    /// True if OFFER_SDP renegotiates this connection (an ICE restart, a
+    /// change of media): negotiated before, no offer of ours outstanding,
+    /// and the same DTLS fingerprint. Otherwise it is a new connection
+    /// from the member (str0m would keep the old fingerprint and fail).
+    pub fn can_take_offer(&self, offer_sdp: &str) -> bool {
+        self.remote_fp.is_some()
+            && self.pending.is_none()
+            && !self.failed
+            && sdp_fingerprint(offer_sdp) == self.remote_fp
+    }
+
     /// True once the connection failed for good.
     pub fn failed(&self) -> bool {
         self.failed
@@ -494,6 +513,14 @@ impl Peer {
     pub fn channel_open(&self) -> bool {
         self.channel_open
     }
+}
+
+/// The first `a=fingerprint:` of an SDP (hash function and value,
+/// lowercased), if any.
+pub fn sdp_fingerprint(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(|v| v.trim().to_ascii_lowercase())
 }
 
 /// Builds an [`Input`] for a received datagram, or `None` if it is not
@@ -644,5 +671,24 @@ mod tests {
         assert!(a.stats.audio.frames > 50 && b.stats.audio.frames > 50);
         assert_eq!(a.stats.video.seq.lost(), 0);
         assert!(b.stats.frames_sent >= a.stats.video.frames);
+
+        // The same member offering again renegotiates; another connection
+        // (a new certificate) does not.
+        assert!(b.can_take_offer(&offer));
+        let (_, other) = Peer::offer("b", &[a_addr], true, now, now).unwrap();
+        assert!(!b.can_take_offer(&other));
+        assert!(
+            !Peer::offer("x", &[a_addr], true, now, now)
+                .unwrap()
+                .0
+                .can_take_offer(&offer)
+        );
+    }
+
+    #[test]
+    fn fingerprints() {
+        let sdp = "v=0\r\na=group:BUNDLE 0\r\na=fingerprint:sha-256 AB:CD\r\nm=audio 9\r\na=fingerprint:sha-256 EF\r\n";
+        assert_eq!(sdp_fingerprint(sdp).as_deref(), Some("sha-256 ab:cd"));
+        assert_eq!(sdp_fingerprint("v=0\r\n"), None);
     }
 }
