@@ -16,11 +16,14 @@
 //!
 //! - [`config`]: every setting and its default.
 //! - [`protocol`]: the wire format of protocol v1 and the name/room rules.
-//! - [`core`]: the state machine; time, ids and tokens are inputs.
+//! - [`core`]: the state machine; time, ids, tokens and the wall clock are inputs.
 //! - [`hub`]: the mutex around the core, dispatch to connection queues, timers.
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
 //! - [`queue`]: the bounded outbound queue between the hub and a connection's writer.
 //! - [`server`]: axum routes, origin check, connection limit, shutdown.
+//! - [`tls`]: HTTPS/WSS: certificate files or a self-signed one, the TLS listener.
+//! - [`ice`]: the ICE servers in `joined`, and TURN REST credentials minted per member.
+//! - [`turn`]: the embedded TURN/STUN server (UDP and TCP, quota, bandwidth cap).
 //! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
 //! - [`load`]: `huddle load`, a load generator that sets up calls and checks every message.
 //! - [`assets`]: the embedded web client.
