@@ -29,6 +29,8 @@
 //! - [`assets`]: the embedded web client.
 //! - [`bot`]: `huddle bot`, a headless WebRTC participant (a client of the
 //!   protocol, not part of the server).
+//! - [`client`]: the client side of a server connection (URL, `ws://` or
+//!   `wss://`), shared by `huddle bot` and `huddle load`.
 //!
 //! # A session
 //!
@@ -50,6 +52,7 @@
 
 pub mod assets;
 pub mod bot;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod hub;

@@ -34,7 +34,7 @@ struct Bot {
 fn bot_config(addr: SocketAddr, room: &str, name: &str) -> BotConfig {
     BotConfig {
         join: JoinSpec {
-            url: format!("ws://{addr}/ws"),
+            endpoint: huddle::client::Endpoint::new(&format!("ws://{addr}/ws"), None).unwrap(),
             room: room.into(),
             name: name.into(),
             give_up_after: Duration::from_secs(20),
@@ -367,8 +367,16 @@ async fn bad_input_exits_non_zero_with_a_clear_message() {
         &format!("cannot reach the huddle server at ws://{free}/ws"),
     );
 
-    let out = run_cli(&["--server", "https://example.invalid", "--room", "r"]).await;
-    assert_fails_with(&out, "TLS");
+    let out = run_cli(&[
+        "--server",
+        &format!("https://{free}"),
+        "--ca-file",
+        "/nonexistent/ca.pem",
+        "--room",
+        "r",
+    ])
+    .await;
+    assert_fails_with(&out, "--ca-file /nonexistent/ca.pem");
 
     // A taken name (case-insensitive) and a full room.
     let srv = start(huddle::config::Config {
@@ -448,4 +456,32 @@ async fn media_load_reports_every_receiving_pair() {
     assert_eq!(summary["pairs"], 4);
     assert_eq!(summary["rooms"], 2);
     srv.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_join_a_tls_server_that_trusts_its_ca_file() {
+    let (srv, cert) = common::start_tls("bot-tls").await;
+    let server = format!("https://{}", srv.addr);
+    // Without the certificate, the server is not trusted.
+    let untrusted = huddle::client::Endpoint::new(&server, None).unwrap();
+    assert!(untrusted.url.starts_with("wss://"), "{}", untrusted.url);
+    let e = untrusted.connect(None).await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
+    // With it, two bots meet over wss:// and exchange media.
+    let trusted = huddle::client::Endpoint::new(&server, Some(&cert)).unwrap();
+    let mut cfgs = ["ann", "bob"].map(|n| bot_config(srv.addr, "secure", n));
+    for c in &mut cfgs {
+        c.join.endpoint = trusted.clone();
+    }
+    let [a, b] = cfgs;
+    let mut ann = Bot::start(a);
+    ann.wait("joined", |e| matches!(e, BotEvent::Joined { .. }))
+        .await;
+    let mut bob = Bot::start(b);
+    assert!(bob.frames_from("ann", 10).await >= 10);
+    assert!(ann.frames_from("bob", 10).await >= 10);
+    bob.leave().await;
+    ann.leave().await;
+    srv.stop.cancel();
+    common::remove_tls_dir("bot-tls");
 }

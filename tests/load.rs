@@ -228,3 +228,22 @@ async fn the_command_exits_non_zero_on_loss() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["problems"]["connection"], 2, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_is_load_tested_over_wss_with_its_ca_file() {
+    let (srv, cert) = common::start_tls("load-tls").await;
+    let mut a = args(srv.addr, 2, 3);
+    a.server = format!("https://{}", srv.addr);
+    a.ca_file = Some(cert);
+    let report = run(&a, false).await.unwrap();
+    assert!(report.ok, "{}", report.text());
+    assert_eq!(report.joined, 6);
+    assert_eq!(report.calls_set_up, 2 * 2);
+    // Without the certificate nobody gets in, and the run says so.
+    a.ca_file = None;
+    let report = run(&a, false).await.unwrap();
+    assert!(!report.ok);
+    assert_eq!(report.joined, 0);
+    srv.stop.cancel();
+    common::remove_tls_dir("load-tls");
+}

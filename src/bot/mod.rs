@@ -49,10 +49,15 @@ const SETTLE: Duration = Duration::from_millis(1500);
 #[derive(Debug, clap::Args)]
 #[command(long_about)]
 pub struct BotArgs {
-    /// The huddle server: its site address (http://host:port) or its socket
-    /// URL (ws://host:port/ws). TLS (https://, wss://) is not supported.
+    /// The huddle server: its site address (http(s)://host:port) or its
+    /// socket URL (ws(s)://host:port/ws).
     #[arg(long, env = "HUDDLE_BOT_SERVER", value_name = "URL")]
     pub server: String,
+
+    /// Also trust the certificates in this PEM file for https:// and wss://
+    /// (a private CA, or a `huddle --tls-self-signed` server's certificate).
+    #[arg(long, env = "HUDDLE_BOT_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
 
     /// Room to join. With --rooms: the prefix of the rooms' names
     /// (ROOM-1, ROOM-2, …; default "load").
@@ -160,9 +165,9 @@ pub enum SetupError {
         "no non-loopback interface address found for media; give one with --bind (e.g. --bind 127.0.0.1)"
     )]
     NoInterface,
-    /// The server address.
+    /// The server address or the CA file.
     #[error(transparent)]
-    Url(#[from] signal::SignalError),
+    Client(#[from] crate::client::ClientError),
 }
 
 /// Why `huddle bot` failed.
@@ -246,13 +251,14 @@ pub fn load_tracks(args: &BotArgs) -> Result<Tracks, SetupError> {
 /// Runs `huddle bot` until STOP (Ctrl-C), `--duration`, or an error;
 /// prints to stdout.
 pub async fn run(args: BotArgs, stop: CancellationToken) -> Result<(), RunError> {
-    let url = signal::socket_url(&args.server).map_err(SetupError::from)?;
+    let endpoint = crate::client::Endpoint::new(&args.server, args.ca_file.as_deref())
+        .map_err(SetupError::from)?;
     let bind = bind_addrs(&args.bind)?;
     let (video, audio) = load_tracks(&args)?;
     let report_every = (!args.report_every.is_zero()).then_some(args.report_every);
     let config = |room: String, name: String| BotConfig {
         join: JoinSpec {
-            url: url.clone(),
+            endpoint: endpoint.clone(),
             room,
             name,
             give_up_after: args.reconnect_for,

@@ -32,14 +32,6 @@ const HELD_MAX: usize = 1000;
 /// Why the bot cannot take part (any of these ends it with a non-zero status).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
-    /// The server address is not one the bot understands.
-    #[error("bad server address {url:?}: {why}")]
-    BadUrl {
-        /// What was given.
-        url: String,
-        /// What is wrong with it.
-        why: String,
-    },
     /// The first connection failed.
     #[error("cannot reach the huddle server at {url}: {why}")]
     Unreachable {
@@ -200,44 +192,6 @@ pub enum SignalEvent {
     Done(Result<(), SignalError>),
 }
 
-/// The `/ws` URL for a server address: `ws://host:port/ws` as it is, or a
-/// site's base URL (`http://host:port`, `https://…`) with `/ws` added.
-pub fn socket_url(server: &str) -> Result<String, SignalError> {
-    let bad = |why: &str| SignalError::BadUrl {
-        url: server.to_owned(),
-        why: why.to_owned(),
-    };
-    let s = server.trim();
-    let (scheme, rest) = s
-        .split_once("://")
-        .ok_or_else(|| bad("expected ws://host:port/ws or http://host:port"))?;
-    let ws_scheme = match scheme.to_ascii_lowercase().as_str() {
-        "ws" | "http" => "ws",
-        "wss" | "https" => {
-            return Err(bad(
-                "TLS (wss://, https://) is not built into huddle bot; reach the server over \
-                 plain ws:// (e.g. its listen address on the same host) or through a local \
-                 TLS-terminating tunnel",
-            ));
-        }
-        _ => return Err(bad("the scheme must be ws:// or http://")),
-    };
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if host.is_empty() {
-        return Err(bad("no host"));
-    }
-    let path = match path.trim_end_matches('/') {
-        "" => "/ws".to_owned(),
-        p if scheme.eq_ignore_ascii_case("ws") => p.to_owned(),
-        p if p.ends_with("/ws") => p.to_owned(),
-        p => format!("{p}/ws"),
-    };
-    Ok(format!("{ws_scheme}://{host}{path}"))
-}
-
 /// What to do after the socket ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseAction {
@@ -302,8 +256,8 @@ impl Backoff {
 /// Where and as whom the signal task joins.
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
-    /// `ws://…/ws` (see [`socket_url`]).
-    pub url: String,
+    /// The server's socket (`ws://…/ws` or `wss://…/ws`) and how to open it.
+    pub endpoint: crate::client::Endpoint,
     /// Room name.
     pub room: String,
     /// Member name.
@@ -364,7 +318,7 @@ async fn run_inner(
             Err(Attempt::Transport(why)) => {
                 let Some(since) = lost_at else {
                     return Err(SignalError::Unreachable {
-                        url: spec.url.clone(),
+                        url: spec.endpoint.url.clone(),
                         why,
                     });
                 };
@@ -412,7 +366,9 @@ async fn connect_and_join(
     spec: &JoinSpec,
     token: Option<&str>,
 ) -> Result<(Ws, ServerMsg), Attempt> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(spec.url.as_str())
+    let mut ws = spec
+        .endpoint
+        .connect(None)
         .await
         .map_err(|e| Attempt::Transport(e.to_string()))?;
     let join = json!({"type":"join","room":spec.room,"name":spec.name,"token":token});
@@ -532,27 +488,6 @@ async fn leave(ws: &mut Ws) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn socket_urls() {
-        assert_eq!(socket_url("ws://h:1/ws").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("http://h:1").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("http://h:1/").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("http://h/huddle").unwrap(), "ws://h/huddle/ws");
-        assert_eq!(socket_url("HTTP://h:1/ws").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("ws://h:1").unwrap(), "ws://h:1/ws");
-        assert!(matches!(socket_url("h:1"), Err(SignalError::BadUrl { .. })));
-        assert!(matches!(
-            socket_url("ftp://h"),
-            Err(SignalError::BadUrl { .. })
-        ));
-        assert!(matches!(
-            socket_url("http:///ws"),
-            Err(SignalError::BadUrl { .. })
-        ));
-        let e = socket_url("https://h").unwrap_err().to_string();
-        assert!(e.contains("TLS"), "{e}");
-    }
 
     #[test]
     fn close_codes() {

@@ -44,14 +44,19 @@ use scenario::{
 /// The settings of `huddle load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// The server: its signaling URL (ws://host:port/ws) or its site
-    /// (http://host:port, from which /ws is derived).
+    /// The server: its signaling URL (ws(s)://host:port/ws) or its site
+    /// (http(s)://host:port, from which /ws is derived).
     #[arg(
         long,
         env = "HUDDLE_LOAD_SERVER",
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     pub server: String,
+
+    /// Also trust the certificates in this PEM file for https:// and wss://
+    /// (a private CA, or a `huddle --tls-self-signed` server's certificate).
+    #[arg(long, env = "HUDDLE_LOAD_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
 
     /// Rooms to fill.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
@@ -124,6 +129,7 @@ impl Default for LoadArgs {
     fn default() -> Self {
         Self {
             server: "ws://127.0.0.1:8080/ws".into(),
+            ca_file: None,
             rooms: 10,
             room_size: 5,
             join_rate: 100.0,
@@ -173,14 +179,9 @@ fn range(s: &str) -> Result<(u64, u64), String> {
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The server address is not usable.
-    #[error("--server {0}: expected ws://host:port/ws or http://host:port")]
-    Url(String),
-    /// TLS is not built into the load generator.
-    #[error(
-        "--server {0}: wss:// and https:// are not supported by huddle load; aim it at the plain ws:// listener"
-    )]
-    Tls(String),
+    /// The server address or the CA file is not usable.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     /// More connections than the open-file limit allows.
     #[error(
         "{wanted} connections need more open files than the limit allows ({limit}); raise it (ulimit -n) or run several load generators"
@@ -191,31 +192,6 @@ pub enum LoadError {
         /// The open-file limit.
         limit: u64,
     },
-}
-
-/// The WebSocket URL for `--server`.
-pub fn socket_url(server: &str) -> Result<String, LoadError> {
-    let s = server.trim().trim_end_matches('/');
-    if s.starts_with("wss://") || s.starts_with("https://") {
-        return Err(LoadError::Tls(server.into()));
-    }
-    if let Some(rest) = s.strip_prefix("ws://") {
-        if rest.is_empty() {
-            return Err(LoadError::Url(server.into()));
-        }
-        return Ok(if rest.contains('/') {
-            s.to_owned()
-        } else {
-            format!("{s}/ws")
-        });
-    }
-    if let Some(rest) = s.strip_prefix("http://") {
-        if rest.is_empty() {
-            return Err(LoadError::Url(server.into()));
-        }
-        return Ok(format!("ws://{rest}/ws"));
-    }
-    Err(LoadError::Url(server.into()))
 }
 
 /// Counters every member updates, for progress and for knowing when the
@@ -407,7 +383,11 @@ const FINDINGS_SHOWN: usize = 50;
 
 /// Runs a load test as `args` says. `progress`: draw a progress line on stderr.
 pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
-    let url = socket_url(&args.server)?;
+    let endpoint = Arc::new(crate::client::Endpoint::new(
+        &args.server,
+        args.ca_file.as_deref(),
+    )?);
+    let url = endpoint.url.clone();
     let members = args.rooms * args.room_size;
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     if members as u64 + 64 > limit {
@@ -454,7 +434,7 @@ pub async fn run(args: &LoadArgs, progress: bool) -> Result<Report, LoadError> {
             plan,
             cfg.clone(),
             pool.clone(),
-            url.clone(),
+            endpoint.clone(),
             counters.clone(),
             epoch,
             rx,
@@ -768,7 +748,7 @@ async fn member(
     plan: MemberPlan,
     cfg: Arc<LoadArgs>,
     pool: Arc<SdpPool>,
-    url: String,
+    endpoint: Arc<crate::client::Endpoint>,
     c: Arc<Counters>,
     epoch: Instant,
     mut commands: mpsc::UnboundedReceiver<Command>,
@@ -799,13 +779,9 @@ async fn member(
     let t0 = Instant::now();
     // A small read buffer: thousands of mostly idle sockets.
     let ws_cfg = WebSocketConfig::default().read_buffer_size(8 * 1024);
-    let connected = timeout(
-        cfg.connect_timeout,
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_cfg), true),
-    )
-    .await;
+    let connected = timeout(cfg.connect_timeout, endpoint.connect(Some(ws_cfg))).await;
     let mut ws = match connected {
-        Ok(Ok((ws, _))) => ws,
+        Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             out.check
                 .other(Problem::Connection, format!("cannot connect: {e}"));
@@ -1234,15 +1210,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_urls() {
-        assert_eq!(socket_url("ws://h:1/ws").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("ws://h:1").unwrap(), "ws://h:1/ws");
-        assert_eq!(socket_url("http://h:1/").unwrap(), "ws://h:1/ws");
-        assert!(matches!(socket_url("wss://h/ws"), Err(LoadError::Tls(_))));
-        assert!(matches!(socket_url("h:1"), Err(LoadError::Url(_))));
-    }
 
     #[test]
     fn ranges() {

@@ -137,3 +137,30 @@ pub async fn alice_and_bob(addr: SocketAddr) -> (Client, Client, Value) {
     assert_eq!(alice.recv().await["type"], "peer-joined");
     (alice, bob, token)
 }
+
+/// A server with a self-signed certificate (`--tls-self-signed`) in a
+/// fresh data directory named after TAG; returns it and the certificate's
+/// PEM file. Remove the directory with [`remove_tls_dir`].
+#[allow(dead_code)] // not every test file uses it
+pub async fn start_tls(tag: &str) -> (TestServer, std::path::PathBuf) {
+    let dir = tls_dir(tag);
+    let _ = std::fs::remove_dir_all(&dir);
+    let srv = start(Config {
+        tls: Some(huddle::tls::TlsSource::SelfSigned {
+            data_dir: dir.clone(),
+        }),
+        ..config()
+    })
+    .await;
+    (srv, dir.join("self-signed-cert.pem"))
+}
+
+fn tls_dir(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("huddle-{tag}-{}", std::process::id()))
+}
+
+/// Removes the data directory of [`start_tls`].
+#[allow(dead_code)]
+pub fn remove_tls_dir(tag: &str) {
+    let _ = std::fs::remove_dir_all(tls_dir(tag));
+}
