@@ -23,9 +23,10 @@ use tracing_subscriber::EnvFilter;
 /// Self-hosted group video chat: serves the web app and the WebSocket
 /// signaling server on one port.
 ///
-/// Open http://<listen>/ in a browser, pick a name and a room, and share the
-/// link. Every setting can also be given as an environment variable (shown
-/// in brackets). Durations accept values like 500ms, 10s, 2m.
+/// Open the printed URL (http://<listen>/, or https:// with --tls-*) in a
+/// browser, pick a name and a room, and share the link. Every setting can
+/// also be given as an environment variable (shown in brackets). Durations
+/// accept values like 500ms, 10s, 2m.
 #[derive(Debug, Parser)]
 #[command(
     version,
