@@ -119,46 +119,49 @@ impl fmt::Debug for RestTurn {
 }
 
 /// Everything that goes into `joined.iceServers`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IceServers {
     /// Fixed RTCIceServer objects, each as compact JSON.
     fixed: Vec<String>,
-    /// The whole array when there is nothing to mint.
-    fixed_json: String,
     rest: Option<RestTurn>,
 }
 
-impl Default for IceServers {
-    /// None: enough on one network.
-    fn default() -> Self {
-        Self {
-            fixed: Vec::new(),
-            fixed_json: "[]".to_owned(),
-            rest: None,
-        }
-    }
-}
-
 impl IceServers {
-    /// Fixed servers only, from a JSON array of RTCIceServer objects
-    /// (checked with [`ice_servers_json`]).
+    /// Fixed servers only, from an `--ice-servers` value: a JSON array of
+    /// RTCIceServer objects, each with `urls`.
     pub fn from_json(json: &str) -> Result<Self, String> {
-        let compact = ice_servers_json(json)?;
-        let list: Vec<serde_json::Value> =
-            serde_json::from_str(&compact).map_err(|e| e.to_string())?;
-        let mut me = Self::default();
-        for v in list {
-            me.fixed.push(v.to_string());
+        let v: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+        let serde_json::Value::Array(list) = v else {
+            return Err("must be a JSON array of RTCIceServer objects".into());
+        };
+        for server in &list {
+            let urls = server
+                .get("urls")
+                .ok_or("every ICE server needs \"urls\"")?;
+            let valid = urls.is_string()
+                || urls
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
+            if !valid {
+                return Err("\"urls\" must be a string or an array of strings".into());
+            }
         }
-        me.refresh();
-        Ok(me)
+        Ok(Self {
+            fixed: list.iter().map(serde_json::Value::to_string).collect(),
+            rest: None,
+        })
     }
 
     /// Adds a fixed server given as a URL (see [`parse_ice_url`]).
     pub fn push_url(&mut self, url: &str) -> Result<(), String> {
-        self.fixed.push(parse_ice_url(url)?);
-        self.refresh();
+        self.push(parse_ice_url(url)?);
         Ok(())
+    }
+
+    /// Adds a fixed server already parsed from its URL.
+    pub fn push(&mut self, server: IceServer) {
+        self.fixed.push(server.0);
     }
 
     /// Adds TURN URLs whose credentials are minted from `secret`; all of
@@ -172,78 +175,57 @@ impl IceServers {
         }
     }
 
-    /// The TURN servers with minted credentials, if any.
-    pub fn rest(&self) -> Option<&RestTurn> {
-        self.rest.as_ref()
+    /// The TURN servers whose credentials are minted, if any.
+    fn minting(&self) -> Option<&RestTurn> {
+        self.rest.as_ref().filter(|r| !r.urls.is_empty())
     }
 
     /// Whether minting needs the time.
     pub fn needs_time(&self) -> bool {
-        self.rest.as_ref().is_some_and(|r| !r.urls.is_empty())
-    }
-
-    fn refresh(&mut self) {
-        self.fixed_json = format!("[{}]", self.fixed.join(","));
+        self.minting().is_some()
     }
 
     /// The JSON array for member `name` at unix time `now`.
     pub fn render(&self, name: &str, now: u64) -> String {
-        let Some(rest) = self.rest.as_ref().filter(|r| !r.urls.is_empty()) else {
-            return self.fixed_json.clone();
-        };
-        let creds = mint(&rest.secret, name, now.saturating_add(rest.ttl.as_secs()));
-        let minted = serde_json::json!({
-            "urls": rest.urls,
-            "username": creds.username,
-            "credential": creds.credential,
-        })
-        .to_string();
-        let mut out = String::with_capacity(self.fixed_json.len() + minted.len() + 1);
-        out.push('[');
-        for f in &self.fixed {
-            out.push_str(f);
-            out.push(',');
+        let minted = self.minting().map(|rest| {
+            let creds = mint(&rest.secret, name, now.saturating_add(rest.ttl.as_secs()));
+            serde_json::json!({
+                "urls": rest.urls,
+                "username": creds.username,
+                "credential": creds.credential,
+            })
+            .to_string()
+        });
+        let mut out = String::from("[");
+        for (i, server) in self.fixed.iter().chain(minted.as_ref()).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(server);
         }
-        out.push_str(&minted);
         out.push(']');
         out
     }
+}
 
-    /// The fixed part as a JSON array (for logs and tests).
-    pub fn fixed_json(&self) -> &str {
-        &self.fixed_json
+/// One RTCIceServer object, as compact JSON, made by [`parse_ice_url`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceServer(String);
+
+impl IceServer {
+    /// The RTCIceServer object as JSON.
+    pub fn as_json(&self) -> &str {
+        &self.0
     }
 }
 
-/// Checks an `--ice-servers` value (a JSON array of RTCIceServer objects,
-/// each with `urls`) and returns it in compact form.
-pub fn ice_servers_json(text: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let list = v
-        .as_array()
-        .ok_or("must be a JSON array of RTCIceServer objects")?;
-    for server in list {
-        let urls = server
-            .get("urls")
-            .ok_or("every ICE server needs \"urls\"")?;
-        let valid = urls.is_string()
-            || urls
-                .as_array()
-                .is_some_and(|a| a.iter().all(serde_json::Value::is_string));
-        if !valid {
-            return Err("\"urls\" must be a string or an array of strings".into());
-        }
-    }
-    Ok(v.to_string())
-}
-
-/// Parses an `--ice-server` URL into an RTCIceServer object (compact JSON).
+/// Parses an `--ice-server` URL into an RTCIceServer object.
 ///
 /// `stun:HOST[:PORT]`, `stuns:…`, and `turn:USER:PASSWORD@HOST[:PORT][?transport=udp|tcp]`
 /// (or `turns:`). TURN needs a username and password (browsers refuse TURN
 /// without them); STUN takes none. The user and password cannot contain
 /// `@` or `:`; use `--ice-servers` JSON for those.
-pub fn parse_ice_url(url: &str) -> Result<String, String> {
+pub fn parse_ice_url(url: &str) -> Result<IceServer, String> {
     let url = url.trim();
     let (scheme, rest) = url.split_once(':').ok_or_else(|| {
         format!("{url:?}: expected stun:HOST[:PORT] or turn:USER:PASS@HOST[:PORT]")
@@ -276,7 +258,7 @@ pub fn parse_ice_url(url: &str) -> Result<String, String> {
     }
     let clean = format!("{scheme}:{hostpart}");
     match (turn, creds) {
-        (false, None) => Ok(serde_json::json!({ "urls": clean }).to_string()),
+        (false, None) => Ok(IceServer(serde_json::json!({ "urls": clean }).to_string())),
         (false, Some(_)) => Err(format!("{url:?}: STUN takes no credentials")),
         (true, None) => Err(format!(
             "{url:?}: TURN needs credentials: turn:USER:PASSWORD@HOST[:PORT] (or use --turn-secret for minted ones)"
@@ -286,10 +268,10 @@ pub fn parse_ice_url(url: &str) -> Result<String, String> {
                 .split_once(':')
                 .filter(|(u, p)| !u.is_empty() && !p.is_empty() && !p.contains(':'))
                 .ok_or_else(|| format!("{url:?}: credentials must be USER:PASSWORD"))?;
-            Ok(
+            Ok(IceServer(
                 serde_json::json!({ "urls": clean, "username": user, "credential": pass })
                     .to_string(),
-            )
+            ))
         }
     }
 }
@@ -409,11 +391,15 @@ mod tests {
     #[test]
     fn ice_urls() {
         assert_eq!(
-            parse_ice_url("stun:stun.example.org:3478").unwrap(),
+            parse_ice_url("stun:stun.example.org:3478")
+                .unwrap()
+                .as_json(),
             r#"{"urls":"stun:stun.example.org:3478"}"#
         );
         assert_eq!(
-            parse_ice_url("turn:bob:s3cret@turn.example.org:3478?transport=tcp").unwrap(),
+            parse_ice_url("turn:bob:s3cret@turn.example.org:3478?transport=tcp")
+                .unwrap()
+                .as_json(),
             r#"{"credential":"s3cret","urls":"turn:turn.example.org:3478?transport=tcp","username":"bob"}"#
         );
         for bad in [

@@ -141,14 +141,14 @@ struct ServeArgs {
     /// environment, separate them with commas.
     #[arg(long = "ice-server", env = "HUDDLE_ICE_SERVER", value_name = "URL",
           value_delimiter = ',', value_parser = ice::parse_ice_url)]
-    ice_server: Vec<String>,
+    ice_server: Vec<ice::IceServer>,
 
     /// More ICE servers as a JSON array of RTCIceServer objects, e.g.
     /// '[{"urls":"stun:stun.example.org:3478"}]'. The default (none) works
     /// on one network; add STUN/TURN to cross NATs.
     #[arg(long, env = "HUDDLE_ICE_SERVERS", value_name = "JSON", default_value = "[]",
-          value_parser = ice::ice_servers_json)]
-    ice_servers: String,
+          value_parser = IceServers::from_json)]
+    ice_servers: IceServers,
 
     /// A TURN server (e.g. coturn with use-auth-secret) whose credentials
     /// huddle mints per member from --turn-secret: turn:HOST[:PORT][?transport=udp|tcp].
@@ -282,12 +282,10 @@ fn default_data_dir() -> PathBuf {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> anyhow::Result<Config> {
-        let mut ice = IceServers::from_json(&self.ice_servers)
-            .map_err(|e| anyhow::anyhow!("--ice-servers: {e}"))?;
-        for url in &self.ice_server {
-            ice.push_url(url)
-                .map_err(|e| anyhow::anyhow!("--ice-server: {e}"))?;
+    fn into_config(self) -> Config {
+        let mut ice = self.ice_servers;
+        for server in self.ice_server {
+            ice.push(server);
         }
         let tls = match (self.tls_cert, self.tls_key, self.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(TlsSource::Files { cert, key }),
@@ -304,7 +302,7 @@ impl ServeArgs {
             bandwidth: self.turn_bandwidth,
             max_tcp: self.turn_max_tcp,
         });
-        Ok(Config {
+        Config {
             tls,
             turn,
             turn_urls: self.turn_url,
@@ -333,7 +331,7 @@ impl ServeArgs {
                 resume_queue_bytes: self.resume_queue_bytes,
                 ice,
             },
-        })
+        }
     }
 }
 
@@ -408,7 +406,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!(error = %e, "could not raise the open-file limit");
     }
-    let cfg = args.into_config()?;
+    let cfg = args.into_config();
     let server = Server::bind(cfg).await.context("cannot start")?;
     let addr = server.local_addr()?;
     let scheme = server.scheme();
@@ -493,5 +491,48 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let cli = Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied()))
+            .expect("valid flags");
+        cli.serve.into_config()
+    }
+
+    #[test]
+    fn ice_server_flags_reach_joined() {
+        let cfg = config(&[
+            "--ice-servers",
+            r#"[{"urls":"stun:a.example.org"}]"#,
+            "--ice-server",
+            "stun:b.example.org:3478",
+            "--ice-server",
+            "turn:u:p@c.example.org?transport=tcp",
+        ]);
+        assert_eq!(
+            cfg.core.ice.render("alice", 0),
+            r#"[{"urls":"stun:a.example.org"},{"urls":"stun:b.example.org:3478"},{"credential":"p","urls":"turn:c.example.org?transport=tcp","username":"u"}]"#
+        );
+        assert_eq!(config(&[]).core.ice.render("alice", 0), "[]");
+    }
+
+    #[test]
+    fn bad_ice_flags_are_refused_by_the_parser() {
+        for args in [
+            &["--ice-server", "turn:c.example.org"][..],
+            &["--ice-servers", "{}"],
+            &["--ice-servers", r#"[{"url":"stun:x"}]"#],
+            &["--turn-url", "turn:u:p@x"],
+            &["--turn-public-ip", "192.0.2.1"],
+        ] {
+            let err = Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied()))
+                .expect_err("refused");
+            assert!(!err.to_string().is_empty(), "{args:?}");
+        }
     }
 }

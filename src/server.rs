@@ -165,17 +165,6 @@ impl Server {
         self.turn.as_ref().map(TurnServer::local_addr)
     }
 
-    /// The TURN URLs members are given (embedded and external).
-    pub fn turn_urls(&self) -> Vec<String> {
-        self.app
-            .cfg
-            .core
-            .ice
-            .rest()
-            .map(|r| r.urls.clone())
-            .unwrap_or_default()
-    }
-
     /// The address of the separate metrics listener (`--metrics`), if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener
