@@ -12,7 +12,7 @@
 
 import { gzipSync } from 'node:zlib';
 import {
-  closeBrowser, launchBrowser, newPage, startServer, waitForMedia,
+  closeBrowser, firstFrameProbe, launchBrowser, median, newPage, startServer, waitForMedia,
 } from './helpers.mjs';
 
 const RUNS = Math.max(1, Math.min(20, Number(process.argv[2]) || 5));
@@ -20,33 +20,6 @@ const PEOPLE = 6;
 const MEASURED = [2, PEOPLE];
 const STEP_TIMEOUT = 60_000;
 const started = Date.now();
-
-// In-page probe: t0 = Join submitted, t1 = first remote frame shown.
-const probe = () => {
-  const w = /** @type {any} */ (window);
-  w.__bench = { t0: null, t1: null };
-  const mark = () => {
-    if (w.__bench.t0 !== null && w.__bench.t1 === null) w.__bench.t1 = performance.now();
-  };
-  document.addEventListener('submit', (e) => {
-    if (/** @type {HTMLElement} */ (e.target).id === 'join') w.__bench.t0 = performance.now();
-  }, true);
-  new MutationObserver(() => {
-    for (const v of document.querySelectorAll('#grid [data-peer]:not([data-self]) video')) {
-      if (v.__probed) continue;
-      v.__probed = true;
-      v.addEventListener('resize', mark, { once: true });
-      if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(mark);
-    }
-  }).observe(document, { subtree: true, childList: true });
-};
-
-/** @param {number[]} xs */
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /**
  * @template T
@@ -77,7 +50,7 @@ try {
     const names = [];
     for (let i = 1; i <= PEOPLE; i += 1) {
       const name = `p${i}`;
-      const page = await newPage(browser, { init: probe });
+      const page = await newPage(browser, { init: firstFrameProbe });
       /** @type {Promise<void>[]} */
       const bodies = [];
       if (run === 1 && i === 1) {

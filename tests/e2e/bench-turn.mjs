@@ -11,39 +11,16 @@
 // CPU of the process relaying it (huddle, which also does the signaling, or
 // coturn), from /proc.
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import {
-  closeBrowser, launchBrowser, newPage, startServer, stats, until, waitForMedia, T,
+  closeBrowser, firstFrameProbe, launchBrowser, median, newPage, startCoturn, startServer, stats,
+  waitForMedia,
 } from './helpers.mjs';
 
 const RUNS = Math.max(1, Math.min(20, Number(process.argv[2]) || 5));
 const HOLD_S = 20;
 const SECRET = 'bench-secret';
 const TICK = 100; // USER_HZ
-
-// In-page probe: t0 = Join submitted, t1 = first remote frame shown.
-const probe = () => {
-  const w = /** @type {any} */ (window);
-  w.__bench = { t0: null, t1: null };
-  const mark = () => {
-    if (w.__bench.t0 !== null && w.__bench.t1 === null) w.__bench.t1 = performance.now();
-  };
-  document.addEventListener('submit', (e) => {
-    if (/** @type {HTMLElement} */ (e.target).id === 'join') w.__bench.t0 = performance.now();
-  }, true);
-  new MutationObserver(() => {
-    for (const v of document.querySelectorAll('#grid [data-peer]:not([data-self]) video')) {
-      if (v.__probed) continue;
-      v.__probed = true;
-      if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(mark);
-      else v.addEventListener('resize', mark, { once: true });
-    }
-  }).observe(document, { subtree: true, childList: true });
-};
 
 /** @param {number} pid CPU seconds (user + system) used so far. */
 function cpuSeconds(pid) {
@@ -52,46 +29,7 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / TICK;
 }
 
-/** @param {number[]} xs */
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', () => r(undefined)));
-  const port = /** @type {net.AddressInfo} */ (srv.address()).port;
-  await new Promise((r) => srv.close(() => r(undefined)));
-  return port;
-}
-
-async function startCoturn() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-coturn-'));
-  const proc = spawn('turnserver', [
-    '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
-    '--min-port=40000', '--max-port=40999', '--use-auth-secret', `--static-auth-secret=${SECRET}`,
-    '--realm=huddle.test', '--no-tls', '--no-dtls', '--allow-loopback-peers', '--no-cli',
-    '--fingerprint', '--log-file=stdout', `--pidfile=${path.join(dir, 'pid')}`,
-    `--userdb=${path.join(dir, 'db')}`,
-  ], { stdio: 'ignore' });
-  await until(() => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-    s.on('error', () => resolve(false));
-  }), { timeout: T.server, what: 'coturn listening' });
-  return {
-    port,
-    pid: /** @type {number} */ (proc.pid),
-    stop() {
-      proc.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-const coturn = await startCoturn();
+const coturn = await startCoturn(SECRET);
 const servers = {
   direct: await startServer([]),
   embedded: await startServer(['--turn-listen', '127.0.0.1:0', '--turn-secret', SECRET]),
@@ -113,7 +51,7 @@ try {
       const room = `bench-${mode}-${run}`;
       const pages = [];
       for (const name of ['ann', 'bob']) {
-        const page = await newPage(browser, { init: probe });
+        const page = await newPage(browser, { init: firstFrameProbe });
         await page.goto(`${server.url}/r/${room}${query}`);
         await page.waitForFunction(() => /** @type {any} */ (window).huddle?.media.result !== null);
         await page.fill('input[name=name]', name);

@@ -6,8 +6,9 @@
 // namespace that has nothing but loopback.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -381,4 +382,89 @@ export function useServerAndBrowser(extra = []) {
     await env.server?.stop();
   });
   return env;
+}
+
+/** A free TCP port on 127.0.0.1 (closed again; UDP on it is rarely taken). */
+export async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', () => r(undefined)));
+  const port = /** @type {net.AddressInfo} */ (srv.address()).port;
+  await new Promise((r) => srv.close(() => r(undefined)));
+  return port;
+}
+
+/** The relay ports of the coturn that startCoturn() runs. */
+export const COTURN_RELAY_PORTS = [40000, 40999];
+
+/**
+ * Starts Debian's coturn on 127.0.0.1 with TURN REST credentials checked
+ * against SECRET (use-auth-secret), and waits until it listens.
+ * @param {string} secret
+ */
+export async function startCoturn(secret) {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-coturn-')); // pid file and user db
+  const proc = spawn('turnserver', [
+    '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
+    `--min-port=${COTURN_RELAY_PORTS[0]}`, `--max-port=${COTURN_RELAY_PORTS[1]}`,
+    '--use-auth-secret', `--static-auth-secret=${secret}`,
+    '--realm=huddle.test', '--no-tls', '--no-dtls', '--allow-loopback-peers', '--no-cli',
+    '--fingerprint', '--log-file=stdout',
+    `--pidfile=${path.join(dir, 'turn.pid')}`, `--userdb=${path.join(dir, 'turn.db')}`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  let log = '';
+  const keep = (/** @type {Buffer} */ d) => { log = (log + d).slice(-20_000); };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  const stop = () => {
+    proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    // Ready once it answers on its TCP port.
+    await Promise.race([
+      new Promise((_, reject) => proc.on('error', (e) => reject(new Error(`cannot start coturn: ${e.message}`)))),
+      until(() => new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        s.on('error', () => resolve(false));
+      }), { timeout: T.server, what: 'coturn listening' }),
+    ]);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return { port, pid: /** @type {number} */ (proc.pid), log: () => log, stop };
+}
+
+/**
+ * An init script for newPage() (benchmarks): records in `window.__bench`
+ * when the join form is submitted (t0) and when the first remote video
+ * frame is shown (t1).
+ */
+export const firstFrameProbe = () => {
+  const w = /** @type {any} */ (window);
+  w.__bench = { t0: null, t1: null };
+  const mark = () => {
+    if (w.__bench.t0 !== null && w.__bench.t1 === null) w.__bench.t1 = performance.now();
+  };
+  document.addEventListener('submit', (e) => {
+    if (/** @type {HTMLElement} */ (e.target).id === 'join') w.__bench.t0 = performance.now();
+  }, true);
+  new MutationObserver(() => {
+    for (const v of document.querySelectorAll('#grid [data-peer]:not([data-self]) video')) {
+      if (v.__probed) continue;
+      v.__probed = true;
+      v.addEventListener('resize', mark, { once: true });
+      if ('requestVideoFrameCallback' in v) v.requestVideoFrameCallback(mark);
+    }
+  }).observe(document, { subtree: true, childList: true });
+};
+
+/** @param {number[]} xs */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }

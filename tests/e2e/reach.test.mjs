@@ -15,8 +15,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CHROMIUM, closeBrowser, join, launchBrowser, newPage, startServer, stats, until,
-  waitForGrowth, waitForMedia, T,
+  CHROMIUM, COTURN_RELAY_PORTS, closeBrowser, join, launchBrowser, newPage, startCoturn,
+  startServer, stats, waitForGrowth, waitForMedia, T,
 } from './helpers.mjs';
 
 /** Things to stop after each test, last first, even when it fails. */
@@ -52,26 +52,21 @@ async function pair(browser, base, room, query = '') {
 }
 
 /**
- * Asserts both pages send through a relay candidate of theirs and decode
- * the other's video.
+ * Asserts both pages send through a relay candidate of theirs, on a relay
+ * port in [LOW, HIGH], and decode the other's video.
  * @param {import('playwright-core').Page[]} pages
+ * @param {number[]} ports [low, high]: whose relay it is
+ * @param {() => string} [why] more to say when the port is wrong
  */
-async function assertRelayed([ann, bob]) {
+async function assertRelayed([ann, bob], [low, high], why = () => '') {
   for (const [page, other] of [[ann, 'bob'], [bob, 'ann']]) {
     const s = (await stats(/** @type {any} */ (page)))[other];
     assert.equal(s.connectionState, 'connected');
     assert.equal(s.path?.local, 'relay', `${other}'s link on the other page: ${JSON.stringify(s.path)}`);
+    const port = s.path.localPort;
+    assert.ok(port >= low && port <= high, `relay port ${port} not in ${low}-${high}${why()}`);
     await waitForGrowth(/** @type {any} */ (page), other, (m) => m.video.framesDecoded, 10);
   }
-}
-
-/** A free TCP+UDP port on 127.0.0.1 (checked for TCP; UDP is rarely taken). */
-async function freePort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', () => r(undefined)));
-  const port = /** @type {net.AddressInfo} */ (srv.address()).port;
-  await new Promise((r) => srv.close(() => r(undefined)));
-  return port;
 }
 
 describe('reachable from anywhere', () => {
@@ -113,51 +108,24 @@ describe('reachable from anywhere', () => {
     const server = await startServer(['--turn-listen', '127.0.0.1:0', '--turn-relay-ports', '41000-41099']);
     onCleanup(() => server.stop());
     const pages = await pair(browser, server.url, 'relayed', '?relay=1');
-    await assertRelayed(pages);
-    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
-      const { localPort } = (await stats(/** @type {any} */ (page)))[other].path;
-      assert.ok(localPort >= 41000 && localPort <= 41099, `relay port ${localPort} in --turn-relay-ports`);
-    }
+    // The relayed addresses are the embedded server's (--turn-relay-ports).
+    await assertRelayed(pages, [41000, 41099]);
     // The page keeps ?relay=1 on its URL after joining.
     assert.match(pages[0].url(), /\/r\/relayed\?relay=1$/);
   });
 
   it('relay only through coturn as an external TURN server with the same secret', async () => {
     const secret = 'shared-with-coturn';
-    const port = await freePort();
-    const logDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-coturn-'));  // pid file and user db
-    onCleanup(() => rmSync(logDir, { recursive: true, force: true }));
-    const coturn = spawn('turnserver', [
-      '-n', '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
-      '--min-port=40000', '--max-port=40999', '--use-auth-secret', `--static-auth-secret=${secret}`,
-      '--realm=huddle.test', '--no-tls', '--no-dtls', '--allow-loopback-peers', '--no-cli',
-      '--fingerprint', '--log-file=stdout',
-      `--pidfile=${path.join(logDir, 'turn.pid')}`, `--userdb=${path.join(logDir, 'turn.db')}`,
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    coturn.stdout.on('data', (d) => { log = (log + d).slice(-20_000); });
-    coturn.stderr.on('data', (d) => { log = (log + d).slice(-20_000); });
-    onCleanup(() => coturn.kill('SIGKILL'));
-    const spawnError = new Promise((_, reject) => coturn.on('error', reject));
-    // coturn is ready once it answers on its TCP port.
-    await Promise.race([
-      spawnError,
-      until(() => new Promise((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-        s.on('error', () => resolve(false));
-      }), { timeout: T.server, what: 'coturn listening' }),
-    ]);
+    const coturn = await startCoturn(secret);
+    onCleanup(() => coturn.stop());
+    const port = coturn.port;
     const server = await startServer([
       '--turn-url', `turn:127.0.0.1:${port}?transport=udp`, '--turn-secret', secret,
     ]);
     onCleanup(() => server.stop());
     const pages = await pair(browser, server.url, 'coturned', '?relay=1');
-    await assertRelayed(pages);
     // The relayed addresses are coturn's (its relay port range).
-    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
-      const { localPort } = (await stats(/** @type {any} */ (page)))[other].path;
-      assert.ok(localPort >= 40000 && localPort <= 40999, `relay port ${localPort} is coturn's; its log:\n${log}`);
-    }
+    await assertRelayed(pages, COTURN_RELAY_PORTS, () => `; coturn's log:\n${coturn.log()}`);
   });
 });
 
