@@ -423,24 +423,16 @@ impl Participant {
                 self.emit(BotEvent::PeerLeft(name));
             }
             ServerMsg::Offer { from, sdp } => self.on_offer(&from, &sdp, now),
-            ServerMsg::Answer { from, sdp } => {
-                let mut out = PeerOutput::default();
-                if let Some(p) = self.peers.get_mut(&from) {
-                    if let Err(e) = p.accept_answer(&sdp) {
-                        tracing::warn!(error = %e, "answer refused");
-                    }
-                    p.drain(now, &mut out);
+            ServerMsg::Answer { from, sdp } => self.with_peer(&from, now, |p, out| {
+                if let Err(e) = p.accept_answer(&sdp) {
+                    tracing::warn!(error = %e, "answer refused");
                 }
-                self.flush(&from, out, now);
-            }
-            ServerMsg::Candidate { from, candidate } => {
-                let mut out = PeerOutput::default();
-                if let Some(p) = self.peers.get_mut(&from) {
-                    p.add_remote_candidate(candidate.as_ref());
-                    p.drain(now, &mut out);
-                }
-                self.flush(&from, out, now);
-            }
+                p.drain(now, out);
+            }),
+            ServerMsg::Candidate { from, candidate } => self.with_peer(&from, now, |p, out| {
+                p.add_remote_candidate(candidate.as_ref());
+                p.drain(now, out);
+            }),
             ServerMsg::Error { code, message } => {
                 tracing::info!(%code, %message, "the server refused a message");
             }
@@ -458,11 +450,7 @@ impl Participant {
                     sdp,
                 });
                 self.trickle(member, cands);
-                let mut out = PeerOutput::default();
-                if let Some(p) = self.peers.get_mut(member) {
-                    p.drain(now, &mut out);
-                }
-                self.flush(member, out, now);
+                self.with_peer(member, now, |p, out| p.drain(now, out));
             }
             Err(e) => tracing::warn!(peer = member, error = %e, "cannot offer"),
         }
@@ -515,11 +503,7 @@ impl Participant {
                     sdp: answer,
                 });
                 self.trickle(from, cands);
-                let mut out = PeerOutput::default();
-                if let Some(p) = self.peers.get_mut(from) {
-                    p.drain(now, &mut out);
-                }
-                self.flush(from, out, now);
+                self.with_peer(from, now, |p, out| p.drain(now, out));
             }
             Err(e) => tracing::warn!(peer = from, error = %e, "cannot answer"),
         }
@@ -584,11 +568,7 @@ impl Participant {
         else {
             return false;
         };
-        let mut out = PeerOutput::default();
-        if let Some(p) = self.peers.get_mut(&name) {
-            p.handle_input(at, input, &mut out);
-        }
-        self.flush(&name, out, at);
+        self.with_peer(&name, at, |p, out| p.handle_input(at, input, out));
         true
     }
 
@@ -615,6 +595,16 @@ impl Participant {
     }
 
     /// Sends what a peer produced and acts on its events.
+    /// Lets F act on peer NAME (if it is still there), then sends and
+    /// reports what that produced.
+    fn with_peer(&mut self, name: &str, now: Instant, f: impl FnOnce(&mut Peer, &mut PeerOutput)) {
+        let mut out = PeerOutput::default();
+        if let Some(p) = self.peers.get_mut(name) {
+            f(p, &mut out);
+        }
+        self.flush(name, out, now);
+    }
+
     fn flush(&mut self, name: &str, out: PeerOutput, now: Instant) {
         for (from, to, data) in &out.transmits {
             let sock = self
