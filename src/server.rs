@@ -94,7 +94,7 @@ impl Server {
         cfg.validate()?;
         fit_to_fd_limit(&mut cfg);
         let tls = match &cfg.tls {
-            Some(source) => Some(Tls::load(source, &tls::local_names(cfg.listen.ip()))?),
+            Some(source) => Some(Tls::load(source, || tls::local_names(cfg.listen.ip()))?),
             None => None,
         };
         let tcp = listen(cfg.listen, cfg.listen_backlog).map_err(|source| ServerError::Bind {
@@ -103,16 +103,21 @@ impl Server {
         })?;
         let self_signed = tls.as_ref().and_then(|t| t.self_signed.clone());
         let listener = Listener::new(tcp, tls.map(|t| t.acceptor))?;
-        let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
+            let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
             let server = TurnServer::start(turn_cfg, secret.clone()).await?;
             cfg.core
                 .ice
                 .add_rest(server.urls(), secret.clone(), cfg.turn_ttl);
             turn = Some(server);
         }
-        if !cfg.turn_urls.is_empty() {
+        // validate() made sure a secret comes with --turn-url.
+        if let Some(secret) = cfg
+            .turn_secret
+            .clone()
+            .filter(|_| !cfg.turn_urls.is_empty())
+        {
             cfg.core
                 .ice
                 .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);

@@ -93,13 +93,13 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads or generates the certificate. `names` are the DNS names and
-    /// addresses a self-signed certificate must cover.
-    pub fn load(source: &TlsSource, names: &[String]) -> Result<Self, TlsError> {
+    /// Loads or generates the certificate. `names` gives the DNS names and
+    /// addresses a self-signed certificate must cover (asked only for one).
+    pub fn load(source: &TlsSource, names: impl FnOnce() -> Vec<String>) -> Result<Self, TlsError> {
         let (certs, key, self_signed) = match source {
             TlsSource::Files { cert, key } => (read_certs(cert)?, read_key(key)?, None),
             TlsSource::SelfSigned { data_dir } => {
-                let (cert, key) = self_signed(data_dir, names, SystemTime::now())?;
+                let (cert, key) = self_signed(data_dir, &names(), SystemTime::now())?;
                 (read_certs(&cert)?, read_key(&key)?, Some(cert))
             }
         };
@@ -457,7 +457,7 @@ mod tests {
                 &TlsSource::SelfSigned {
                     data_dir: dir.clone()
                 },
-                &names
+                || names.clone()
             )
             .is_ok()
         );
@@ -494,7 +494,7 @@ mod tests {
                 cert: cert.clone(),
                 key: key.clone(),
             },
-            &[],
+            Vec::new,
         )
         .err()
         .unwrap()
@@ -504,7 +504,7 @@ mod tests {
             "{err}"
         );
         let missing = dir.join("missing.pem");
-        let err = Tls::load(&TlsSource::Files { cert: missing, key }, &[])
+        let err = Tls::load(&TlsSource::Files { cert: missing, key }, Vec::new)
             .err()
             .unwrap()
             .to_string();
