@@ -27,7 +27,7 @@ use std::time::Instant;
 use tracing::{debug, info};
 
 use crate::config::CoreConfig;
-use crate::protocol::{self, ClientMsg, ErrorCode, Name, Refusal, RelayKind};
+use crate::protocol::{self, ClientMsg, ErrorCode, Name, NameQuery, Refusal, RelayKind};
 pub use rate::{EPISODE_GAP, Verdict};
 pub use stats::{Departure, Stats};
 
@@ -132,12 +132,21 @@ struct Room {
 }
 
 impl Room {
+    /// The member a relay's `to` names: spelled exactly as in `peers` (the
+    /// common case, without allocating), or matched as names are compared.
     fn find_name(&self, to: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name.matches(to))
+        if let Some(i) = self.members.iter().position(|m| m.name.is_exactly(to)) {
+            return Some(i);
+        }
+        let query = NameQuery::new(to);
+        self.members.iter().position(|m| query.names(&m.name))
     }
 
-    fn find_key(&self, key: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name.key() == key)
+    /// A member other than `conn`'s own whose name clashes with `name`.
+    fn find_clash(&self, name: &Name, conn: ConnId) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| !matches!(m.link, Link::Live(c) if c == conn) && m.name.clashes(name))
     }
 
     fn find_conn(&self, conn: ConnId) -> Option<usize> {
@@ -399,20 +408,22 @@ impl Core {
         // the client where it was.
         let mut resume_index = None;
         if let Some(room) = self.rooms.get(room_name) {
-            if let Some(i) = room.find_key(name.key()) {
-                let member = &room.members[i];
-                let own = matches!(member.link, Link::Live(c) if c == conn);
-                if token.is_some_and(|t| tokens_equal(t, &member.token)) {
-                    resume_index = Some(i);
-                } else if !own {
-                    return Err(Refusal::new(
-                        ErrorCode::NameTaken,
-                        format!(
-                            "the name \"{}\" is already taken in room \"{room_name}\"; choose another name",
-                            member.name.as_str()
-                        ),
-                    ));
-                }
+            // A resume: the member of this (folded) name, with its token.
+            resume_index = token.and_then(|t| {
+                room.members
+                    .iter()
+                    .position(|m| m.name.key() == name.key() && tokens_equal(t, &m.token))
+            });
+            if resume_index.is_none()
+                && let Some(member) = room.find_clash(&name, conn)
+            {
+                return Err(Refusal::new(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "the name \"{}\" is already taken in room \"{room_name}\"; choose another name",
+                        member.name.as_str()
+                    ),
+                ));
             }
             let here = current.as_deref() == Some(room_name);
             let size_after_leaving = room.members.len() - usize::from(here);
@@ -675,7 +686,7 @@ impl Core {
                 assert!(
                     room.members[i + 1..]
                         .iter()
-                        .all(|o| o.name.key() != m.name.key()),
+                        .all(|o| !o.name.clashes(&m.name)),
                     "two members called {} in {name}",
                     m.name.as_str()
                 );
@@ -730,11 +741,9 @@ fn not_joined() -> Refusal {
     )
 }
 
-/// Compares two tokens in time that depends only on their lengths.
+/// Compares two tokens in time that depends only on their lengths
+/// (`subtle`'s constant-time equality).
 fn tokens_equal(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

@@ -47,8 +47,9 @@ pub(crate) struct World {
     tokens: HashMap<ConnId, (String, String, String)>,
 }
 
+/// The key the core compares names by.
 fn key(name: &str) -> String {
-    name.trim().to_lowercase()
+    Name::parse(name).map_or_else(|_| name.trim().to_lowercase(), |n| n.key().to_owned())
 }
 
 impl World {
@@ -399,6 +400,52 @@ fn names_are_trimmed_and_unique_case_insensitively() {
     w.take(a);
     w.send(b, offer("  aLiCe ", "x"));
     w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn look_alike_names_are_taken_and_real_ones_are_not() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    // Cyrillic а, full-width letters, a capital I for the l.
+    for fake in ["аlice", "ＡＬＩＣＥ", "aIice"] {
+        let touched = w.send(b, json!({"type":"join","room":"r","name":fake}));
+        w.expect_error(b, "name-taken");
+        assert_eq!(touched, HashSet::from([b]));
+    }
+    // Zero-width and bidi characters are refused outright.
+    for invisible in ["al\u{200B}ice", "\u{202E}ecila", "\u{2060}"] {
+        w.send(b, json!({"type":"join","room":"r","name":invisible}));
+        w.expect_error(b, "invalid-name");
+    }
+    assert_eq!(w.core.members("r"), ["alice"]);
+    // Different names in other scripts are welcome, and stay distinct.
+    let mut names = vec!["alice"];
+    for real in ["Анна", "José", "会议"] {
+        let c = w.connect();
+        w.join(c, "r", real, &names);
+        names.push(real);
+    }
+    // A relay may name a member by any spelling that clashes with it.
+    w.take(a);
+    let anna = w.connect();
+    w.send(anna, json!({"type":"join","room":"r","name":"анна"}));
+    w.expect_error(anna, "name-taken");
+    w.join(b, "r", "bob", &names);
+    w.take(a);
+    w.send(b, offer("ＡＬＩＣＥ", "x"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn rooms_dot_and_dot_dot_are_invalid() {
+    let mut w = World::default_world();
+    let a = w.connect();
+    for room in [".", ".."] {
+        w.send(a, json!({"type":"join","room":room,"name":"alice"}));
+        w.expect_error(a, "invalid-room");
+    }
+    w.join(a, "...", "alice", &[]);
 }
 
 #[test]
