@@ -37,6 +37,9 @@ pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(15);
 pub const DEFAULT_RESUME_QUEUE: usize = 256;
 /// Bytes queued for a lost member.
 pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
+/// Bytes queued for all lost members together; past it the oldest grace
+/// periods end early.
+pub const DEFAULT_RESUME_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Messages waiting to be written to one socket before it counts as a slow consumer.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// How long shutdown waits for connections to finish their close handshake.
@@ -68,6 +71,9 @@ pub struct CoreConfig {
     pub resume_queue: usize,
     /// Bytes queued for a lost member; more ends its grace period.
     pub resume_queue_bytes: usize,
+    /// Bytes queued for all lost members together; past it the oldest grace
+    /// periods end early (their peers get `peer-left`).
+    pub resume_budget_bytes: usize,
     /// What goes into `iceServers` of every `joined`.
     pub ice: IceServers,
 }
@@ -82,6 +88,7 @@ impl Default for CoreConfig {
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
             resume_queue: DEFAULT_RESUME_QUEUE,
             resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
+            resume_budget_bytes: DEFAULT_RESUME_BUDGET_BYTES,
             ice: IceServers::default(),
         }
     }

@@ -163,6 +163,7 @@ impl Hub {
                 rooms: inner.core.room_count(),
                 members: inner.core.member_count(),
                 members_held: inner.core.held_count(),
+                held_bytes: inner.core.held_bytes(),
                 connections_opened: c.opened,
                 slow_consumers: c.slow_consumers,
                 frames_refused: c.frames_refused,

@@ -120,6 +120,12 @@ struct ServeArgs {
     #[arg(long, env = "HUDDLE_RESUME_QUEUE_BYTES", default_value_t = config::DEFAULT_RESUME_QUEUE_BYTES)]
     resume_queue_bytes: usize,
 
+    /// Bytes queued for all lost members together; past it the oldest grace
+    /// periods end early (their peers get `peer-left`), so many lost members
+    /// cannot add up to unbounded memory.
+    #[arg(long, env = "HUDDLE_RESUME_BUDGET_BYTES", default_value_t = config::DEFAULT_RESUME_BUDGET_BYTES)]
+    resume_budget_bytes: usize,
+
     /// Messages waiting to be written to one connection; a connection that
     /// falls this far behind is cut (code 1013) and may resume.
     #[arg(long, env = "HUDDLE_OUTBOUND_QUEUE", default_value_t = config::DEFAULT_OUTBOUND_QUEUE,
@@ -329,6 +335,7 @@ impl ServeArgs {
                 reconnect_grace: self.reconnect_grace,
                 resume_queue: self.resume_queue,
                 resume_queue_bytes: self.resume_queue_bytes,
+                resume_budget_bytes: self.resume_budget_bytes,
                 ice,
             },
         }

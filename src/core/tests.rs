@@ -898,6 +898,94 @@ fn the_resume_queue_is_bounded_in_bytes_too() {
 }
 
 #[test]
+fn the_resume_budget_ends_the_oldest_grace_periods_first() {
+    // Three lost members may hold 2,500 bytes together.
+    let mut w = World::new(cfg(|c| c.resume_budget_bytes = 2500));
+    let (a, b, c, d) = (w.connect(), w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.join(c, "r", "carol", &["alice", "bob"]);
+    w.join(d, "r", "dave", &["alice", "bob", "carol"]);
+    for x in [a, b, c] {
+        w.take(x);
+    }
+    w.lose(b);
+    w.advance(Duration::from_secs(1));
+    w.lose(c);
+    w.advance(Duration::from_secs(1));
+    w.lose(d);
+    let offer_len = protocol::relay(
+        RelayKind::Offer,
+        &Name::parse("alice").unwrap(),
+        serde_json::from_str(&serde_json::to_string(&"x".repeat(700)).unwrap()).unwrap(),
+    )
+    .len();
+    for to in ["bob", "carol", "dave"] {
+        w.send(a, offer(to, &"x".repeat(700)));
+    }
+    w.expect_nothing(a);
+    assert_eq!(w.core.held_bytes(), 3 * offer_len);
+    // One more for dave does not fit: bob, lost first, is let go; carol
+    // and dave keep their places and their queues.
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    assert_eq!(w.core.held_bytes(), 3 * offer_len);
+    assert_eq!(w.core.held_count(), 2);
+    assert_eq!(w.core.stats().leaves(Departure::ResumeBudget), 1);
+    // Carol resumes and gets her queue, in full.
+    let (room, name, token) = w.membership_of(c).unwrap();
+    let c2 = w.connect();
+    w.send(
+        c2,
+        json!({"type":"join","room":room,"name":name,"token":token}),
+    );
+    let got = w.take(c2);
+    assert_eq!(got.len(), 2, "joined, then the queued offer: {got:?}");
+    assert_eq!(w.core.held_bytes(), 2 * offer_len);
+    // When the addressee is itself the oldest, its grace ends and the
+    // message goes nowhere.
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.expect(a, &[json!({"type":"peer-left","name":"dave"})]);
+    w.expect(c2, &[json!({"type":"peer-left","name":"dave"})]);
+    assert_eq!(w.core.held_bytes(), 0);
+    assert_eq!(w.core.poll_timeout(), None);
+}
+
+#[test]
+fn grace_periods_end_in_deadline_order() {
+    let mut w = World::default_world();
+    let conns: Vec<ConnId> = (0..4).map(|_| w.connect()).collect();
+    let names = ["alice", "bob", "carol", "dave"];
+    for (i, c) in conns.iter().enumerate() {
+        w.join(*c, "r", names[i], &names[..i]);
+    }
+    w.take(conns[0]);
+    let start = w.now;
+    // dave, then bob, then carol lose their connections, a second apart.
+    for i in [3, 1, 2] {
+        w.lose(conns[i]);
+        w.advance(Duration::from_secs(1));
+    }
+    assert_eq!(w.core.poll_timeout(), Some(start + grace()));
+    w.advance(grace() - Duration::from_secs(3));
+    w.expect(conns[0], &[json!({"type":"peer-left","name":"dave"})]);
+    assert_eq!(
+        w.core.poll_timeout(),
+        Some(start + grace() + Duration::from_secs(1))
+    );
+    w.advance(Duration::from_secs(5));
+    w.expect(
+        conns[0],
+        &[
+            json!({"type":"peer-left","name":"bob"}),
+            json!({"type":"peer-left","name":"carol"}),
+        ],
+    );
+    assert_eq!(w.core.poll_timeout(), None);
+}
+
+#[test]
 fn a_zero_grace_period_removes_lost_members_at_once() {
     let mut w = World::new(cfg(|c| c.reconnect_grace = Duration::ZERO));
     let (a, b) = (w.connect(), w.connect());
