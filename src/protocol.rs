@@ -207,6 +207,16 @@ fn required_string<'a>(
     }
 }
 
+/// Whether a relayed payload is JSON every receiver can read. `RawValue`
+/// accepts a `\uD800`-style escape of a lone surrogate, which strict
+/// parsers (serde_json in `huddle bot` and `huddle load`, found by fuzzing)
+/// refuse, so one sender could make a receiver drop the whole message.
+/// Payloads without a `\u` escape (nearly all) are not parsed again.
+fn readable_everywhere(payload: &RawValue) -> bool {
+    let json = payload.get();
+    !json.contains("\\u") || serde_json::from_str::<serde_json::Value>(json).is_ok()
+}
+
 /// Parses one text frame. Shape errors are `bad-message` refusals.
 pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
     let fields: Fields<'_> = match serde_json::from_str(text) {
@@ -248,6 +258,9 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             if !payload.get().starts_with('"') {
                 return Err(Refusal::bad("\"sdp\" must be a string"));
             }
+            if !readable_everywhere(payload) {
+                return Err(Refusal::bad("\"sdp\" holds an invalid \\u escape"));
+            }
             Ok(ClientMsg::Relay { kind, to, payload })
         }
         "candidate" => {
@@ -258,6 +271,9 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             let json = payload.get();
             if !(json.starts_with('{') || json == "null") {
                 return Err(Refusal::bad("\"candidate\" must be an object or null"));
+            }
+            if !readable_everywhere(payload) {
+                return Err(Refusal::bad("\"candidate\" holds an invalid \\u escape"));
             }
             Ok(ClientMsg::Relay {
                 kind: RelayKind::Candidate,
@@ -632,6 +648,18 @@ mod tests {
     }
 
     #[test]
+    fn escaped_payloads_pass_when_every_parser_can_read_them() {
+        // A surrogate pair (an emoji) is fine; a lone surrogate is not (see
+        // bad_shapes_are_bad_message).
+        let ClientMsg::Relay { payload, .. } =
+            parse(r#"{"type":"offer","to":"b","sdp":"v=0 \ud83d\ude00 \u0041"}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(payload.get(), r#""v=0 \ud83d\ude00 \u0041""#);
+    }
+
+    #[test]
     fn escaped_strings_are_decoded() {
         let msg = parse(r#"{"type":"join","room":"r","name":"\u0061lice"}"#).unwrap();
         assert!(matches!(msg, ClientMsg::Join { name, .. } if name == "alice"));
@@ -657,6 +685,10 @@ mod tests {
             r#"{"type":"candidate","to":"b","candidate":"x"}"#,
             r#"{"type":"leave","type":"leave"}"#,
             r#"{"type":"leave""#,
+            // Lone surrogates: valid for RawValue, refused by strict parsers
+            // on the receiving side (found by the protocol_parse fuzzer).
+            r#"{"type":"offer","to":"b","sdp":"v=0 \ud800"}"#,
+            r#"{"type":"candidate","to":"b","candidate":{"candidate":"\udfff x"}}"#,
         ] {
             assert_eq!(code(text), ErrorCode::BadMessage, "{text}");
         }
