@@ -208,13 +208,35 @@ fn required_string<'a>(
 }
 
 /// Whether a relayed payload is JSON every receiver can read. `RawValue`
-/// accepts a `\uD800`-style escape of a lone surrogate, which strict
-/// parsers (serde_json in `huddle bot` and `huddle load`, found by fuzzing)
-/// refuse, so one sender could make a receiver drop the whole message.
-/// Payloads without a `\u` escape (nearly all) are not parsed again.
+/// checks the syntax only, so it lets through what strict parsers (serde_json
+/// in `huddle bot` and `huddle load`, among others) refuse: a `\uD800`-style
+/// escape of a lone surrogate, and a number beyond the range of a double
+/// (`1e999`, or hundreds of digits). One sender could then make a receiver
+/// drop the whole message. Both were found by fuzzing. Only a payload that
+/// could hold either is parsed again: one with a `\u` escape, or (outside a
+/// plain string) an exponent or a long run of digits; an SDP string or a
+/// browser's candidate has none of them.
 fn readable_everywhere(payload: &RawValue) -> bool {
     let json = payload.get();
-    !json.contains("\\u") || serde_json::from_str::<serde_json::Value>(json).is_ok()
+    let risky = json.contains("\\u") || (!json.starts_with('"') && risky_number(json.as_bytes()));
+    !risky || serde_json::from_str::<serde_json::Value>(json).is_ok()
+}
+
+/// Whether JSON text may hold a number out of a double's range: a digit
+/// followed by an exponent, or a run of more than 300 digits.
+fn risky_number(json: &[u8]) -> bool {
+    let mut run = 0;
+    for pair in json.windows(2) {
+        if pair[0].is_ascii_digit() {
+            run += 1;
+            if run > 300 || matches!(pair[1], b'e' | b'E') {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
 }
 
 /// Parses one text frame. Shape errors are `bad-message` refusals.
@@ -657,6 +679,14 @@ mod tests {
             panic!()
         };
         assert_eq!(payload.get(), r#""v=0 \ud83d\ude00 \u0041""#);
+        // Ordinary numbers and exponents in range pass too.
+        for candidate in [
+            r#"{"candidate":"candidate:1e9 1 udp 2122260223 127.0.0.1 5000 typ host","sdpMLineIndex":0}"#,
+            r#"{"sdpMLineIndex":1e2,"x":-0.5E-3}"#,
+        ] {
+            let frame = format!(r#"{{"type":"candidate","to":"b","candidate":{candidate}}}"#);
+            assert!(parse(&frame).is_ok(), "{candidate}");
+        }
     }
 
     #[test]
@@ -689,6 +719,12 @@ mod tests {
             // on the receiving side (found by the protocol_parse fuzzer).
             r#"{"type":"offer","to":"b","sdp":"v=0 \ud800"}"#,
             r#"{"type":"candidate","to":"b","candidate":{"candidate":"\udfff x"}}"#,
+            // Numbers beyond a double: the same (found by the same fuzzer).
+            r#"{"type":"candidate","to":"b","candidate":{"sdpMLineIndex":57e0055555551105}}"#,
+            &format!(
+                r#"{{"type":"candidate","to":"b","candidate":{{"n":{}}}}}"#,
+                "9".repeat(400)
+            ),
         ] {
             assert_eq!(code(text), ErrorCode::BadMessage, "{text}");
         }
