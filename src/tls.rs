@@ -588,6 +588,92 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn self_signed_source(dir: &Path) -> TlsSource {
+        TlsSource::SelfSigned {
+            data_dir: dir.to_owned(),
+        }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+    }
+
+    #[test]
+    fn a_found_key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tmp("leaky");
+        let (_, key) = self_signed(&dir, &names(), SystemTime::now()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Tls::load(&self_signed_source(&dir), names)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, TlsError::KeyNotPrivate { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("self-signed-key.pem") && text.contains("chmod 600"),
+            "{text}"
+        );
+        // Deleting it, as the message says, makes a new private one.
+        std::fs::remove_file(&key).unwrap();
+        std::fs::remove_file(dir.join(NAMES_FILE)).unwrap();
+        Tls::load(&self_signed_source(&dir), names).unwrap();
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_found_key_with_loose_permissions_is_refused_and_a_new_one_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tmp("rewrite");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A key file left world-readable by something else, and no names
+        // file: huddle refuses rather than reusing or silently rewriting it.
+        std::fs::write(dir.join(KEY_FILE), "old").unwrap();
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        assert!(matches!(
+            self_signed(&dir, &names(), SystemTime::now()),
+            Err(TlsError::KeyNotPrivate { .. })
+        ));
+        // Made fresh, the key is 0600 and no temporary file is left behind.
+        std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
+        let (_, key) = self_signed(&dir, &names(), SystemTime::now()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_replaced() {
+        // As if huddle crashed after renaming a new key into place but
+        // before the certificate: the key is another one.
+        let dir = tmp("mismatch");
+        let other = tmp("mismatch-other");
+        let now = SystemTime::now();
+        let (cert, key) = self_signed(&dir, &names(), now).unwrap();
+        let (_, other_key) = self_signed(&other, &names(), now).unwrap();
+        std::fs::copy(&other_key, &key).unwrap();
+        let before = std::fs::read(&cert).unwrap();
+        let tls = Tls::load(&self_signed_source(&dir), names).expect("repaired");
+        assert_eq!(tls.names, names());
+        assert_ne!(std::fs::read(&cert).unwrap(), before, "a new pair");
+        // And the new pair loads as is.
+        Tls::load(&self_signed_source(&dir), names).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
+    }
+
     #[test]
     fn bad_pem_files_get_clear_errors() {
         let dir = tmp("bad");
