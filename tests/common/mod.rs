@@ -98,10 +98,12 @@ impl Client {
         }
     }
 
-    /// Waits for the server's close frame; returns it.
+    /// Waits (at most [`WAIT`] in all, pings included) for the server's
+    /// close frame; returns it.
     pub async fn recv_close(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("a close in time");
             match msg {
