@@ -214,15 +214,20 @@ async fn read_loop(
     let shutting_down = signals.shutdown.cancelled();
     let killed = signals.kill.cancelled();
     let closing = signals.closing.cancelled();
+    let writer_gone = signals.finished.cancelled();
     let join_deadline = tokio::time::sleep(settings.join_timeout);
     let mut joined = false;
-    tokio::pin!(shutting_down, killed, closing, join_deadline);
+    tokio::pin!(shutting_down, killed, closing, writer_gone, join_deadline);
     loop {
         tokio::select! {
             biased;
             () = &mut shutting_down => return End::Shutdown,
             () = &mut killed => return End::Killed,
             () = &mut closing => return End::ClosedByServer,
+            // The writer gave up (a failed or stuck write): nothing can
+            // reach the client any more. Reporting it lost is harmless if
+            // the hub already cut it.
+            () = &mut writer_gone => return End::Lost,
             () = &mut join_deadline, if !joined => {
                 if hub.join_deadline(conn) {
                     debug!(conn, "no join before the deadline");
