@@ -486,6 +486,9 @@ fn announce(server: &Server, addr: SocketAddr) {
     let port = addr.port();
     let url = |host: &str| format!("{scheme}://{host}:{port}/");
     let mut urls = Vec::new();
+    if let Some(public) = server.public_url() {
+        urls.push(format!("{public}/"));
+    }
     if addr.ip().is_unspecified() {
         urls.push(url("localhost"));
         if let Some(host) = huddle::tls::host_name() {
@@ -571,6 +574,56 @@ mod tests {
             r#"[{"urls":"stun:a.example.org"},{"urls":"stun:b.example.org:3478"},{"credential":"p","urls":"turn:c.example.org?transport=tcp","username":"u"}]"#
         );
         assert_eq!(config(&[]).core.ice.render("alice", 0), "[]");
+    }
+
+    #[test]
+    fn hardening_flags_reach_the_config() {
+        let cfg = config(&[
+            "--write-timeout",
+            "3s",
+            "--outbound-queue-bytes",
+            "8388608",
+            "--http-header-timeout",
+            "5s",
+            "--max-tls-handshakes",
+            "8",
+            "--max-connections-per-ip",
+            "0",
+            "--join-timeout",
+            "1m",
+            "--public-url",
+            "https://Chat.Example.com/",
+        ]);
+        assert_eq!(cfg.write_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.outbound_queue_bytes, 8 << 20);
+        assert_eq!(cfg.http_header_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_tls_handshakes, 8);
+        assert_eq!(cfg.max_connections_per_ip, 0);
+        assert_eq!(cfg.join_timeout, Duration::from_secs(60));
+        assert_eq!(
+            cfg.public_url.map(|o| o.to_string()).as_deref(),
+            Some("https://chat.example.com")
+        );
+        let defaults = config(&[]);
+        assert_eq!(defaults.max_connections_per_ip, 100);
+        assert!(defaults.validate().is_ok());
+        // A queue too small for a resume is refused at start.
+        let small = config(&["--outbound-queue-bytes", "65536"]);
+        assert!(matches!(
+            small.validate(),
+            Err(config::ConfigError::QueueBytesTooSmall { .. })
+        ));
+        for bad in [
+            &["--public-url", "ftp://x"][..],
+            &["--public-url", "chat.example.com"],
+            &["--write-timeout", "0s"],
+            &["--max-tls-handshakes", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -211,6 +211,11 @@ impl Server {
         self.turn.as_ref().map(TurnServer::local_addr)
     }
 
+    /// The address users open (`--public-url`), if set.
+    pub fn public_url(&self) -> Option<&Origin> {
+        self.app.cfg.public_url.as_ref()
+    }
+
     /// The address of the separate metrics listener (`--metrics`), if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener

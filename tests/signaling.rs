@@ -916,10 +916,9 @@ async fn every_response_carries_the_security_headers() {
     }
 }
 
-#[tokio::test]
-async fn hsts_under_tls() {
-    let (srv, cert) = common::start_tls("hsts").await;
-    let pem = std::fs::read(&cert).unwrap();
+/// A TLS client that trusts the certificate in `cert` (PEM).
+fn tls_connector(cert: &std::path::Path) -> tokio_rustls::TlsConnector {
+    let pem = std::fs::read(cert).unwrap();
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
         roots.add(c.unwrap()).unwrap();
@@ -931,7 +930,13 @@ async fn hsts_under_tls() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+#[tokio::test]
+async fn hsts_under_tls() {
+    let (srv, cert) = common::start_tls("hsts").await;
+    let connector = tls_connector(&cert);
     let tcp = TcpStream::connect(srv.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls = connector.connect(name, tcp).await.unwrap();
@@ -980,4 +985,36 @@ async fn a_rebinding_page_cannot_open_the_socket() {
         let status = status_line(srv.addr, "127.0.0.1", &req).await;
         assert!(status.contains(" 101 "), "{origin}: {status}");
     }
+}
+
+#[tokio::test]
+async fn tls_handshakes_beyond_the_cap_wait_their_turn() {
+    let dir = std::env::temp_dir().join(format!("huddle-handshakes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config();
+    cfg.tls = Some(huddle::tls::TlsSource::SelfSigned {
+        data_dir: dir.clone(),
+    });
+    cfg.max_tls_handshakes = 1;
+    let srv = start(cfg).await;
+    let connector = tls_connector(&dir.join("self-signed-cert.pem"));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    // A client that connects and says nothing holds the only handshake turn.
+    let silent = TcpStream::connect(srv.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let handshake = tokio::spawn(async move { connector.connect(name, tcp).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !handshake.is_finished(),
+        "the second handshake waits while the first holds the turn"
+    );
+    // The silent client goes: its turn passes on.
+    drop(silent);
+    tokio::time::timeout(Duration::from_secs(5), handshake)
+        .await
+        .expect("the waiting handshake finishes once the turn is free")
+        .unwrap()
+        .expect("and succeeds");
+    let _ = std::fs::remove_dir_all(&dir);
 }
