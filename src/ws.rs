@@ -96,43 +96,21 @@ pub async fn run(
         settings.outbound_queue_bytes,
         Outbound::weight,
     );
-    let kill = CancellationToken::new();
-    // Cancelled by the writer once it sends (or gives up on) a close frame.
-    let closing = CancellationToken::new();
-    let done = CancellationToken::new();
-    let finished = CancellationToken::new();
-    let conn = hub.connect(tx.clone(), kill.clone());
+    let signals = Signals {
+        kill: CancellationToken::new(),
+        shutdown,
+        closing: CancellationToken::new(),
+        done: CancellationToken::new(),
+        finished: CancellationToken::new(),
+    };
+    let conn = hub.connect(tx.clone(), signals.kill.clone());
     let (sink, mut stream) = socket.split();
-    let writer = write_loop(
-        sink,
-        rx,
-        Signals {
-            kill: kill.clone(),
-            shutdown: shutdown.clone(),
-            closing: closing.clone(),
-            done: done.clone(),
-            finished: finished.clone(),
-        },
-        settings.write_timeout,
-        || hub.stalled(conn),
-    );
+    let writer = write_loop(sink, rx, signals.clone(), settings.write_timeout, || {
+        hub.stalled(conn)
+    });
 
     let reader = async {
-        let end = read_loop(
-            &mut stream,
-            &hub,
-            conn,
-            &tx,
-            Signals {
-                kill: kill.clone(),
-                shutdown: shutdown.clone(),
-                closing: closing.clone(),
-                done: done.clone(),
-                finished: finished.clone(),
-            },
-            settings,
-        )
-        .await;
+        let end = read_loop(&mut stream, &hub, conn, &tx, signals.clone(), settings).await;
         debug!(conn, "connection ending");
         let await_reply = match end {
             End::Clean => {
@@ -178,13 +156,14 @@ pub async fn run(
         // The writer finishes what is queued and the close handshake, but
         // may wait on a write that cannot finish: give it a moment, then
         // make it give up.
-        let _ = timeout(CLOSE_TIMEOUT, finished.cancelled()).await;
-        done.cancel();
+        let _ = timeout(CLOSE_TIMEOUT, signals.finished.cancelled()).await;
+        signals.done.cancel();
     };
     tokio::join!(reader, writer);
 }
 
-/// What makes a connection's halves stop.
+/// What makes a connection's halves stop (shared by both halves).
+#[derive(Clone)]
 struct Signals {
     /// The hub cut the connection.
     kill: CancellationToken,
