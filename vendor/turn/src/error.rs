@@ -69,6 +69,13 @@ pub enum Error {
     ErrFakeErr,
     #[error("try again")]
     ErrTryAgain,
+    /// huddle patch: returned by a relay address generator that enforces
+    /// a quota; the client gets 486 (Allocation Quota Reached).
+    #[error("turn: allocation quota reached")]
+    ErrAllocationQuotaReached,
+    /// huddle patch: the peer filter refused this peer address.
+    #[error("turn: relaying to this peer address is forbidden")]
+    ErrForbiddenPeer,
     #[error("use of closed network connection")]
     ErrClosed,
     #[error("addr is not a net.UDPAddr")]

@@ -165,6 +165,29 @@ impl Manager {
         .await;
     }
 
+    /// Deletes the [`Allocation`]s of the client transport address `src`
+    /// (huddle patch: its TCP connection dropped).
+    pub async fn delete_allocations_of_client(&self, src: SocketAddr) {
+        let to_delete = {
+            let mut allocations = self.allocations.lock().await;
+            let mut to_delete = Vec::new();
+            allocations.retain(|five_tuple, allocation| {
+                let matches = five_tuple.src_addr == src;
+                if matches {
+                    to_delete.push(Arc::clone(allocation));
+                }
+                !matches
+            });
+            to_delete
+        };
+
+        for a in to_delete {
+            if let Err(err) = a.close().await {
+                log::error!("Failed to close allocation: {err}");
+            }
+        }
+    }
+
     /// Stores the reservation for the token+port.
     pub async fn create_reservation(&self, reservation_token: String, port: u16) {
         let reservations = Arc::clone(&self.reservations);

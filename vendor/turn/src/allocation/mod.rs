@@ -252,7 +252,10 @@ impl Allocation {
 
         log::trace!("allocation with {} closed!", self.five_tuple);
 
-        let _ = self.turn_socket.close().await;
+        // huddle patch: the turn socket is the server's listening conn,
+        // shared by every allocation (for TURN over TCP, the whole
+        // listener); closing it here ended the server for everyone. Only
+        // the allocation's own relay socket ends with it.
         let _ = self.relay_socket.close().await;
 
         if let Some(notify_tx) = &self.alloc_close_notify {

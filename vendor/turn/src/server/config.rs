@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -42,7 +43,17 @@ pub struct ServerConfig {
 
     /// To receive notify on allocation close event, with metrics data.
     pub alloc_close_notify: Option<mpsc::Sender<AllocationInfo>>,
+
+    /// Which peers may be relayed to (huddle patch): `None` allows every
+    /// peer. A refused peer gets CreatePermission and ChannelBind answered
+    /// with 403 (Forbidden), and Send indications and ChannelData to it are
+    /// dropped.
+    pub peer_filter: Option<PeerFilter>,
 }
+
+/// Whether the relay may exchange traffic with a peer transport address
+/// (huddle patch).
+pub type PeerFilter = Arc<dyn Fn(&SocketAddr) -> bool + Send + Sync>;
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<()> {

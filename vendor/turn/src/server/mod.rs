@@ -2,17 +2,20 @@
 mod server_test;
 
 pub mod config;
+pub mod nonce;
 pub mod request;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use config::*;
+use nonce::NonceKey;
 use request::*;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::{self};
 use tokio::sync::{mpsc, oneshot, Mutex};
-use tokio::time::{Duration, Instant};
+use tokio::time::Duration;
 use util::Conn;
 
 use crate::allocation::allocation_manager::*;
@@ -21,6 +24,7 @@ use crate::allocation::AllocationInfo;
 use crate::auth::AuthHandler;
 use crate::error::*;
 use crate::proto::lifetime::DEFAULT_LIFETIME;
+use crate::server::request::NONCE_LIFETIME;
 
 const INBOUND_MTU: usize = 1500;
 
@@ -29,7 +33,9 @@ pub struct Server {
     auth_handler: Arc<dyn AuthHandler + Send + Sync>,
     realm: String,
     channel_bind_timeout: Duration,
-    pub(crate) nonces: Arc<Mutex<HashMap<String, Instant>>>,
+    // huddle patch: stateless nonces instead of a map of every nonce issued.
+    pub(crate) nonces: Arc<NonceKey>,
+    peer_filter: Option<PeerFilter>,
     command_tx: Mutex<Option<broadcast::Sender<Command>>>,
 }
 
@@ -43,7 +49,8 @@ impl Server {
             auth_handler: config.auth_handler,
             realm: config.realm,
             channel_bind_timeout: config.channel_bind_timeout,
-            nonces: Arc::new(Mutex::new(HashMap::new())),
+            nonces: Arc::new(NonceKey::new(NONCE_LIFETIME)),
+            peer_filter: config.peer_filter,
             command_tx: Mutex::new(Some(command_tx.clone())),
         };
 
@@ -53,6 +60,7 @@ impl Server {
 
         for p in config.conn_configs.into_iter() {
             let nonces = Arc::clone(&s.nonces);
+            let peer_filter = s.peer_filter.clone();
             let auth_handler = Arc::clone(&s.auth_handler);
             let realm = s.realm.clone();
             let channel_bind_timeout = s.channel_bind_timeout;
@@ -67,6 +75,7 @@ impl Server {
                 conn,
                 allocation_manager,
                 nonces,
+                peer_filter,
                 auth_handler,
                 realm,
                 channel_bind_timeout,
@@ -88,6 +97,26 @@ impl Server {
 
         let (closed_tx, closed_rx) = mpsc::channel(1);
         tx.send(Command::DeleteAllocations(username, Arc::new(closed_rx)))
+            .map_err(|_| Error::ErrClosed)?;
+
+        closed_tx.closed().await;
+
+        Ok(())
+    }
+
+    /// Deletes every [`Allocation`][`Allocation`] whose client transport
+    /// address is `src` (huddle patch: the TCP connection it rode on is
+    /// gone). Returns once they are closed.
+    ///
+    /// [`Allocation`]: crate::allocation::Allocation
+    pub async fn delete_allocations_of_client(&self, src: SocketAddr) -> Result<()> {
+        let tx = {
+            let command_tx = self.command_tx.lock().await;
+            command_tx.clone().ok_or(Error::ErrClosed)?
+        };
+
+        let (closed_tx, closed_rx) = mpsc::channel(1);
+        tx.send(Command::DeleteAllocationsOfClient(src, Arc::new(closed_rx)))
             .map_err(|_| Error::ErrClosed)?;
 
         closed_tx.closed().await;
@@ -137,7 +166,8 @@ impl Server {
     async fn read_loop(
         conn: Arc<dyn Conn + Send + Sync>,
         allocation_manager: Arc<Manager>,
-        nonces: Arc<Mutex<HashMap<String, Instant>>>,
+        nonces: Arc<NonceKey>,
+        peer_filter: Option<PeerFilter>,
         auth_handler: Arc<dyn AuthHandler + Send + Sync>,
         realm: String,
         channel_bind_timeout: Duration,
@@ -156,6 +186,12 @@ impl Server {
                         Ok(Command::DeleteAllocations(name, _)) => {
                             allocation_manager
                                 .delete_allocations_by_username(name.as_str())
+                                .await;
+                            continue;
+                        }
+                        Ok(Command::DeleteAllocationsOfClient(src, _)) => {
+                            allocation_manager
+                                .delete_allocations_of_client(src)
                                 .await;
                             continue;
                         }
@@ -198,6 +234,7 @@ impl Server {
                 buff: buf[..n].to_vec(),
                 allocation_manager: Arc::clone(&allocation_manager),
                 nonces: Arc::clone(&nonces),
+                peer_filter: peer_filter.clone(),
                 auth_handler: Arc::clone(&auth_handler),
                 realm: realm.clone(),
                 channel_bind_timeout,
@@ -241,6 +278,10 @@ enum Command {
     ///
     /// [`Allocation`]: `crate::allocation::Allocation`
     DeleteAllocations(String, Arc<mpsc::Receiver<()>>),
+
+    /// Command to delete the allocations of one client transport address
+    /// (huddle patch).
+    DeleteAllocationsOfClient(SocketAddr, Arc<mpsc::Receiver<()>>),
 
     /// Command to get information of [`Allocation`][`Allocation`]s by provided [`FiveTuple`]s.
     ///

@@ -1,15 +1,12 @@
 #[cfg(test)]
 mod request_test;
 
-use std::collections::HashMap;
 use std::marker::{Send, Sync};
 use std::net::SocketAddr;
 #[cfg(feature = "metrics")]
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use md5::{Digest, Md5};
 use stun::agent::*;
 use stun::attributes::*;
 use stun::error_code::*;
@@ -19,8 +16,7 @@ use stun::message::*;
 use stun::textattrs::*;
 use stun::uattrs::*;
 use stun::xoraddr::*;
-use tokio::sync::Mutex;
-use tokio::time::{Duration, Instant};
+use tokio::time::Duration;
 use util::Conn;
 
 use crate::allocation::allocation_manager::*;
@@ -42,8 +38,14 @@ use crate::proto::reqfamily::{
 use crate::proto::reqtrans::RequestedTransport;
 use crate::proto::rsrvtoken::ReservationToken;
 use crate::proto::*;
+use crate::server::config::PeerFilter;
+use crate::server::nonce::NonceKey;
 
 pub(crate) const MAXIMUM_ALLOCATION_LIFETIME: Duration = Duration::from_secs(3600); // https://tools.ietf.org/html/rfc5766#section-6.2 defines 3600 seconds recommendation
+/// huddle patch: how many random relay ports the EVEN-PORT search tries.
+/// Half of all ports are even, so 32 misses in a row mean the range has
+/// no even port free.
+pub(crate) const MAX_EVEN_PORT_TRIES: usize = 32;
 pub(crate) const NONCE_LIFETIME: Duration = Duration::from_secs(3600); // https://tools.ietf.org/html/rfc5766#section-4
 
 /// Request contains all the state needed to process a single incoming datagram
@@ -55,7 +57,10 @@ pub struct Request {
 
     // Server State
     pub allocation_manager: Arc<Manager>,
-    pub nonces: Arc<Mutex<HashMap<String, Instant>>>,
+    /// huddle patch: stateless nonces (see [`NonceKey`]).
+    pub nonces: Arc<NonceKey>,
+    /// huddle patch: which peers may be relayed to; `None` for all.
+    pub peer_filter: Option<PeerFilter>,
 
     // User Configuration
     pub auth_handler: Arc<dyn AuthHandler + Send + Sync>,
@@ -75,7 +80,8 @@ impl Request {
             src_addr,
             buff: vec![],
             allocation_manager,
-            nonces: Arc::new(Mutex::new(HashMap::new())),
+            nonces: Arc::new(NonceKey::new(NONCE_LIFETIME)),
+            peer_filter: None,
             auth_handler,
             realm: String::new(),
             channel_bind_timeout: Duration::from_secs(0),
@@ -167,25 +173,9 @@ impl Request {
             return Ok(None);
         }
 
-        let to_be_deleted = {
-            // Assert Nonce exists and is not expired
-            let mut nonces = self.nonces.lock().await;
-
-            let to_be_deleted = if let Some(nonce_creation_time) = nonces.get(&nonce_attr.text) {
-                Instant::now()
-                    .checked_duration_since(*nonce_creation_time)
-                    .unwrap_or_else(|| Duration::from_secs(0))
-                    >= NONCE_LIFETIME
-            } else {
-                true
-            };
-
-            if to_be_deleted {
-                nonces.remove(&nonce_attr.text);
-            }
-            to_be_deleted
-        };
-
+        // huddle patch: the nonce proves itself (issued to this address,
+        // not expired); nothing was stored when it was handed out.
+        let to_be_deleted = !self.nonces.check(&nonce_attr.text, self.src_addr);
         if to_be_deleted {
             self.respond_with_nonce(m, calling_method, CODE_STALE_NONCE)
                 .await?;
@@ -234,16 +224,7 @@ impl Request {
         calling_method: Method,
         response_code: ErrorCode,
     ) -> Result<()> {
-        let nonce = build_nonce()?;
-
-        {
-            // Nonce has already been taken
-            let mut nonces = self.nonces.lock().await;
-            if nonces.contains_key(&nonce) {
-                return Err(Error::ErrDuplicatedNonce);
-            }
-            nonces.insert(nonce.clone(), Instant::now());
-        }
+        let nonce = self.nonces.issue(self.src_addr);
 
         let msg = build_msg(
             m.transaction_id,
@@ -259,6 +240,31 @@ impl Request {
         )?;
 
         build_and_send(&self.conn, self.src_addr, msg).await
+    }
+
+    /// huddle patch: whether the peer filter lets `peer` be relayed to.
+    fn peer_allowed(&self, peer: &SocketAddr) -> bool {
+        self.peer_filter.as_ref().is_none_or(|allowed| allowed(peer))
+    }
+
+    /// huddle patch: answers a request naming a refused peer with 403
+    /// (Forbidden), RFC 8656 §9.1 / §11.2.
+    async fn respond_forbidden(
+        &self,
+        m: &Message,
+        method: Method,
+        peer: SocketAddr,
+    ) -> Result<()> {
+        log::debug!("refused peer {peer} for {}", self.src_addr);
+        let msg = build_msg(
+            m.transaction_id,
+            MessageType::new(method, CLASS_ERROR_RESPONSE),
+            vec![Box::new(ErrorCodeAttribute {
+                code: CODE_FORBIDDEN,
+                reason: b"Forbidden".to_vec(),
+            })],
+        )?;
+        build_and_send_err(&self.conn, self.src_addr, msg, Error::ErrForbiddenPeer).await
     }
 
     pub(crate) async fn handle_binding_request(&mut self, m: &Message) -> Result<()> {
@@ -491,8 +497,29 @@ impl Request {
         let mut even_port = EvenPort::default();
         if even_port.get_from(m).is_ok() {
             let mut random_port = 1;
+            // huddle patch: a bounded search. Unbounded, a port range with
+            // only odd ports free kept the server in this loop for good.
+            let mut tries = 0;
 
             while random_port % 2 != 0 {
+                if tries == MAX_EVEN_PORT_TRIES {
+                    let insufficient_capacity_msg = build_msg(
+                        m.transaction_id,
+                        MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE),
+                        vec![Box::new(ErrorCodeAttribute {
+                            code: CODE_INSUFFICIENT_CAPACITY,
+                            reason: vec![],
+                        })],
+                    )?;
+                    return build_and_send_err(
+                        &self.conn,
+                        self.src_addr,
+                        insufficient_capacity_msg,
+                        Error::ErrMaxRetriesExceeded,
+                    )
+                    .await;
+                }
+                tries += 1;
                 random_port = match self.allocation_manager.get_random_even_port().await {
                     Ok(port) => port,
                     Err(err) => {
@@ -545,11 +572,18 @@ impl Request {
         {
             Ok(a) => a,
             Err(err) => {
+                // huddle patch: a quota the relay address generator enforces
+                // is answered as RFC 5766 says, 486 (Allocation Quota Reached).
+                let code = if err == Error::ErrAllocationQuotaReached {
+                    CODE_ALLOC_QUOTA_REACHED
+                } else {
+                    CODE_INSUFFICIENT_CAPACITY
+                };
                 let insufficient_capacity_msg = build_msg(
                     m.transaction_id,
                     MessageType::new(METHOD_ALLOCATE, CLASS_ERROR_RESPONSE),
                     vec![Box::new(ErrorCodeAttribute {
-                        code: CODE_INSUFFICIENT_CAPACITY,
+                        code,
                         reason: vec![],
                     })],
                 )?;
@@ -740,6 +774,14 @@ impl Request {
                     .await;
                 }
 
+                // huddle patch: peers the filter refuses get 403.
+                let peer = SocketAddr::new(peer_address.ip, peer_address.port);
+                if !self.peer_allowed(&peer) {
+                    return self
+                        .respond_forbidden(m, METHOD_CREATE_PERMISSION, peer)
+                        .await;
+                }
+
                 log::debug!(
                     "adding permission for {}:{}",
                     peer_address.ip,
@@ -789,6 +831,11 @@ impl Request {
         peer_address.get_from(m)?;
 
         let msg_dst = SocketAddr::new(peer_address.ip, peer_address.port);
+
+        // huddle patch: never relay to a peer the filter refuses.
+        if !self.peer_allowed(&msg_dst) {
+            return Err(Error::ErrForbiddenPeer);
+        }
 
         let has_perm = a.has_permission(&msg_dst).await;
         if !has_perm {
@@ -875,6 +922,14 @@ impl Request {
             }
         }
 
+        // huddle patch: peers the filter refuses get 403.
+        let peer = SocketAddr::new(peer_addr.ip, peer_addr.port);
+        if !self.peer_allowed(&peer) {
+            return self
+                .respond_forbidden(m, METHOD_CHANNEL_BIND, peer)
+                .await;
+        }
+
         log::debug!(
             "binding channel {} to {}:{}",
             channel,
@@ -916,6 +971,11 @@ impl Request {
 
         let channel = a.get_channel_addr(&c.number).await;
         if let Some(peer) = channel {
+            // huddle patch: the bind was checked; checked again so no path
+            // relays to a refused peer.
+            if !self.peer_allowed(&peer) {
+                return Err(Error::ErrForbiddenPeer);
+            }
             let l = a.relay_socket.send_to(&c.data, peer).await?;
             if l != c.data.len() {
                 Err(Error::ErrShortWrite)
@@ -935,25 +995,6 @@ pub(crate) fn rand_seq(n: usize) -> String {
     use rand::distr::{Alphabetic, SampleString};
 
     Alphabetic.sample_string(&mut rand::rng(), n)
-}
-
-pub(crate) fn build_nonce() -> Result<String> {
-    /* #nosec */
-    let mut s = String::new();
-    s.push_str(
-        format!(
-            "{}",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)?
-                .as_nanos()
-        )
-        .as_str(),
-    );
-    s.push_str(format!("{}", rand::random::<u64>()).as_str());
-
-    let mut h = Md5::new();
-    h.update(s.as_bytes());
-    Ok(format!("{:x}", h.finalize()))
 }
 
 pub(crate) async fn build_and_send(
