@@ -943,9 +943,12 @@ impl PeerPolicy {
         own: Vec<SocketAddr>,
         own_ips: Vec<IpAddr>,
     ) -> Self {
-        let built_in = DEFAULT_DENIED_PEERS
-            .iter()
-            .map(|r| (r.parse().expect("built-in ranges parse"), RangeKind::BuiltInDeny));
+        let built_in = DEFAULT_DENIED_PEERS.iter().map(|r| {
+            (
+                r.parse().expect("built-in ranges parse"),
+                RangeKind::BuiltInDeny,
+            )
+        });
         let ranges = built_in
             .chain(allowed.iter().map(|r| (r.trunc(), RangeKind::Allow)))
             .chain(denied.iter().map(|r| (r.trunc(), RangeKind::Deny)))
@@ -1084,18 +1087,26 @@ mod tests {
         let q = Arc::new(Quota::new(2, 3, 4));
         let home = addr("192.0.2.1:1000");
         let a = q.take("1:alice", Transport::Udp, home).unwrap();
-        let b = q.take("1:alice", Transport::Udp, addr("192.0.2.1:1001")).unwrap();
+        let b = q
+            .take("1:alice", Transport::Udp, addr("192.0.2.1:1001"))
+            .unwrap();
         assert_eq!(
-            q.take("1:alice", Transport::Tcp, addr("198.51.100.1:1")).err(),
+            q.take("1:alice", Transport::Tcp, addr("198.51.100.1:1"))
+                .err(),
             Some(QuotaFull::User)
         );
-        let _c = q.take("1:bob", Transport::Udp, addr("192.0.2.1:1002")).unwrap();
+        let _c = q
+            .take("1:bob", Transport::Udp, addr("192.0.2.1:1002"))
+            .unwrap();
         assert_eq!(
-            q.take("1:carol", Transport::Udp, addr("192.0.2.1:1003")).err(),
+            q.take("1:carol", Transport::Udp, addr("192.0.2.1:1003"))
+                .err(),
             Some(QuotaFull::Ip),
             "a fourth from one IP, whoever asks"
         );
-        let _d = q.take("1:carol", Transport::Udp, addr("198.51.100.1:1")).unwrap();
+        let _d = q
+            .take("1:carol", Transport::Udp, addr("198.51.100.1:1"))
+            .unwrap();
         assert_eq!(
             q.take("1:dan", Transport::Udp, addr("203.0.113.1:1")).err(),
             Some(QuotaFull::Total)
@@ -1105,7 +1116,9 @@ mod tests {
         assert!(!q.holds("1:bob", Transport::Udp, home), "per username");
         drop(a);
         assert!(!q.holds("1:alice", Transport::Udp, home));
-        let _e = q.take("1:alice", Transport::Udp, home).expect("a slot came back");
+        let _e = q
+            .take("1:alice", Transport::Udp, home)
+            .expect("a slot came back");
         drop(b);
         let live = lock(&q.live);
         assert_eq!(live.total, 3, "bob, carol and alice's new one");
@@ -1161,11 +1174,20 @@ mod tests {
         assert!(p.allows(addr("127.0.0.1:5000")), "loopback opened");
         assert!(p.allows(addr("10.1.3.4:5000")), "the /16 inside 10/8");
         assert!(!p.allows(addr("10.2.0.1:5000")), "the rest of 10/8");
-        assert!(!p.allows(addr("10.1.2.3:5000")), "a /24 denied inside the /16");
-        assert!(!p.allows(addr("198.51.100.7:5000")), "a public range denied");
+        assert!(
+            !p.allows(addr("10.1.2.3:5000")),
+            "a /24 denied inside the /16"
+        );
+        assert!(
+            !p.allows(addr("198.51.100.7:5000")),
+            "a public range denied"
+        );
         assert!(!p.allows(addr("10.9.9.9:5000")), "a tie: the denial wins");
         assert!(!p.allows(addr("127.0.0.1:3478")), "the TURN socket");
-        assert!(!p.allows(addr("127.0.0.1:8443")), "HTTP on a wildcard address");
+        assert!(
+            !p.allows(addr("127.0.0.1:8443")),
+            "HTTP on a wildcard address"
+        );
         assert!(!p.allows(addr("203.0.113.5:8443")), "HTTP on the public IP");
         assert!(p.allows(addr("203.0.113.5:8444")), "another port of it");
         assert!(p.allows(addr("127.0.0.2:3478")), "the TURN port elsewhere");
