@@ -852,7 +852,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Sends `count` unauthenticated Allocates from ever new source ports, 64
 /// at a time, waiting for each batch's answers.
-async fn flood_unauthenticated(server: SocketAddr, count: usize) {
+async fn flood_unauthenticated(server: SocketAddr, count: usize) -> usize {
     const BATCH: usize = 64;
     let mut request = Message::new();
     request
@@ -863,6 +863,7 @@ async fn flood_unauthenticated(server: SocketAddr, count: usize) {
         .unwrap();
     let mut buf = [0u8; 1500];
     let mut sent = 0;
+    let mut answered = 0;
     while sent < count {
         // Fresh sockets (fresh source ports) for every 16 batches.
         let mut sockets = Vec::with_capacity(BATCH);
@@ -875,16 +876,24 @@ async fn flood_unauthenticated(server: SocketAddr, count: usize) {
             }
             for s in &sockets {
                 // A lost answer is no failure here: only memory counts.
-                let _ = tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await;
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await
+                {
+                    answered += 1;
+                }
             }
             sent += BATCH;
         }
     }
+    answered
 }
 
 #[tokio::test]
 async fn unauthenticated_allocates_leave_no_state_behind() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_huddle"))
+    // HUDDLE_TEST_BIN runs the story against another build (say, one from
+    // before stateless nonces, to see it fail).
+    let bin = std::env::var("HUDDLE_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_huddle").to_owned());
+    let mut child = tokio::process::Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -912,10 +921,16 @@ async fn unauthenticated_allocates_leave_no_state_behind() {
     // cost several MiB.
     flood_unauthenticated(turn, 5_000).await;
     let before = rss_kib(pid);
-    flood_unauthenticated(turn, 50_000).await;
+    let answered = flood_unauthenticated(turn, 50_000).await;
     let after = rss_kib(pid);
+    assert!(
+        answered > 45_000,
+        "the server answered ({answered} of 50,000)"
+    );
     let grown = after.saturating_sub(before);
-    println!("huddle RSS {before} KiB → {after} KiB after 50,000 unauthenticated Allocates");
+    println!(
+        "huddle RSS {before} KiB → {after} KiB after 50,000 unauthenticated Allocates ({answered} answered)"
+    );
     assert!(
         grown < 2048,
         "RSS grew by {grown} KiB ({before} → {after}) for requests that should cost nothing"
