@@ -1053,6 +1053,270 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, DEFAULT_TURN_PORT))
 }
 
+/// Entry points for `fuzz/` (not an API): the embedded TURN server's
+/// message handling without real sockets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    use stun::attributes::{
+        ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME,
+    };
+    use stun::integrity::MessageIntegrity;
+    use stun::message::{Message, Setter as _};
+    use stun::textattrs::TextAttribute;
+    use turn::allocation::allocation_manager::{Manager, ManagerConfig};
+    use turn::server::nonce::NonceKey;
+    use turn::server::request::Request;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"fuzzing";
+    /// Client addresses an input may speak from (one allocation each at
+    /// most, so the harness stays small however long it runs).
+    const CLIENTS: u16 = 4;
+
+    /// The crate's server state, built once: real request handling, fake
+    /// sockets (nothing leaves the process).
+    struct Harness {
+        runtime: tokio::runtime::Runtime,
+        conn: Arc<dyn Conn + Send + Sync>,
+        manager: Arc<Manager>,
+        nonces: Arc<NonceKey>,
+        auth: Arc<Auth>,
+        filter: PeerFilter,
+        user: String,
+        password: String,
+    }
+
+    fn harness() -> &'static Harness {
+        static H: OnceLock<Harness> = OnceLock::new();
+        H.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let quota = Arc::new(Quota::new(
+                DEFAULT_USER_QUOTA,
+                DEFAULT_MAX_ALLOCATIONS_PER_IP,
+                64,
+            ));
+            let last_auth = Arc::new(Mutex::new(None));
+            let relays = FakeRelays {
+                quota: quota.clone(),
+                last_auth: last_auth.clone(),
+                next_port: AtomicU16::new(50_000),
+            };
+            let manager = Arc::new(Manager::new(ManagerConfig {
+                relay_addr_generator: Box::new(relays),
+                alloc_close_notify: None,
+            }));
+            let policy = Arc::new(PeerPolicy::new(
+                &[],
+                &[],
+                vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_TURN_PORT))],
+                Vec::new(),
+            ));
+            let creds = ice::mint(SECRET, "fuzz", u64::MAX / 2);
+            Harness {
+                runtime,
+                conn: Arc::new(FakeConn(
+                    SocketAddr::from(([127, 0, 0, 1], DEFAULT_TURN_PORT)),
+                    Mutex::new(None),
+                )),
+                manager,
+                nonces: Arc::new(NonceKey::new(Duration::from_secs(3600))),
+                auth: Arc::new(Auth {
+                    transport: Transport::Udp,
+                    secret: Arc::from(SECRET),
+                    quota,
+                    last_auth,
+                }),
+                filter: Arc::new(move |peer: &SocketAddr| policy.allows(*peer)),
+                user: creds.username,
+                password: creds.credential,
+            }
+        })
+    }
+
+    /// Feeds `data` to the server as one client's TCP byte stream: the
+    /// first byte picks the client address (bits 0–1) and whether STUN
+    /// messages are re-signed with valid credentials (bit 2), so requests
+    /// get past authentication; the rest is split by the TCP framing and
+    /// each frame is handled as the server handles a datagram.
+    pub fn turn_messages(data: &[u8]) {
+        let Some((&mode, stream)) = data.split_first() else {
+            return;
+        };
+        let h = harness();
+        let client = SocketAddr::from(([192, 0, 2, 1], 40_000 + u16::from(mode) % CLIENTS));
+        let sign = mode & 4 != 0;
+        h.runtime.block_on(async {
+            let mut rd = stream;
+            while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                let buff = if sign {
+                    resign(h, &frame, client).unwrap_or(frame)
+                } else {
+                    frame
+                };
+                let mut r = Request {
+                    conn: h.conn.clone(),
+                    src_addr: client,
+                    buff,
+                    allocation_manager: h.manager.clone(),
+                    nonces: h.nonces.clone(),
+                    peer_filter: Some(h.filter.clone()),
+                    auth_handler: h.auth.clone(),
+                    realm: REALM.to_owned(),
+                    channel_bind_timeout: Duration::from_secs(600),
+                };
+                let _ = r.handle_request().await;
+            }
+            // Let timers and relay tasks the frames started take a turn.
+            tokio::task::yield_now().await;
+        });
+    }
+
+    /// The STUN message in `frame` with USERNAME, REALM, NONCE and
+    /// MESSAGE-INTEGRITY replaced by valid ones for `client`.
+    fn resign(h: &Harness, frame: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+        let mut m = Message::new();
+        m.unmarshal_binary(frame).ok()?;
+        let mut out = Message::new();
+        out.set_type(m.typ);
+        out.transaction_id = m.transaction_id;
+        out.write_header();
+        for a in &m.attributes.0 {
+            if ![
+                ATTR_USERNAME,
+                ATTR_REALM,
+                ATTR_NONCE,
+                ATTR_MESSAGE_INTEGRITY,
+                ATTR_FINGERPRINT,
+            ]
+            .contains(&a.typ)
+            {
+                out.add(a.typ, &a.value);
+            }
+        }
+        TextAttribute::new(ATTR_USERNAME, h.user.clone())
+            .add_to(&mut out)
+            .ok()?;
+        TextAttribute::new(ATTR_REALM, REALM.to_owned())
+            .add_to(&mut out)
+            .ok()?;
+        TextAttribute::new(ATTR_NONCE, h.nonces.issue(client))
+            .add_to(&mut out)
+            .ok()?;
+        MessageIntegrity::new_long_term_integrity(
+            h.user.clone(),
+            REALM.to_owned(),
+            h.password.clone(),
+        )
+        .add_to(&mut out)
+        .ok()?;
+        Some(out.raw)
+    }
+
+    /// Relays without sockets, under the real quotas.
+    struct FakeRelays {
+        quota: Arc<Quota>,
+        last_auth: Arc<Mutex<Option<LastAuth>>>,
+        next_port: AtomicU16,
+    }
+
+    #[async_trait]
+    impl RelayAddressGenerator for FakeRelays {
+        fn validate(&self) -> Result<(), turn::Error> {
+            Ok(())
+        }
+
+        async fn allocate_conn(
+            &self,
+            _use_ipv4: bool,
+            requested_port: u16,
+        ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+            let Some(LastAuth { user, client }) = lock(&self.last_auth).clone() else {
+                return Err(turn::Error::Other("allocation without credentials".into()));
+            };
+            let guard = self
+                .quota
+                .take(&user, Transport::Udp, client)
+                .map_err(|_| turn::Error::ErrAllocationQuotaReached)?;
+            let port = match requested_port {
+                0 => self.next_port.fetch_add(1, Ordering::Relaxed).max(1024),
+                p => p,
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            Ok((Arc::new(FakeConn(addr, Mutex::new(Some(guard)))), addr))
+        }
+    }
+
+    /// A datagram socket that sends nowhere and never receives; as a
+    /// relay, it holds its quota slot until closed.
+    struct FakeConn(SocketAddr, Mutex<Option<QuotaGuard>>);
+
+    #[async_trait]
+    impl Conn for FakeConn {
+        async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+            Ok(())
+        }
+        async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+            std::future::pending().await
+        }
+        async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+            std::future::pending().await
+        }
+        async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+            Ok(buf.len())
+        }
+        async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+            Ok(buf.len())
+        }
+        fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+            Ok(self.0)
+        }
+        fn remote_addr(&self) -> Option<SocketAddr> {
+            None
+        }
+        async fn close(&self) -> webrtc_util::Result<()> {
+            lock(&self.1).take();
+            Ok(())
+        }
+        fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+            self
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_fuzzing_entry_takes_garbage_and_real_requests() {
+            turn_messages(&[]);
+            turn_messages(&[0, 0xff, 0xff]);
+            // A signed Allocate (REQUESTED-TRANSPORT UDP), then a signed
+            // Refresh with lifetime 0, from client 1.
+            let mut alloc = vec![0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+            alloc.extend([1u8; 12]);
+            alloc.extend([0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]);
+            let mut refresh = vec![0x00, 0x04, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+            refresh.extend([2u8; 12]);
+            refresh.extend([0x00, 0x0d, 0x00, 0x04, 0, 0, 0, 0]);
+            let mut input = vec![4 | 1];
+            input.extend(&alloc);
+            turn_messages(&input);
+            assert_eq!(lock(&harness().auth.quota.live).total, 1, "allocated");
+            input.truncate(1);
+            input.extend(&refresh);
+            turn_messages(&input);
+            assert_eq!(lock(&harness().auth.quota.live).total, 0, "released");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
