@@ -555,6 +555,58 @@ mod tests {
     }
 
     #[test]
+    fn turn_peer_ranges_and_caps_reach_the_turn_config() {
+        let cfg = config(&[
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--turn-allowed-peer-ip",
+            "127.0.0.0/8,10.1.0.0/16",
+            "--turn-allowed-peer-ip",
+            "192.168.1.5",
+            "--turn-denied-peer-ip",
+            "198.51.100.0/24",
+            "--turn-max-allocations",
+            "500",
+            "--turn-max-allocations-per-ip",
+            "20",
+        ]);
+        let turn = cfg.turn.expect("embedded TURN");
+        let shown: Vec<String> = turn.allowed_peers.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.0/8", "10.1.0.0/16", "192.168.1.5/32"]);
+        assert_eq!(turn.denied_peers[0].to_string(), "198.51.100.0/24");
+        assert_eq!(
+            (turn.max_allocations, turn.max_allocations_per_ip),
+            (500, 20)
+        );
+        let defaults = config(&["--turn-listen", "127.0.0.1:0"]).turn.unwrap();
+        assert!(defaults.allowed_peers.is_empty());
+        assert_eq!(
+            defaults.max_allocations,
+            huddle::turn::DEFAULT_MAX_ALLOCATIONS
+        );
+        for bad in [
+            &[
+                "--turn-listen",
+                "127.0.0.1:0",
+                "--turn-allowed-peer-ip",
+                "10.0.0.0/40",
+            ][..],
+            &[
+                "--turn-listen",
+                "127.0.0.1:0",
+                "--turn-max-allocations",
+                "0",
+            ],
+            &["--turn-allowed-peer-ip", "127.0.0.0/8"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_ice_flags_are_refused_by_the_parser() {
         for args in [
             &["--ice-server", "turn:c.example.org"][..],
