@@ -12,7 +12,8 @@
 //!   get 403, Send indications and ChannelData to it are dropped;
 //! - `Server::delete_allocations_of_client`, so a dropped TCP connection
 //!   takes its allocations with it;
-//! - the EVEN-PORT search is bounded, and quota refusals are 486.
+//! - the EVEN-PORT search is bounded, quota refusals are 486, and one
+//!   allocation holds at most 256 permissions and channels.
 //!
 //! Around the crate, this module closes the remaining gaps:
 //! - **TURN REST credentials.** Usernames are `<unix-expiry>:<name>`, checked

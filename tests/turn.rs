@@ -1054,3 +1054,53 @@ async fn even_port_on_a_range_without_a_free_even_port_is_answered() {
     assert_eq!(relay.port(), odd);
     server.close().await;
 }
+
+#[tokio::test]
+async fn permissions_per_allocation_are_bounded() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "kim", now() + 600);
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    let public = |i: usize| SocketAddr::from(([198, 18, (i / 256) as u8, (i % 256) as u8], 5000));
+    let permit = async |t: &mut Transport, p: SocketAddr| {
+        error_code(
+            &authed_answer(
+                t,
+                METHOD_CREATE_PERMISSION,
+                || vec![peer(p)],
+                &creds.username,
+                &creds.credential,
+            )
+            .await,
+        )
+    };
+    // 256 peers (a browser needs a handful) …
+    for i in 0..256 {
+        assert_eq!(permit(&mut t, public(i)).await, None, "permission {i}");
+    }
+    // … then no more: 508, and no channel to a new peer either.
+    assert_eq!(permit(&mut t, public(256)).await, Some(508));
+    let answer = authed_answer(
+        &mut t,
+        METHOD_CHANNEL_BIND,
+        || {
+            vec![
+                Box::new(turn::proto::channum::ChannelNumber(0x4000)),
+                peer(public(257)),
+            ]
+        },
+        &creds.username,
+        &creds.credential,
+    )
+    .await;
+    assert_eq!(
+        answer.typ.class, CLASS_ERROR_RESPONSE,
+        "no channel past the cap"
+    );
+    // The ones it holds refresh as before.
+    assert_eq!(permit(&mut t, public(7)).await, None, "a refresh");
+    server.close().await;
+}

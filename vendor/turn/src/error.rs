@@ -73,6 +73,10 @@ pub enum Error {
     /// a quota; the client gets 486 (Allocation Quota Reached).
     #[error("turn: allocation quota reached")]
     ErrAllocationQuotaReached,
+    /// huddle patch: an allocation holds as many permissions or channels
+    /// as it may.
+    #[error("turn: too many permissions or channels on this allocation")]
+    ErrPermissionQuotaReached,
     /// huddle patch: the peer filter refused this peer address.
     #[error("turn: relaying to this peer address is forbidden")]
     ErrForbiddenPeer,

@@ -34,6 +34,11 @@ use crate::proto::*;
 
 const RTP_MTU: usize = 1500;
 
+/// huddle patch: permissions (peer IPs) and channel bindings one allocation
+/// may hold. A browser's allocation needs one per remote candidate address
+/// of its one peer connection: a handful.
+pub const MAX_PERMISSIONS: usize = 256;
+
 pub type AllocationMap = HashMap<FiveTuple, Arc<Allocation>>;
 
 /// Information about an [`Allocation`].
@@ -132,14 +137,21 @@ impl Allocation {
     }
 
     /// Adds a new [`Permission`] to this [`Allocation`].
-    pub async fn add_permission(&self, mut p: Permission) {
+    ///
+    /// huddle patch: refused with [`Error::ErrPermissionQuotaReached`] when
+    /// the allocation holds [`MAX_PERMISSIONS`] already (each is a map entry
+    /// and a timer task; unbounded, one client could pile up millions).
+    pub async fn add_permission(&self, mut p: Permission) -> Result<()> {
         let fingerprint = addr2ipfingerprint(&p.addr);
 
         {
             let permissions = self.permissions.lock().await;
             if let Some(existed_permission) = permissions.get(&fingerprint) {
                 existed_permission.refresh(PERMISSION_TIMEOUT).await;
-                return;
+                return Ok(());
+            }
+            if permissions.len() >= MAX_PERMISSIONS {
+                return Err(Error::ErrPermissionQuotaReached);
             }
         }
 
@@ -150,6 +162,7 @@ impl Allocation {
             let mut permissions = self.permissions.lock().await;
             permissions.insert(fingerprint, p);
         }
+        Ok(())
     }
 
     /// Removes the `addr`'s fingerprint from this [`Allocation`]'s permissions.
@@ -181,13 +194,18 @@ impl Allocation {
                 cb.refresh(lifetime).await;
 
                 // Channel binds also refresh permissions.
-                self.add_permission(Permission::new(cb.peer)).await;
-
-                return Ok(());
+                return self.add_permission(Permission::new(cb.peer)).await;
+            }
+            // huddle patch: as many channels as permissions at most.
+            if channel_bindings.len() >= MAX_PERMISSIONS {
+                return Err(Error::ErrPermissionQuotaReached);
             }
         }
 
         let peer = c.peer;
+        // huddle patch: the permission first, so a full allocation gets no
+        // channel without one.
+        self.add_permission(Permission::new(peer)).await?;
 
         // Add or refresh this channel.
         c.channel_bindings = Some(Arc::downgrade(&self.channel_bindings));
@@ -197,9 +215,6 @@ impl Allocation {
             let mut channel_bindings = self.channel_bindings.lock().await;
             channel_bindings.insert(c.number, c);
         }
-
-        // Channel binds also refresh permissions.
-        self.add_permission(Permission::new(peer)).await;
 
         Ok(())
     }

@@ -788,11 +788,24 @@ impl Request {
                     peer_address.port
                 );
 
-                a.add_permission(Permission::new(SocketAddr::new(
-                    peer_address.ip,
-                    peer_address.port,
-                )))
-                .await;
+                // huddle patch: a full allocation gets 508.
+                if let Err(err) = a
+                    .add_permission(Permission::new(SocketAddr::new(
+                        peer_address.ip,
+                        peer_address.port,
+                    )))
+                    .await
+                {
+                    let msg = build_msg(
+                        m.transaction_id,
+                        MessageType::new(METHOD_CREATE_PERMISSION, CLASS_ERROR_RESPONSE),
+                        vec![Box::new(ErrorCodeAttribute {
+                            code: CODE_INSUFFICIENT_CAPACITY,
+                            reason: vec![],
+                        })],
+                    )?;
+                    return build_and_send_err(&self.conn, self.src_addr, msg, err).await;
+                }
                 add_count += 1;
             }
         }
