@@ -36,7 +36,7 @@ trap cleanup EXIT
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 now() { date +%s.%N; }
 
-RUST_LOG=warn "$BIN" --listen 127.0.0.1:0 --ice-servers '[]' --max-room-size 64 >"$OUT/server.out" 2>"$OUT/server.err" &
+RUST_LOG=warn "$BIN" --listen 127.0.0.1:0 --max-connections-per-ip 0 --ice-servers '[]' --max-room-size 64 >"$OUT/server.out" 2>"$OUT/server.err" &
 srv=$!
 pids+=("$srv")
 for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done

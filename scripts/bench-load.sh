@@ -62,7 +62,7 @@ for r in $(seq "$ROUNDS"); do
     rooms=${sc%x*}; size=${sc#*x}
     if ss -Hltn "sport = :$PORT" | grep -q .; then echo "port $PORT in use" >&2; exit 1; fi
     # shellcheck disable=SC2086
-    ( ulimit -n "$NOFILE"; export RUST_LOG=warn; exec "$HUDDLE" --listen "127.0.0.1:$PORT" $SERVER_ARGS ) \
+    ( ulimit -n "$NOFILE"; export RUST_LOG=warn; exec "$HUDDLE" --listen "127.0.0.1:$PORT" --max-connections-per-ip 0 $SERVER_ARGS ) \
       >>"$OUT/server.log" 2>&1 &
     PID=$!
     for _ in $(seq 50); do ss -Hltn "sport = :$PORT" | grep -q . && break; sleep 0.1; done

@@ -98,7 +98,7 @@ start() { # name
   case $name in
   huddle)   # shellcheck disable=SC2086
     ( ulimit -n "$NOFILE"; export RUST_LOG=warn
-      exec "$HUDDLE" --listen "127.0.0.1:$port" $HUDDLE_ARGS ) >>"$log" 2>&1 & ;;
+      exec "$HUDDLE" --listen "127.0.0.1:$port" --max-connections-per-ip 0 $HUDDLE_ARGS ) >>"$log" 2>&1 & ;;
   huddle-base)   # shellcheck disable=SC2086
     ( ulimit -n "$NOFILE"; export RUST_LOG=warn
       exec "$OUT/huddle-base" --listen "127.0.0.1:$port" $HUDDLE_BASE_ARGS ) >>"$log" 2>&1 & ;;

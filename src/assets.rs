@@ -2,7 +2,8 @@
 //!
 //! `/` and `/r/<room>` serve `index.html` (the client reads the room from
 //! the path); every other file is served at its path under `web/`. Each
-//! response carries a strict Content-Security-Policy and an ETag, so
+//! response carries an ETag (and, from the server's layer, the strict
+//! [`CONTENT_SECURITY_POLICY`] and the other security headers), so
 //! browsers revalidate cheaply instead of downloading again. Text files are
 //! gzipped once, on first use, and sent compressed to browsers that accept
 //! it (the whole client is about a third of its size that way).
@@ -51,19 +52,56 @@ fn gzipped() -> &'static HashMap<String, Bytes> {
     })
 }
 
-/// Whether the request's `Accept-Encoding` allows gzip.
+/// Whether the request's `Accept-Encoding` allows gzip (RFC 9110
+/// §12.5.3): an explicit `gzip` (or `x-gzip`) entry decides by its q-value,
+/// otherwise `*` does; q=0 (in any spelling: `0`, `0.0`, `0.000`) means
+/// "not acceptable". An unreadable q-value counts as refusal, since the
+/// plain file is always acceptable. Hand-written: the crates that parse
+/// the header (`headers`, tower-http's internals) are not dependencies
+/// here, and this is a dozen lines with tests.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let mut gzip = None;
+    let mut any = None;
+    for entry in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
+    {
+        let mut parts = entry.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let mut q = Some(1000);
+        for param in parts {
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = qvalue(v.trim());
+            }
+        }
+        let q = q.unwrap_or(0);
+        if name.eq_ignore_ascii_case("gzip") || name.eq_ignore_ascii_case("x-gzip") {
+            gzip = Some(gzip.map_or(q, |g: u32| g.max(q)));
+        } else if name == "*" {
+            any = Some(q);
+        }
+    }
+    gzip.or(any).is_some_and(|q| q > 0)
+}
+
+/// A q-value (`0`, `0.5`, `1.000`, …) in thousandths; `None` if malformed.
+fn qvalue(v: &str) -> Option<u32> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    let frac: u32 = format!("{frac:0<3}").parse().ok()?;
+    let q = whole + frac;
+    (q <= 1000).then_some(q)
 }
 
 /// Serves the file at `path` (relative to `web/`), or 404.
@@ -104,19 +142,9 @@ pub fn serve(path: &str, request_headers: &HeaderMap) -> Response {
         header::ETAG,
         HeaderValue::from_str(&etag).expect("hex is a valid header value"),
     );
+    // The security headers (this CSP among them) are added to every
+    // response by the server's layer.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     let unchanged = request_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -149,7 +177,22 @@ mod tests {
         assert!(accepts_gzip(&headers("gzip, deflate, br")));
         assert!(accepts_gzip(&headers("br;q=1.0, gzip;q=0.8")));
         assert!(accepts_gzip(&headers("*")));
+        assert!(accepts_gzip(&headers("gzip;q=0.001")));
+        assert!(accepts_gzip(&headers("x-gzip")));
+        assert!(accepts_gzip(&headers("gzip;q=0, gzip;q=1")));
         assert!(!accepts_gzip(&headers("gzip;q=0")));
+        assert!(!accepts_gzip(&headers("gzip; q=0")));
+        assert!(!accepts_gzip(&headers("gzip;Q=0.0")));
+        assert!(!accepts_gzip(&headers("gzip;q=0.000")));
+        assert!(!accepts_gzip(&headers("*;q=0")));
+        // An explicit refusal wins over the wildcard, in either order.
+        assert!(!accepts_gzip(&headers("gzip;q=0, *")));
+        assert!(!accepts_gzip(&headers("*, gzip;q=0")));
+        assert!(accepts_gzip(&headers("*;q=0, gzip")));
+        // Malformed q-values do not turn into a yes.
+        assert!(!accepts_gzip(&headers("gzip;q=abc")));
+        assert!(!accepts_gzip(&headers("gzip;q=2")));
+        assert!(!accepts_gzip(&headers("gzip;q=0.0000")));
         assert!(!accepts_gzip(&headers("br, identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
     }

@@ -37,8 +37,30 @@ pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(15);
 pub const DEFAULT_RESUME_QUEUE: usize = 256;
 /// Bytes queued for a lost member.
 pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
+/// Bytes queued for all lost members together; past it the oldest grace
+/// periods end early.
+pub const DEFAULT_RESUME_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Messages waiting to be written to one socket before it counts as a slow consumer.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+/// Bytes waiting to be written to one socket before it counts as a slow
+/// consumer (besides [`DEFAULT_OUTBOUND_QUEUE`] messages): 1024 relayed
+/// offers of 60 KiB would otherwise pin 60 MiB for one stalled reader.
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+/// How long one write to a socket may take before the connection counts as
+/// a slow consumer and is cut (a peer that acknowledges nothing).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers; also how long
+/// an idle keep-alive connection stays open (slowloris defence).
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes in progress at once; more connections wait their turn
+/// (within the handshake timeout) instead of each costing CPU and memory.
+pub const DEFAULT_MAX_TLS_HANDSHAKES: usize = 256;
+/// Open connections (HTTP and WebSocket) from one IP address (IPv6: one
+/// /64); more are answered with HTTP 429. 0 means no cap.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 100;
+/// How long a WebSocket may stay open without a valid `join` (or resume)
+/// before it is closed with 1008.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for connections to finish their close handshake.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections the kernel queues before huddle accepts them.
@@ -68,6 +90,9 @@ pub struct CoreConfig {
     pub resume_queue: usize,
     /// Bytes queued for a lost member; more ends its grace period.
     pub resume_queue_bytes: usize,
+    /// Bytes queued for all lost members together; past it the oldest grace
+    /// periods end early (their peers get `peer-left`).
+    pub resume_budget_bytes: usize,
     /// What goes into `iceServers` of every `joined`.
     pub ice: IceServers,
 }
@@ -82,6 +107,7 @@ impl Default for CoreConfig {
             reconnect_grace: DEFAULT_RECONNECT_GRACE,
             resume_queue: DEFAULT_RESUME_QUEUE,
             resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
+            resume_budget_bytes: DEFAULT_RESUME_BUDGET_BYTES,
             ice: IceServers::default(),
         }
     }
@@ -102,6 +128,22 @@ pub struct Config {
     pub heartbeat_interval: Duration,
     /// Messages waiting for one socket before it is closed as a slow consumer.
     pub outbound_queue: usize,
+    /// Bytes waiting for one socket before it is closed as a slow consumer.
+    pub outbound_queue_bytes: usize,
+    /// How long one write may take before the socket is cut as a slow consumer.
+    pub write_timeout: Duration,
+    /// How long a client may take to send request headers (and how long an
+    /// idle keep-alive connection is kept).
+    pub http_header_timeout: Duration,
+    /// TLS handshakes in progress at once.
+    pub max_tls_handshakes: usize,
+    /// Open connections per client IP (IPv6: per /64); 0 for no cap.
+    pub max_connections_per_ip: usize,
+    /// How long a WebSocket may stay open before its first valid `join`.
+    pub join_timeout: Duration,
+    /// The address users open (`--public-url`), e.g. behind a reverse
+    /// proxy: its origin may open `/ws`.
+    pub public_url: Option<crate::origin::Origin>,
     /// Origins allowed to open `/ws` besides the server's own.
     pub allowed_origins: Vec<String>,
     /// How long shutdown waits for sockets to close.
@@ -141,6 +183,17 @@ pub enum ConfigError {
         /// `--resume-queue`
         resume: usize,
     },
+    /// A resume delivers up to `resume_queue_bytes` bytes at once (plus its
+    /// `joined`) into the outbound queue, which must have room for them.
+    #[error(
+        "--outbound-queue-bytes ({outbound}) must be at least --resume-queue-bytes plus --max-frame-bytes ({needed}): a resume delivers the whole resume queue at once"
+    )]
+    QueueBytesTooSmall {
+        /// `--outbound-queue-bytes`
+        outbound: usize,
+        /// `--resume-queue-bytes` + `--max-frame-bytes`
+        needed: usize,
+    },
     /// `--turn-url` without a secret to mint credentials with.
     #[error("--turn-url needs --turn-secret (the shared secret of the TURN server)")]
     TurnUrlWithoutSecret,
@@ -156,6 +209,16 @@ impl Config {
             return Err(ConfigError::QueuesTooSmall {
                 outbound: self.outbound_queue,
                 resume: self.core.resume_queue,
+            });
+        }
+        let needed = self
+            .core
+            .resume_queue_bytes
+            .saturating_add(self.max_frame_bytes);
+        if self.outbound_queue_bytes < needed {
+            return Err(ConfigError::QueueBytesTooSmall {
+                outbound: self.outbound_queue_bytes,
+                needed,
             });
         }
         if !self.turn_urls.is_empty() && self.turn_secret.is_none() {
@@ -177,6 +240,13 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            http_header_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
+            max_tls_handshakes: DEFAULT_MAX_TLS_HANDSHAKES,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            join_timeout: DEFAULT_JOIN_TIMEOUT,
+            public_url: None,
             allowed_origins: Vec::new(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             tls: None,

@@ -35,12 +35,30 @@ pub enum Outbound {
     Close(u16, &'static str),
 }
 
+impl Outbound {
+    /// What an item costs in the outbound queue's byte bound: the text it
+    /// carries (pings and closes are a few bytes and never pile up).
+    pub fn weight(&self) -> usize {
+        match self {
+            Outbound::Text(text) => text.len(),
+            Outbound::Ping | Outbound::Close(..) => 0,
+        }
+    }
+}
+
+/// How every `joined` frame starts (see [`protocol::joined`]): the hub
+/// watches for it to know that a connection has joined (or resumed),
+/// which is all the join deadline needs, without asking the core.
+const JOINED_PREFIX: &str = "{\"type\":\"joined\"";
+
 /// The hub's handle on one connection.
 #[derive(Debug)]
 struct ConnHandle {
     tx: queue::Sender<Outbound>,
     /// Cancelled when the connection must go at once (slow consumer).
     kill: CancellationToken,
+    /// Whether a `joined` was sent to it: it met its join deadline.
+    joined: bool,
 }
 
 struct Inner {
@@ -120,7 +138,14 @@ impl Hub {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.core.connect(id, now());
-        inner.conns.insert(id, ConnHandle { tx, kill });
+        inner.conns.insert(
+            id,
+            ConnHandle {
+                tx,
+                kill,
+                joined: false,
+            },
+        );
         inner.counts.opened += 1;
         id
     }
@@ -163,6 +188,7 @@ impl Hub {
                 rooms: inner.core.room_count(),
                 members: inner.core.member_count(),
                 members_held: inner.core.held_count(),
+                held_bytes: inner.core.held_bytes(),
                 connections_opened: c.opened,
                 slow_consumers: c.slow_consumers,
                 frames_refused: c.frames_refused,
@@ -181,6 +207,40 @@ impl Hub {
         inner.conns.remove(&conn);
         inner.core.closed(conn);
         self.dispatch(&mut inner);
+    }
+
+    /// `conn`'s join deadline passed. If it never got a `joined`, it is
+    /// forgotten (like [`Hub::closed`]) and `true` says the socket must close
+    /// with 1008; `false` means it has joined and the deadline is moot.
+    /// Deciding under the lock means a `joined` dispatched at the same moment
+    /// cannot be followed by a close.
+    pub fn join_deadline(&self, conn: ConnId) -> bool {
+        let mut inner = self.lock();
+        match inner.conns.get(&conn) {
+            Some(handle) if handle.joined => false,
+            Some(_) => {
+                inner.conns.remove(&conn);
+                inner.core.closed(conn);
+                self.dispatch(&mut inner);
+                true
+            }
+            // Already gone (killed, closed): nothing to do.
+            None => false,
+        }
+    }
+
+    /// `conn`'s writer could not write for `--write-timeout`: cut it as a
+    /// slow consumer (its member keeps its place for the grace period).
+    pub fn stalled(&self, conn: ConnId) {
+        let mut inner = self.lock();
+        if let Some(handle) = inner.conns.remove(&conn) {
+            warn!(conn, "write timed out: disconnecting a slow consumer");
+            inner.counts.slow_consumers += 1;
+            handle.kill.cancel();
+            inner.core.lost(conn, now());
+            self.dispatch(&mut inner);
+            self.timers.notify_one();
+        }
     }
 
     /// `conn`'s transport vanished: its member keeps its place for the grace period.
@@ -236,9 +296,12 @@ impl Hub {
             while let Some(out) = inner.core.poll_output() {
                 match out {
                     Output::Send(conn, frame) => {
-                        let Some(handle) = inner.conns.get(&conn) else {
+                        let Some(handle) = inner.conns.get_mut(&conn) else {
                             continue;
                         };
+                        if !handle.joined && frame.starts_with(JOINED_PREFIX) {
+                            handle.joined = true;
+                        }
                         match handle.tx.try_send(Outbound::Text(frame)) {
                             Ok(()) => {}
                             Err(TrySendError::Full(_)) => slow.push(conn),
@@ -281,4 +344,41 @@ pub struct HubStats {
     pub rooms: usize,
     /// Members in all rooms (live and within their grace period).
     pub members: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(hub: &Hub) -> (ConnId, queue::Receiver<Outbound>) {
+        let (tx, rx) = queue::channel(16);
+        (hub.connect(tx, CancellationToken::new()), rx)
+    }
+
+    #[test]
+    fn the_join_deadline_closes_only_connections_that_never_joined() {
+        let hub = Hub::new(CoreConfig::default());
+        let (alice, mut alice_rx) = conn(&hub);
+        let (idle, _idle_rx) = conn(&hub);
+        hub.frame(alice, r#"{"type":"join","room":"r","name":"alice"}"#);
+        match alice_rx.try_recv() {
+            Some(Outbound::Text(t)) => assert!(t.starts_with(JOINED_PREFIX), "{t}"),
+            other => panic!("expected joined, got {other:?}"),
+        }
+        assert!(!hub.join_deadline(alice), "alice joined in time");
+        assert!(hub.join_deadline(idle), "idle never joined");
+        assert_eq!(hub.stats().connections, 1);
+        // Asking again about a forgotten connection does nothing.
+        assert!(!hub.join_deadline(idle));
+        assert_eq!(hub.members("r"), ["alice"]);
+    }
+
+    #[test]
+    fn a_failed_join_does_not_count_as_joined() {
+        let hub = Hub::new(CoreConfig::default());
+        let (c, _rx) = conn(&hub);
+        hub.frame(c, r#"{"type":"join","room":"r","name":""}"#);
+        hub.frame(c, "not json");
+        assert!(hub.join_deadline(c));
+    }
 }

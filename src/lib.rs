@@ -20,7 +20,10 @@
 //! - [`hub`]: the mutex around the core, dispatch to connection queues, timers.
 //! - [`ws`]: one connection (heartbeat, close codes, writer).
 //! - [`queue`]: the bounded outbound queue between the hub and a connection's writer.
-//! - [`server`]: axum routes, origin check, connection limit, shutdown.
+//! - [`server`]: the accept loop (hyper, header timeout, per-IP cap), axum
+//!   routes, security headers, connection limit, shutdown.
+//! - [`origin`]: which page origins may open `/ws` (DNS rebinding defence).
+//! - [`per_ip`]: open connections per client address.
 //! - [`tls`]: HTTPS/WSS: certificate files or a self-signed one, the TLS listener.
 //! - [`ice`]: the ICE servers in `joined`, and TURN REST credentials minted per member.
 //! - [`turn`]: the embedded TURN/STUN server (UDP and TCP, quota, bandwidth cap).
@@ -59,6 +62,8 @@ pub mod hub;
 pub mod ice;
 pub mod load;
 pub mod metrics;
+pub mod origin;
+pub mod per_ip;
 pub mod protocol;
 pub mod queue;
 pub mod server;

@@ -14,6 +14,7 @@ use clap::Parser;
 use clap::builder::TypedValueParser as _;
 use huddle::config::{self, Config, CoreConfig};
 use huddle::ice::{self, IceServers};
+use huddle::origin::Origin;
 use huddle::server::Server;
 use huddle::tls::TlsSource;
 use huddle::turn::{self, TurnConfig};
@@ -120,11 +121,57 @@ struct ServeArgs {
     #[arg(long, env = "HUDDLE_RESUME_QUEUE_BYTES", default_value_t = config::DEFAULT_RESUME_QUEUE_BYTES)]
     resume_queue_bytes: usize,
 
+    /// Bytes queued for all lost members together; past it the oldest grace
+    /// periods end early (their peers get `peer-left`), so many lost members
+    /// cannot add up to unbounded memory.
+    #[arg(long, env = "HUDDLE_RESUME_BUDGET_BYTES", default_value_t = config::DEFAULT_RESUME_BUDGET_BYTES)]
+    resume_budget_bytes: usize,
+
     /// Messages waiting to be written to one connection; a connection that
     /// falls this far behind is cut (code 1013) and may resume.
     #[arg(long, env = "HUDDLE_OUTBOUND_QUEUE", default_value_t = config::DEFAULT_OUTBOUND_QUEUE,
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     outbound_queue: usize,
+
+    /// Bytes waiting to be written to one connection; a connection that
+    /// falls this far behind is cut (code 1013) and may resume. At least
+    /// --resume-queue-bytes plus --max-frame-bytes.
+    #[arg(long, env = "HUDDLE_OUTBOUND_QUEUE_BYTES", default_value_t = config::DEFAULT_OUTBOUND_QUEUE_BYTES)]
+    outbound_queue_bytes: usize,
+
+    /// How long one write to a connection may take; a client that accepts
+    /// nothing for this long is cut as a slow consumer and may resume.
+    #[arg(long, env = "HUDDLE_WRITE_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    write_timeout: Duration,
+
+    /// How long a client may take to send an HTTP request's headers; idle
+    /// keep-alive connections are closed after it too (slowloris defence).
+    #[arg(long, env = "HUDDLE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    http_header_timeout: Duration,
+
+    /// TLS handshakes in progress at once; more connections wait their
+    /// turn within the 10 s handshake timeout.
+    #[arg(long, env = "HUDDLE_MAX_TLS_HANDSHAKES", default_value_t = config::DEFAULT_MAX_TLS_HANDSHAKES,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    max_tls_handshakes: usize,
+
+    /// Open connections (HTTP and WebSocket) from one IP address (IPv6: one
+    /// /64); more get HTTP 429. 0 for no cap; use 0 behind a reverse proxy,
+    /// where every user shares the proxy's address (loopback is not exempt).
+    #[arg(long, env = "HUDDLE_MAX_CONNECTIONS_PER_IP", default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+
+    /// How long a signaling connection may stay open without a valid join
+    /// (or resume); then it is closed with code 1008.
+    #[arg(long, env = "HUDDLE_JOIN_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    join_timeout: Duration,
+
+    /// The address users open, like https://chat.example.com (behind a
+    /// reverse proxy, the proxy's). Pages of this origin may open the
+    /// signaling socket; without it only the machine's own names, the
+    /// certificate's names and --allowed-origin may (DNS rebinding defence).
+    #[arg(long, env = "HUDDLE_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+    public_url: Option<Origin>,
 
     /// An origin (like https://app.example.com) allowed to open the
     /// signaling socket besides the server's own. Repeat for more; in the
@@ -289,6 +336,10 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 10s or 2m)"))
 }
 
+fn public_url(s: &str) -> Result<Origin, String> {
+    Origin::parse(s).map_err(|e| e.to_string())
+}
+
 fn positive_duration(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
     if d.is_zero() {
@@ -350,6 +401,13 @@ impl ServeArgs {
             max_connections: self.max_connections,
             heartbeat_interval: self.heartbeat_interval,
             outbound_queue: self.outbound_queue,
+            outbound_queue_bytes: self.outbound_queue_bytes,
+            write_timeout: self.write_timeout,
+            http_header_timeout: self.http_header_timeout,
+            max_tls_handshakes: self.max_tls_handshakes,
+            max_connections_per_ip: self.max_connections_per_ip,
+            join_timeout: self.join_timeout,
+            public_url: self.public_url,
             allowed_origins: self.allowed_origins,
             shutdown_timeout: self.shutdown_timeout,
             ws_read_buffer: self.ws_read_buffer,
@@ -362,6 +420,7 @@ impl ServeArgs {
                 reconnect_grace: self.reconnect_grace,
                 resume_queue: self.resume_queue,
                 resume_queue_bytes: self.resume_queue_bytes,
+                resume_budget_bytes: self.resume_budget_bytes,
                 ice,
             },
         }
@@ -467,6 +526,9 @@ fn announce(server: &Server, addr: SocketAddr) {
     let port = addr.port();
     let url = |host: &str| format!("{scheme}://{host}:{port}/");
     let mut urls = Vec::new();
+    if let Some(public) = server.public_url() {
+        urls.push(format!("{public}/"));
+    }
     if addr.ip().is_unspecified() {
         urls.push(url("localhost"));
         if let Some(host) = huddle::tls::host_name() {
@@ -598,6 +660,56 @@ mod tests {
                 "0",
             ],
             &["--turn-allowed-peer-ip", "127.0.0.0/8"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hardening_flags_reach_the_config() {
+        let cfg = config(&[
+            "--write-timeout",
+            "3s",
+            "--outbound-queue-bytes",
+            "8388608",
+            "--http-header-timeout",
+            "5s",
+            "--max-tls-handshakes",
+            "8",
+            "--max-connections-per-ip",
+            "0",
+            "--join-timeout",
+            "1m",
+            "--public-url",
+            "https://Chat.Example.com/",
+        ]);
+        assert_eq!(cfg.write_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.outbound_queue_bytes, 8 << 20);
+        assert_eq!(cfg.http_header_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_tls_handshakes, 8);
+        assert_eq!(cfg.max_connections_per_ip, 0);
+        assert_eq!(cfg.join_timeout, Duration::from_secs(60));
+        assert_eq!(
+            cfg.public_url.map(|o| o.to_string()).as_deref(),
+            Some("https://chat.example.com")
+        );
+        let defaults = config(&[]);
+        assert_eq!(defaults.max_connections_per_ip, 100);
+        assert!(defaults.validate().is_ok());
+        // A queue too small for a resume is refused at start.
+        let small = config(&["--outbound-queue-bytes", "65536"]);
+        assert!(matches!(
+            small.validate(),
+            Err(config::ConfigError::QueueBytesTooSmall { .. })
+        ));
+        for bad in [
+            &["--public-url", "ftp://x"][..],
+            &["--public-url", "chat.example.com"],
+            &["--write-timeout", "0s"],
+            &["--max-tls-handshakes", "0"],
         ] {
             assert!(
                 Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),

@@ -199,6 +199,8 @@ pub struct Snapshot {
     pub members: usize,
     /// Members within their grace period.
     pub members_held: usize,
+    /// Bytes queued for those members, all together.
+    pub held_bytes: usize,
     /// Signaling connections opened since start.
     pub connections_opened: u64,
     /// Connections cut because their outbound queue was full.
@@ -315,6 +317,13 @@ pub fn render(s: &Snapshot) -> String {
         "Members whose connection was lost and who keep their place for the grace period.",
     )
     .sample("", &[], s.members_held);
+    family(
+        o,
+        "huddle_resume_queued_bytes",
+        "gauge",
+        "Bytes of relayed messages queued for members within their grace period (bounded by --resume-budget-bytes).",
+    )
+    .sample("", &[], s.held_bytes);
 
     family(
         o,

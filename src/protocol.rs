@@ -207,6 +207,38 @@ fn required_string<'a>(
     }
 }
 
+/// Whether a relayed payload is JSON every receiver can read. `RawValue`
+/// checks the syntax only, so it lets through what strict parsers (serde_json
+/// in `huddle bot` and `huddle load`, among others) refuse: a `\uD800`-style
+/// escape of a lone surrogate, and a number beyond the range of a double
+/// (`1e999`, or hundreds of digits). One sender could then make a receiver
+/// drop the whole message. Both were found by fuzzing. Only a payload that
+/// could hold either is parsed again: one with a `\u` escape, or (outside a
+/// plain string) an exponent or a long run of digits; an SDP string or a
+/// browser's candidate has none of them.
+fn readable_everywhere(payload: &RawValue) -> bool {
+    let json = payload.get();
+    let risky = json.contains("\\u") || (!json.starts_with('"') && risky_number(json.as_bytes()));
+    !risky || serde_json::from_str::<serde_json::Value>(json).is_ok()
+}
+
+/// Whether JSON text may hold a number out of a double's range: a digit
+/// followed by an exponent, or a run of more than 300 digits.
+fn risky_number(json: &[u8]) -> bool {
+    let mut run = 0;
+    for pair in json.windows(2) {
+        if pair[0].is_ascii_digit() {
+            run += 1;
+            if run > 300 || matches!(pair[1], b'e' | b'E') {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 /// Parses one text frame. Shape errors are `bad-message` refusals.
 pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
     let fields: Fields<'_> = match serde_json::from_str(text) {
@@ -248,6 +280,9 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             if !payload.get().starts_with('"') {
                 return Err(Refusal::bad("\"sdp\" must be a string"));
             }
+            if !readable_everywhere(payload) {
+                return Err(Refusal::bad("\"sdp\" holds an invalid \\u escape"));
+            }
             Ok(ClientMsg::Relay { kind, to, payload })
         }
         "candidate" => {
@@ -258,6 +293,9 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             let json = payload.get();
             if !(json.starts_with('{') || json == "null") {
                 return Err(Refusal::bad("\"candidate\" must be an object or null"));
+            }
+            if !readable_everywhere(payload) {
+                return Err(Refusal::bad("\"candidate\" holds an invalid \\u escape"));
             }
             Ok(ClientMsg::Relay {
                 kind: RelayKind::Candidate,
@@ -271,13 +309,88 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
     }
 }
 
-/// A member name that follows the rules: trimmed, 1–32 scalar values, no
-/// control characters.
+/// A member name that follows the rules: trimmed of white space, 1–32
+/// scalar values, no control (Cc) or format (Cf) characters, and something
+/// visible left.
+///
+/// Two names are the same member name when they *clash*: equal after NFKC
+/// normalization and case folding, or with equal UTS #39 confusable
+/// skeletons (of the folded name, and of the name as written, so that both
+/// "аlice" with a Cyrillic а and "aIice" with a capital I clash with
+/// "alice"). The checks are the kept crates' (`unicode-normalization`,
+/// `caseless`, `unicode-security`), not tables of our own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name {
     display: String,
-    key: String,
+    keys: NameKeys,
     json: String,
+}
+
+/// The comparison forms of a name (see [`Name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NameKeys {
+    /// NFKC, case-folded, NFKC again, default-ignorable code points removed.
+    fold: String,
+    /// Confusable skeleton of `fold`.
+    folded_skeleton: String,
+    /// Confusable skeleton of the NFKC form, case kept.
+    skeleton: String,
+}
+
+impl NameKeys {
+    fn of(trimmed: &str) -> Self {
+        use unicode_normalization::UnicodeNormalization as _;
+        let nfkc: String = trimmed.nfkc().collect();
+        let fold: String = caseless::default_case_fold_str(&nfkc)
+            .nfkc()
+            .filter(|c| !default_ignorable(*c))
+            .collect();
+        let folded_skeleton = unicode_security::skeleton(&fold).collect();
+        let skeleton = unicode_security::skeleton(&nfkc)
+            .filter(|c| !default_ignorable(*c))
+            .collect();
+        Self {
+            fold,
+            folded_skeleton,
+            skeleton,
+        }
+    }
+
+    fn clash(&self, other: &NameKeys) -> bool {
+        self.fold == other.fold
+            || self.folded_skeleton == other.folded_skeleton
+            || self.skeleton == other.skeleton
+    }
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt,
+/// Unicode 15): characters that render as nothing. Most are format
+/// characters, refused outright; the rest (fillers, variation selectors,
+/// the combining grapheme joiner) are dropped from the comparison key so
+/// that they cannot make a name look new or empty. Written out because no
+/// kept crate exposes this one property, and the list is fixed by the
+/// standard.
+fn default_ignorable(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 impl Name {
@@ -300,9 +413,25 @@ impl Name {
                 "the name contains a control character",
             ));
         }
+        if display
+            .chars()
+            .any(|c| !c.is_ascii() && get_general_category(c) == GeneralCategory::Format)
+        {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                "the name contains an invisible formatting character (zero-width or text-direction)",
+            ));
+        }
+        let keys = NameKeys::of(display);
+        if keys.fold.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                "the name has no visible characters",
+            ));
+        }
         Ok(Name {
             display: display.to_owned(),
-            key: fold(display),
+            keys,
             json: serde_json::to_string(display).expect("strings serialize"),
         })
     }
@@ -312,9 +441,9 @@ impl Name {
         &self.display
     }
 
-    /// The comparison key (lowercased).
+    /// The NFKC case-folded form, as names are compared.
     pub fn key(&self) -> &str {
-        &self.key
+        &self.keys.fold
     }
 
     /// The name as a JSON string literal, ready to splice into a message.
@@ -322,22 +451,38 @@ impl Name {
         &self.json
     }
 
-    /// Whether `other` (as a client wrote it) names this member: trimmed and
-    /// compared case-insensitively, without allocating.
-    pub fn matches(&self, other: &str) -> bool {
-        self.key
-            .chars()
-            .eq(other.trim().chars().flat_map(char::to_lowercase))
+    /// Whether two names count as the same in a room (see [`Name`]).
+    pub fn clashes(&self, other: &Name) -> bool {
+        self.keys.clash(&other.keys)
+    }
+
+    /// Whether `other` (as a client wrote it) names exactly this member, as
+    /// written in `peers` and `from` (the common case of a relay's `to`;
+    /// compares without allocating).
+    pub fn is_exactly(&self, other: &str) -> bool {
+        self.display == other || self.display == other.trim()
     }
 }
 
-/// The case-insensitive comparison key of a trimmed name.
-fn fold(name: &str) -> String {
-    name.chars().flat_map(char::to_lowercase).collect()
+/// The comparison forms of a name a client wrote (a relay's `to`), to find
+/// the member it names when it is not spelled exactly as the member's.
+#[derive(Debug)]
+pub struct NameQuery(NameKeys);
+
+impl NameQuery {
+    /// The query for `raw`, trimmed as names are.
+    pub fn new(raw: &str) -> Self {
+        Self(NameKeys::of(raw.trim()))
+    }
+
+    /// Whether this names `name`.
+    pub fn names(&self, name: &Name) -> bool {
+        self.0.clash(&name.keys)
+    }
 }
 
 /// Validates a room name: 1–64 scalar values, each a letter, a decimal digit,
-/// `-`, `_` or `.`. Room names are compared exactly.
+/// `-`, `_` or `.`, and not `.` or `..`. Room names are compared exactly.
 pub fn validate_room(room: &str) -> Result<(), Refusal> {
     let count = room.chars().count();
     if count == 0 {
@@ -356,6 +501,13 @@ pub fn validate_room(room: &str) -> Result<(), Refusal> {
         return Err(Refusal::new(
             ErrorCode::InvalidRoom,
             "a room name may only contain letters, digits, '-', '_' and '.'",
+        ));
+    }
+    if room == "." || room == ".." {
+        // Their share links (/r/. and /r/..) would name another page.
+        return Err(Refusal::new(
+            ErrorCode::InvalidRoom,
+            "a room name cannot be \".\" or \"..\"",
         ));
     }
     Ok(())
@@ -518,6 +670,26 @@ mod tests {
     }
 
     #[test]
+    fn escaped_payloads_pass_when_every_parser_can_read_them() {
+        // A surrogate pair (an emoji) is fine; a lone surrogate is not (see
+        // bad_shapes_are_bad_message).
+        let ClientMsg::Relay { payload, .. } =
+            parse(r#"{"type":"offer","to":"b","sdp":"v=0 \ud83d\ude00 \u0041"}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(payload.get(), r#""v=0 \ud83d\ude00 \u0041""#);
+        // Ordinary numbers and exponents in range pass too.
+        for candidate in [
+            r#"{"candidate":"candidate:1e9 1 udp 2122260223 127.0.0.1 5000 typ host","sdpMLineIndex":0}"#,
+            r#"{"sdpMLineIndex":1e2,"x":-0.5E-3}"#,
+        ] {
+            let frame = format!(r#"{{"type":"candidate","to":"b","candidate":{candidate}}}"#);
+            assert!(parse(&frame).is_ok(), "{candidate}");
+        }
+    }
+
+    #[test]
     fn escaped_strings_are_decoded() {
         let msg = parse(r#"{"type":"join","room":"r","name":"\u0061lice"}"#).unwrap();
         assert!(matches!(msg, ClientMsg::Join { name, .. } if name == "alice"));
@@ -543,6 +715,16 @@ mod tests {
             r#"{"type":"candidate","to":"b","candidate":"x"}"#,
             r#"{"type":"leave","type":"leave"}"#,
             r#"{"type":"leave""#,
+            // Lone surrogates: valid for RawValue, refused by strict parsers
+            // on the receiving side (found by the protocol_parse fuzzer).
+            r#"{"type":"offer","to":"b","sdp":"v=0 \ud800"}"#,
+            r#"{"type":"candidate","to":"b","candidate":{"candidate":"\udfff x"}}"#,
+            // Numbers beyond a double: the same (found by the same fuzzer).
+            r#"{"type":"candidate","to":"b","candidate":{"sdpMLineIndex":57e0055555551105}}"#,
+            &format!(
+                r#"{{"type":"candidate","to":"b","candidate":{{"n":{}}}}}"#,
+                "9".repeat(400)
+            ),
         ] {
             assert_eq!(code(text), ErrorCode::BadMessage, "{text}");
         }
@@ -562,9 +744,69 @@ mod tests {
             );
         }
         let alice = Name::parse("Alice").unwrap();
-        assert!(alice.matches(" aLiCe "));
-        assert!(!alice.matches("alicia"));
+        assert!(alice.is_exactly("Alice") && alice.is_exactly(" Alice "));
+        assert!(!alice.is_exactly("alice"));
+        assert!(NameQuery::new(" aLiCe ").names(&alice));
+        assert!(!NameQuery::new("alicia").names(&alice));
         assert_eq!(alice.key(), "alice");
+    }
+
+    #[test]
+    fn names_people_cannot_fake() {
+        let code = |raw: &str| Name::parse(raw).map(|_| ()).map_err(|r| r.code);
+        // Format characters (Cf): zero-width, bidi controls, the BOM.
+        for bad in [
+            "al\u{200B}ice",
+            "\u{200D}bob",
+            "\u{202E}evil",
+            "a\u{2066}b\u{2069}",
+            "\u{FEFF}x",
+            "\u{061C}x",
+            "\u{200B}",
+            "\u{3164}",
+            "\u{115F}\u{FE0F}",
+        ] {
+            assert_eq!(code(bad), Err(ErrorCode::InvalidName), "{bad:?}");
+        }
+        let alice = Name::parse("alice").unwrap();
+        for fake in [
+            "аlice",
+            "ＡＬＩＣＥ",
+            "ALICE",
+            "aIice",
+            "alice\u{FE0F}",
+            "ａlice",
+        ] {
+            let n = Name::parse(fake).unwrap_or_else(|e| panic!("{fake:?}: {e}"));
+            assert!(n.clashes(&alice), "{fake:?} clashes with alice");
+            assert!(NameQuery::new(fake).names(&alice), "{fake:?} names alice");
+        }
+        let names: Vec<Name> = ["Анна", "José", "会议", "Jose", "anna", "Ana"]
+            .iter()
+            .map(|n| Name::parse(n).unwrap_or_else(|e| panic!("{n:?}: {e}")))
+            .collect();
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert!(
+                    !a.clashes(b),
+                    "{} and {} are distinct",
+                    a.as_str(),
+                    b.as_str()
+                );
+            }
+        }
+        assert!(!alice.clashes(&names[0]));
+        // NFKC: the ligature ﬁ and fi, the full-width digit and 1.
+        assert!(
+            Name::parse("ﬁona")
+                .unwrap()
+                .clashes(&Name::parse("fiona").unwrap())
+        );
+        assert!(
+            Name::parse("r２d2")
+                .unwrap()
+                .clashes(&Name::parse("R2D2").unwrap())
+        );
     }
 
     #[test]
@@ -576,6 +818,9 @@ mod tests {
             "Café",
             "会议室",
             "٣",
+            "...",
+            ".a",
+            "a..b",
             &"r".repeat(64),
         ] {
             assert!(validate_room(ok).is_ok(), "{ok}");
@@ -588,6 +833,8 @@ mod tests {
             "a#",
             "ⅷ",
             "e\u{301}",
+            ".",
+            "..",
             &"r".repeat(65),
         ] {
             assert_eq!(

@@ -6,6 +6,10 @@
 //! header up front (1.5 KiB), which was a sixth of an idle connection's
 //! memory. Here an empty queue is one small allocation, its buffer grows
 //! with what is queued, and shrinks again after a burst.
+//!
+//! The queue is bounded in items and, optionally, in bytes: a few hundred
+//! large relayed offers are megabytes, and the item bound alone would let a
+//! reader that never reads pin that much.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +22,8 @@ const SHRINK_ABOVE: usize = 64;
 
 struct State<T> {
     items: VecDeque<T>,
+    /// Sum of the weights of `items`.
+    bytes: usize,
     senders: usize,
     receiver_gone: bool,
 }
@@ -28,6 +34,8 @@ struct Shared<T> {
     /// kept (one permit), so none is lost between its check and its wait.
     wake: Notify,
     capacity: usize,
+    max_bytes: usize,
+    weigh: fn(&T) -> usize,
 }
 
 impl<T> Shared<T> {
@@ -39,7 +47,8 @@ impl<T> Shared<T> {
 /// Why [`Sender::try_send`] gave the item back.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrySendError<T> {
-    /// The queue holds `capacity` items.
+    /// The queue holds `capacity` items, or this item would take it past
+    /// its byte bound.
     Full(T),
     /// The receiver is gone.
     Closed(T),
@@ -73,14 +82,29 @@ impl<T> std::fmt::Debug for Receiver<T> {
 
 /// A queue that holds at most `capacity` items (at least 1).
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    bounded(capacity, usize::MAX, |_| 0)
+}
+
+/// A queue that holds at most `capacity` items (at least 1) weighing at most
+/// `max_bytes` together, as `weigh` counts them. An empty queue takes any
+/// one item, so a single item above `max_bytes` is delayed, not refused
+/// forever.
+pub fn bounded<T>(
+    capacity: usize,
+    max_bytes: usize,
+    weigh: fn(&T) -> usize,
+) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            bytes: 0,
             senders: 1,
             receiver_gone: false,
         }),
         wake: Notify::new(),
         capacity: capacity.max(1),
+        max_bytes,
+        weigh,
     });
     (
         Sender {
@@ -98,9 +122,13 @@ impl<T> Sender<T> {
             if state.receiver_gone {
                 return Err(TrySendError::Closed(item));
             }
-            if state.items.len() >= self.shared.capacity {
+            let weight = (self.shared.weigh)(&item);
+            let too_heavy = !state.items.is_empty()
+                && state.bytes.saturating_add(weight) > self.shared.max_bytes;
+            if state.items.len() >= self.shared.capacity || too_heavy {
                 return Err(TrySendError::Full(item));
             }
+            state.bytes += weight;
             state.items.push_back(item);
         }
         self.shared.wake.notify_one();
@@ -135,6 +163,9 @@ impl<T> Receiver<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         let mut state = self.shared.lock();
         let item = state.items.pop_front();
+        if let Some(item) = &item {
+            state.bytes -= (self.shared.weigh)(item);
+        }
         if state.items.is_empty() && state.items.capacity() > SHRINK_ABOVE {
             state.items = VecDeque::new();
         }
@@ -160,6 +191,7 @@ impl<T> Drop for Receiver<T> {
         let mut state = self.shared.lock();
         state.receiver_gone = true;
         state.items = VecDeque::new();
+        state.bytes = 0;
     }
 }
 
@@ -181,6 +213,26 @@ mod tests {
         assert_eq!(rx.try_recv(), None);
         drop(rx);
         assert_eq!(tx.try_send(5), Err(TrySendError::Closed(5)));
+    }
+
+    #[test]
+    fn the_byte_bound_holds_but_an_empty_queue_takes_anything() {
+        let (tx, mut rx) = bounded(100, 10, |s: &String| s.len());
+        assert_eq!(tx.try_send("123456".to_owned()), Ok(()));
+        assert_eq!(tx.try_send("1234".to_owned()), Ok(()));
+        assert_eq!(
+            tx.try_send("1".to_owned()),
+            Err(TrySendError::Full("1".to_owned()))
+        );
+        assert_eq!(rx.try_recv().as_deref(), Some("123456"));
+        assert_eq!(tx.try_send("123456".to_owned()), Ok(()));
+        assert_eq!(rx.try_recv().as_deref(), Some("1234"));
+        assert_eq!(rx.try_recv().as_deref(), Some("123456"));
+        // Bigger than the bound, but alone: taken.
+        assert_eq!(tx.try_send("x".repeat(50)), Ok(()));
+        assert!(tx.try_send("y".to_owned()).is_err());
+        assert_eq!(rx.try_recv().map(|s| s.len()), Some(50));
+        assert_eq!(rx.shared.lock().bytes, 0);
     }
 
     #[test]

@@ -1,16 +1,27 @@
-//! The HTTP side: routes, the WebSocket upgrade (origin check, connection
-//! limit, frame limits) and graceful shutdown.
+//! The HTTP side: the accept loop, routes, the WebSocket upgrade (origin
+//! check, connection limit, frame limits), security headers and graceful
+//! shutdown.
 //!
 //! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /metrics`
-//! (Prometheus; on its own listener with `--metrics`), `GET /` and
-//! `GET /r/<room>` (the web client), and every other file of the web client
-//! at its path.
+//! (Prometheus; for loopback clients only on the main listener, or on its
+//! own listener with `--metrics`), `GET /` and `GET /r/<room>` (the web
+//! client), and every other file of the web client at its path.
+//!
+//! Connections are served by hyper directly rather than `axum::serve`,
+//! which has no header read timeout (no timer) and no hook per connection:
+//! each accepted TCP connection takes a per-IP slot (`--max-connections-per-ip`;
+//! over it, every request gets 429), does its TLS handshake in its own task
+//! (`--max-tls-handshakes` at once), and must send each request's headers
+//! within `--http-header-timeout` (idle keep-alive connections are closed
+//! after it too). Every response the router makes carries the
+//! [security headers](security_headers).
 //!
 //! Shutdown: cancelling the token stops accepting, makes every socket send
-//! close 1001, and [`Server::run`] waits for the socket tasks with a timeout.
-//! (axum's graceful shutdown alone does not close upgraded WebSockets.)
+//! close 1001 and every HTTP connection finish its request and close, and
+//! [`Server::run`] waits for all of them at most `--shutdown-timeout`, then
+//! drops what is left (half-sent requests included).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,19 +29,24 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tower_service::Service as _;
+use tracing::{debug, info, warn};
 
 use crate::assets;
 use crate::config::{Config, RESERVED_FDS};
 use crate::hub::Hub;
 use crate::metrics::{self, UpgradeRefusal};
+use crate::origin::{self, Origin, OriginPolicy, Scheme};
+use crate::per_ip::{self, PerIp};
 use crate::tls::{self, Listener, Tls};
 use crate::turn::TurnServer;
 use crate::ws::{self, SocketSettings};
@@ -67,9 +83,17 @@ struct App {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     open: AtomicUsize,
+    /// Which page origins may open `/ws`.
+    origins: OriginPolicy,
+    /// Open connections per client address.
+    per_ip: Arc<PerIp>,
     /// Upgrades refused at the connection limit since the last log line,
     /// and when that line was written.
     limit_log: Mutex<(u64, Option<Instant>)>,
+    /// The same for upgrades refused for their origin.
+    origin_log: Mutex<(u64, Option<Instant>)>,
+    /// The same for connections refused at the per-IP cap.
+    per_ip_log: Mutex<(u64, Option<Instant>)>,
 }
 
 /// At most one log line per this interval about connections refused at
@@ -79,7 +103,7 @@ pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// A bound server, ready to run.
 pub struct Server {
     listener: Listener,
-    metrics_listener: Option<TcpListener>,
+    metrics_listener: Option<Listener>,
     app: Arc<App>,
     turn: Option<TurnServer>,
     self_signed: Option<PathBuf>,
@@ -101,12 +125,22 @@ impl Server {
             addr: cfg.listen,
             source,
         })?;
+        let port = tcp.local_addr()?.port();
         let self_signed = tls.as_ref().and_then(|t| t.self_signed.clone());
-        let listener = Listener::new(tcp, tls.map(|t| t.acceptor))?;
+        let origins = origin_policy(&cfg, tls.as_ref().map(|t| t.names.as_slice()), port);
+        debug!(
+            origins = origins
+                .origins()
+                .map(Origin::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            "origins allowed to open /ws"
+        );
+        let listener = Listener::new(tcp, tls.map(|t| t.acceptor), cfg.max_tls_handshakes);
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
             let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
-            let http = axum::serve::Listener::local_addr(&listener).ok();
+            let http = listener.local_addr().ok();
             let server = TurnServer::start(&turn_cfg.with_own_addrs(http), secret.clone()).await?;
             cfg.core
                 .ice
@@ -124,13 +158,16 @@ impl Server {
                 .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);
         }
         let metrics_listener = match cfg.metrics_listen {
-            Some(addr) => Some(
+            Some(addr) => Some(Listener::new(
                 listen(addr, METRICS_BACKLOG)
                     .map_err(|source| ServerError::Bind { addr, source })?,
-            ),
+                None,
+                1,
+            )),
             None => None,
         };
         let hub = Hub::new(cfg.core.clone());
+        let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {
             listener,
             metrics_listener,
@@ -142,14 +179,18 @@ impl Server {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 open: AtomicUsize::new(0),
+                origins,
+                per_ip,
                 limit_log: Mutex::new((0, None)),
+                origin_log: Mutex::new((0, None)),
+                per_ip_log: Mutex::new((0, None)),
             }),
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        axum::serve::Listener::local_addr(&self.listener)
+        self.listener.local_addr()
     }
 
     /// `https` with TLS, else `http`.
@@ -171,6 +212,11 @@ impl Server {
         self.turn.as_ref().map(TurnServer::local_addr)
     }
 
+    /// The address users open (`--public-url`), if set.
+    pub fn public_url(&self) -> Option<&Origin> {
+        self.app.cfg.public_url.as_ref()
+    }
+
     /// The address of the separate metrics listener (`--metrics`), if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener
@@ -190,65 +236,337 @@ impl Server {
     }
 
     /// Serves until `stop` is cancelled, then closes every socket with 1001
-    /// and waits (at most `--shutdown-timeout`) for their tasks.
+    /// and waits (at most `--shutdown-timeout`) for their tasks and for the
+    /// HTTP connections; what is left then is dropped.
     pub async fn run(self, stop: CancellationToken) -> Result<(), ServerError> {
         let app = self.app;
+        let headers = Arc::new(SecurityHeaders::new(
+            self.listener.is_tls(),
+            self.self_signed.is_some(),
+        ));
         let mut router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .route("/", get(index))
             .route("/r/{*room}", get(room_page));
         if self.metrics_listener.is_none() {
-            router = router.route("/metrics", get(metrics));
+            router = router.route("/metrics", get(metrics_on_main));
         }
-        let router = router.fallback(get(asset)).with_state(app.clone());
+        let router = router
+            .fallback(get(asset))
+            .layer(axum::middleware::map_response_with_state(
+                headers.clone(),
+                security_headers,
+            ))
+            .with_state(app.clone());
+        let refuse = Router::new()
+            .fallback(too_many_from_one_address)
+            .layer(axum::middleware::map_response_with_state(
+                headers.clone(),
+                security_headers,
+            ))
+            .with_state(app.clone());
         let timers = tokio::spawn(app.hub.clone().run_timers(app.shutdown.clone()));
         let shutdown = app.shutdown.clone();
+        // Cancelled when the shutdown timeout has passed: connections still
+        // open are dropped.
+        let force = CancellationToken::new();
+        let conns = TaskTracker::new();
+        let http = HttpSettings {
+            header_timeout: app.cfg.http_header_timeout,
+            shutdown: shutdown.clone(),
+            force: force.clone(),
+            conns: conns.clone(),
+        };
         let metrics_server = self.metrics_listener.map(|listener| {
             let router = Router::new()
                 .route("/metrics", get(metrics))
+                .layer(axum::middleware::map_response_with_state(
+                    headers.clone(),
+                    security_headers,
+                ))
                 .with_state(app.clone());
-            let stop = shutdown.clone().cancelled_owned();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-            })
+            // The operator's own address: no per-IP cap there.
+            let per_ip = PerIp::new(0);
+            tokio::spawn(accept_loop(
+                listener,
+                router.clone(),
+                router,
+                per_ip,
+                None,
+                http.clone(),
+            ))
         });
-        // The listener sets TCP_NODELAY on every connection (see tls.rs).
-        let serve = axum::serve(self.listener, router).with_graceful_shutdown({
-            let stop = stop.clone();
-            let shutdown = shutdown.clone();
-            async move {
-                stop.cancelled().await;
-                shutdown.cancel();
-            }
-        });
-        let result = serve.await;
+        tokio::select! {
+            () = accept_loop(
+                self.listener,
+                router,
+                refuse,
+                app.per_ip.clone(),
+                Some(app.clone()),
+                http.clone(),
+            ) => {}
+            () = stop.cancelled() => {}
+        }
+        // The listening socket is closed by now: new connections are refused.
         shutdown.cancel();
+        if let Some(task) = metrics_server {
+            let _ = task.await;
+        }
         app.tracker.close();
+        conns.close();
         let open = app.tracker.len();
         if open > 0 {
             info!(open, "closing connections");
         }
-        if tokio::time::timeout(app.cfg.shutdown_timeout, app.tracker.wait())
+        let all_closed = async {
+            tokio::join!(app.tracker.wait(), conns.wait());
+        };
+        if tokio::time::timeout(app.cfg.shutdown_timeout, all_closed)
             .await
             .is_err()
         {
             warn!(
-                left = app.tracker.len(),
-                "some connections did not close in time"
+                sockets = app.tracker.len(),
+                http = conns.len(),
+                "some connections did not close in time; dropping them"
             );
         }
+        force.cancel();
         let _ = timers.await;
-        if let Some(task) = metrics_server {
-            let _ = task.await;
-        }
         if let Some(turn) = self.turn {
             turn.close().await;
         }
-        result.map_err(ServerError::Io)
+        Ok(())
     }
+}
+
+/// What every HTTP connection task needs.
+#[derive(Clone)]
+struct HttpSettings {
+    header_timeout: Duration,
+    /// Finish the current request, then close.
+    shutdown: CancellationToken,
+    /// Close now.
+    force: CancellationToken,
+    /// Where connection tasks are tracked, for shutdown.
+    conns: TaskTracker,
+}
+
+/// A client address's place under `--max-connections-per-ip`, carried by
+/// every request of its connection so that a WebSocket keeps it after the
+/// upgrade.
+#[derive(Clone)]
+struct IpSlot(#[allow(dead_code)] Arc<per_ip::Slot>);
+
+/// Accepts connections until `shutdown` is cancelled; each is served in its
+/// own task by `router` (or by `refuse` when its address is over the per-IP
+/// cap). Returns at shutdown, closing the listening socket.
+async fn accept_loop(
+    listener: Listener,
+    router: Router,
+    refuse: Router,
+    per_ip: Arc<PerIp>,
+    app: Option<Arc<App>>,
+    http: HttpSettings,
+) {
+    let handshaker = listener.handshaker();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = http.shutdown.cancelled() => return,
+        };
+        let slot = per_ip.try_acquire(peer.ip());
+        let router = if slot.is_some() {
+            router.clone()
+        } else {
+            if let Some(app) = &app {
+                log_per_ip_refusal(app, peer.ip());
+            }
+            refuse.clone()
+        };
+        let handshaker = handshaker.clone();
+        let http2 = http.clone();
+        http.conns.spawn(async move {
+            let http = http2;
+            let stream = tokio::select! {
+                s = handshaker.handshake(tcp, peer) => s,
+                () = http.shutdown.cancelled() => None,
+            };
+            let Some(stream) = stream else {
+                return;
+            };
+            let slot = slot.map(|s| IpSlot(Arc::new(s)));
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(slot) = &slot {
+                    req.extensions_mut().insert(slot.clone());
+                }
+                let mut router = router.clone();
+                async move { router.call(req).await }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(http.header_timeout);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(%peer, error = %e, "HTTP connection ended with an error");
+                    }
+                    return;
+                }
+                () = http.shutdown.cancelled() => {}
+            }
+            // Let the request in progress finish, then close; a request
+            // that is never completed waits for the force signal.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = http.force.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// The headers every response carries (added when the handler did not set
+/// them): the web client's Content-Security-Policy, `nosniff`, no referrer,
+/// camera, microphone, screen capture and full screen for this origin only,
+/// and HSTS under TLS.
+#[derive(Debug)]
+pub struct SecurityHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// `Permissions-Policy`: the powerful features the client uses, for this
+/// origin only (and so never for an embedding page, which
+/// `frame-ancestors 'none'` forbids anyway); the rest stay off.
+pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
+fullscreen=(self), geolocation=(), payment=(), usb=()";
+
+/// HSTS for an operator's certificate: a year.
+pub const HSTS: &str = "max-age=31536000";
+
+/// HSTS for a self-signed certificate: a day. HSTS is per host name, not per
+/// port, so a year of it for `localhost` (once a user imported the
+/// certificate) would turn every `http://localhost:*` of that browser into
+/// https for a year; browsers ignore it on untrusted certificates anyway.
+pub const HSTS_SELF_SIGNED: &str = "max-age=86400";
+
+impl SecurityHeaders {
+    /// The headers for a listener with or without TLS.
+    pub fn new(tls: bool, self_signed: bool) -> Self {
+        let mut headers = vec![
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(assets::CONTENT_SECURITY_POLICY),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (
+                HeaderName::from_static("permissions-policy"),
+                HeaderValue::from_static(PERMISSIONS_POLICY),
+            ),
+        ];
+        if tls {
+            headers.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(if self_signed { HSTS_SELF_SIGNED } else { HSTS }),
+            ));
+        }
+        Self { headers }
+    }
+
+    /// Adds the headers `response` lacks.
+    pub fn apply(&self, response: &mut Response) {
+        let h = response.headers_mut();
+        for (name, value) in &self.headers {
+            if !h.contains_key(name) {
+                h.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+async fn security_headers(
+    State(headers): State<Arc<SecurityHeaders>>,
+    mut response: Response,
+) -> Response {
+    headers.apply(&mut response);
+    response
+}
+
+/// Every request of a connection over `--max-connections-per-ip`.
+async fn too_many_from_one_address() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONNECTION, "close"), (header::RETRY_AFTER, "10")],
+        "too many connections from your address; close some and try again\n",
+    )
+        .into_response()
+}
+
+/// The origins allowed to open `/ws`: `--public-url`, `--allowed-origin`,
+/// the certificate's names and the machine's own names on the listener's
+/// scheme and `port` (see [`crate::origin`]).
+fn origin_policy(cfg: &Config, cert_names: Option<&[String]>, port: u16) -> OriginPolicy {
+    let scheme = if cfg.tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let listen = cfg.listen.ip();
+    let own = if listen.is_loopback() {
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        names.push(listen.to_string());
+        names
+    } else {
+        // The names a self-signed certificate would cover: on a wildcard
+        // address (LAN use), the host name and every local address.
+        tls::local_names(listen)
+    };
+    let mut origins = origin::machine_origins(scheme, &own, port);
+    if let Some(names) = cert_names {
+        origins.extend(origin::machine_origins(scheme, names, port));
+    }
+    origins.extend(cfg.public_url.clone());
+    OriginPolicy::new(origins, &cfg.allowed_origins)
+}
+
+/// Whether `/metrics` on the main listener answers this request: only a
+/// client on loopback, and only one that is not a reverse proxy forwarding
+/// someone else's request (a proxy on the same machine connects from
+/// loopback too; it is recognised by the forwarding headers proxies add).
+pub fn metrics_visible(peer: IpAddr, headers: &HeaderMap) -> bool {
+    let loopback = match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    let forwarded = [
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-real-ip",
+    ]
+    .iter()
+    .any(|h| headers.contains_key(*h));
+    loopback && !forwarded
 }
 
 /// 32 random bytes, for an embedded TURN server given no `--turn-secret`.
@@ -301,6 +619,19 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// `/metrics` on the main listener: for loopback clients only (404 for
+/// the others, as if it did not exist).
+async fn metrics_on_main(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !metrics_visible(peer.ip(), &headers) {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    }
+    metrics(State(app)).await
+}
+
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let body = metrics::render(&app.hub.metrics());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
@@ -322,30 +653,6 @@ async fn asset(uri: Uri, headers: HeaderMap) -> Response {
     assets::serve(path, &headers)
 }
 
-/// Whether a WebSocket upgrade with these headers may proceed: no `Origin`
-/// (not a browser), the server's own origin, or one allowed by the operator.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim_end_matches('/');
-    let own = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|host| {
-            origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
-        });
-    own || allowed
-        .iter()
-        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
 /// Counts an open connection; gives the slot back when dropped.
 struct Slot(Arc<App>);
 
@@ -357,19 +664,20 @@ impl Drop for Slot {
 
 async fn upgrade(
     State(app): State<Arc<App>>,
+    ip_slot: Option<Extension<IpSlot>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&headers, &app.cfg.allowed_origins) {
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or("?");
-        info!(origin, "refused a cross-origin WebSocket upgrade");
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("?"));
+    if !app.origins.allows(origin) {
         app.hub.refused_upgrade(UpgradeRefusal::Origin);
+        log_origin_refusal(&app, origin.unwrap_or("?"));
         return (
             StatusCode::FORBIDDEN,
-            "cross-origin WebSocket refused; the operator can allow it with --allowed-origin\n",
+            "WebSocket from a page of another origin refused; if this is the address users open, \
+             the operator sets it with --public-url (or --allowed-origin)\n",
         )
             .into_response();
     }
@@ -391,6 +699,9 @@ async fn upgrade(
     let settings = SocketSettings {
         heartbeat: app.cfg.heartbeat_interval,
         outbound_queue: app.cfg.outbound_queue,
+        outbound_queue_bytes: app.cfg.outbound_queue_bytes,
+        write_timeout: app.cfg.write_timeout,
+        join_timeout: app.cfg.join_timeout,
     };
     let max = app.cfg.max_frame_bytes;
     upgrade
@@ -402,31 +713,69 @@ async fn upgrade(
             let shutdown = app.shutdown.clone();
             app.tracker.track_future(async move {
                 let _slot = slot;
+                // The socket keeps its address's place until it ends.
+                let _ip_slot = ip_slot;
                 ws::run(socket, hub, settings, shutdown).await;
             })
         })
 }
 
+/// Counts one refusal in `log`; once per [`LIMIT_LOG_INTERVAL`] returns
+/// how many there were since the last line (then write one).
+fn refusal_due(log: &Mutex<(u64, Option<Instant>)>) -> Option<u64> {
+    let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+    log.0 += 1;
+    let due = log.1.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL);
+    due.then(|| {
+        let n = log.0;
+        *log = (0, Some(Instant::now()));
+        n
+    })
+}
+
 /// Counts a refusal at the connection limit; logs at most once per
 /// [`LIMIT_LOG_INTERVAL`], with how many were refused since the last line.
 fn log_limit_refusal(app: &App) {
-    let mut log = app.limit_log.lock().unwrap_or_else(|e| e.into_inner());
-    log.0 += 1;
-    let due = log.1.is_none_or(|at| at.elapsed() >= LIMIT_LOG_INTERVAL);
-    if due {
+    if let Some(refused) = refusal_due(&app.limit_log) {
         warn!(
             max_connections = app.cfg.max_connections,
-            refused = log.0,
+            refused,
             "connection limit reached: refusing new connections with HTTP 503 (raise --max-connections and the open-file limit to allow more)"
         );
-        *log = (0, Some(Instant::now()));
+    }
+}
+
+/// Logs (at most once per [`LIMIT_LOG_INTERVAL`]) an upgrade refused for
+/// its origin, saying which setting allows it.
+fn log_origin_refusal(app: &App, origin: &str) {
+    if let Some(refused) = refusal_due(&app.origin_log) {
+        warn!(
+            origin,
+            refused,
+            "refused a WebSocket upgrade from a page whose origin is not one of this server's names \
+             (DNS rebinding defence); if users open huddle at this address (e.g. behind a reverse proxy), \
+             start huddle with --public-url {origin} (or --allowed-origin {origin})"
+        );
+    }
+}
+
+/// Logs (at most once per [`LIMIT_LOG_INTERVAL`]) a connection refused at
+/// `--max-connections-per-ip`.
+fn log_per_ip_refusal(app: &App, ip: IpAddr) {
+    if let Some(refused) = refusal_due(&app.per_ip_log) {
+        warn!(
+            %ip,
+            max_connections_per_ip = app.cfg.max_connections_per_ip,
+            refused,
+            "an address reached its connection cap: refusing its new connections with HTTP 429 \
+             (behind a reverse proxy every user shares the proxy's address: use --max-connections-per-ip 0)"
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -437,33 +786,107 @@ mod tests {
     }
 
     #[test]
-    fn origins() {
-        let allowed = vec!["https://app.example.com".to_owned()];
-        assert!(origin_allowed(&headers(&[("host", "h:8080")]), &allowed));
-        assert!(origin_allowed(
-            &headers(&[("host", "h:8080"), ("origin", "http://h:8080")]),
-            &allowed
-        ));
-        assert!(origin_allowed(
-            &headers(&[
-                ("host", "chat.example.com"),
-                ("origin", "https://chat.example.com")
-            ]),
-            &allowed
-        ));
-        assert!(origin_allowed(
-            &headers(&[("host", "h:8080"), ("origin", "https://app.example.com")]),
-            &allowed
-        ));
-        for bad in [
-            "http://evil.example",
-            "null",
-            "http://h:8081",
-            "http://h:8080.evil",
-        ] {
-            let mut h = headers(&[("host", "h:8080")]);
-            h.insert("origin", HeaderValue::from_static(bad));
-            assert!(!origin_allowed(&h, &allowed), "{bad}");
+    fn metrics_answer_only_loopback_clients_that_are_not_proxied() {
+        let none = HeaderMap::new();
+        for ip in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert!(metrics_visible(ip.parse().unwrap(), &none), "{ip}");
         }
+        for ip in [
+            "192.0.2.7",
+            "10.0.0.1",
+            "2001:db8::1",
+            "::ffff:192.0.2.7",
+            "0.0.0.0",
+        ] {
+            assert!(!metrics_visible(ip.parse().unwrap(), &none), "{ip}");
+        }
+        // A reverse proxy on the same machine forwarding an outside request.
+        for h in [
+            "x-forwarded-for",
+            "forwarded",
+            "x-real-ip",
+            "x-forwarded-host",
+        ] {
+            let proxied = headers(&[(h, "192.0.2.7")]);
+            assert!(
+                !metrics_visible("127.0.0.1".parse().unwrap(), &proxied),
+                "{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn origins_are_the_configured_names_not_the_request_s() {
+        let cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            public_url: Some(Origin::parse("https://chat.example.com").unwrap()),
+            allowed_origins: vec!["https://friend.example".to_owned()],
+            ..Config::default()
+        };
+        let p = origin_policy(&cfg, None, 8080);
+        for ok in [
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "https://chat.example.com",
+            "https://friend.example",
+        ] {
+            assert!(p.allows(Some(ok)), "{ok}");
+        }
+        for bad in [
+            "http://evil.example:8080",
+            "https://localhost:8080",
+            "http://localhost:8081",
+        ] {
+            assert!(!p.allows(Some(bad)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_certificate_s_names_are_https_origins_on_the_listener_s_port() {
+        let cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tls: Some(tls::TlsSource::Files {
+                cert: "c".into(),
+                key: "k".into(),
+            }),
+            ..Config::default()
+        };
+        let names = ["chat.example.com".to_owned(), "*.lan.example".to_owned()];
+        let p = origin_policy(&cfg, Some(&names), 8443);
+        assert!(p.allows(Some("https://chat.example.com:8443")));
+        assert!(p.allows(Some("https://box.lan.example:8443")));
+        assert!(p.allows(Some("https://localhost:8443")));
+        assert!(!p.allows(Some("http://chat.example.com:8443")));
+        assert!(!p.allows(Some("https://chat.example.com")));
+    }
+
+    #[test]
+    fn security_headers_fill_in_without_overriding() {
+        let h = SecurityHeaders::new(true, false);
+        let mut r = (
+            StatusCode::NOT_FOUND,
+            [(header::REFERRER_POLICY, "same-origin")],
+            "x",
+        )
+            .into_response();
+        h.apply(&mut r);
+        assert_eq!(r.headers()[header::REFERRER_POLICY], "same-origin");
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(r.headers()[header::STRICT_TRANSPORT_SECURITY], HSTS);
+        let mut plain = "x".into_response();
+        SecurityHeaders::new(false, false).apply(&mut plain);
+        assert!(
+            plain
+                .headers()
+                .get(header::STRICT_TRANSPORT_SECURITY)
+                .is_none()
+        );
+        assert!(
+            plain.headers()["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("camera=(self)")
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! HTTPS/WSS: the certificate (PEM files, or a self-signed one kept in the
 //! data directory) and the listener that terminates TLS in front of axum.
 //!
-//! Handshakes run in their own tasks, so a slow or silent client never holds
-//! up the others; a handshake that takes longer than
-//! [`TLS_HANDSHAKE_TIMEOUT`] is dropped.
+//! Handshakes run in each connection's own task, so a slow or silent client
+//! never holds up the others; at most `--max-tls-handshakes` run at once,
+//! and one that takes longer than [`TLS_HANDSHAKE_TIMEOUT`] (waiting for its
+//! turn included) is dropped.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +18,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
@@ -75,6 +76,14 @@ pub enum TlsError {
     /// Generating a certificate failed.
     #[error("cannot generate a self-signed certificate")]
     Generate(#[from] rcgen::Error),
+    /// The self-signed key can be read by other users.
+    #[error(
+        "{path} can be read by other users, so the key may have leaked: delete it (huddle makes a new certificate) or, if only you can have read it, chmod 600 it"
+    )]
+    KeyNotPrivate {
+        /// The key file.
+        path: PathBuf,
+    },
 }
 
 fn file_err(path: &Path) -> impl FnOnce(io::Error) -> TlsError + '_ {
@@ -90,29 +99,93 @@ pub struct Tls {
     pub acceptor: TlsAcceptor,
     /// For a self-signed certificate: its PEM file (users may import it).
     pub self_signed: Option<PathBuf>,
+    /// The names the certificate covers (DNS names of an operator's
+    /// certificate; names and addresses of a self-signed one): their
+    /// origins may open `/ws`.
+    pub names: Vec<String>,
 }
 
 impl Tls {
     /// Loads or generates the certificate. `names` gives the DNS names and
     /// addresses a self-signed certificate must cover (asked only for one).
+    ///
+    /// A self-signed key readable by group or others is refused (it may have
+    /// leaked); one whose certificate does not match it (a crash between
+    /// writing the two) is made anew. An operator's key readable by others
+    /// gets a warning: its permissions are the operator's business.
     pub fn load(source: &TlsSource, names: impl FnOnce() -> Vec<String>) -> Result<Self, TlsError> {
-        let (certs, key, self_signed) = match source {
-            TlsSource::Files { cert, key } => (read_certs(cert)?, read_key(key)?, None),
-            TlsSource::SelfSigned { data_dir } => {
-                let (cert, key) = self_signed(data_dir, &names(), SystemTime::now())?;
-                (read_certs(&cert)?, read_key(&key)?, Some(cert))
+        match source {
+            TlsSource::Files { cert, key } => {
+                warn_if_readable_by_others(key);
+                let certs = read_certs(cert)?;
+                let names = dns_names(&certs[0]);
+                let acceptor = acceptor(certs, read_key(key)?)?;
+                Ok(Self {
+                    acceptor,
+                    self_signed: None,
+                    names,
+                })
             }
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            self_signed,
-        })
+            TlsSource::SelfSigned { data_dir } => {
+                let names = names();
+                let now = SystemTime::now();
+                let (cert, key) = self_signed(data_dir, &names, now)?;
+                let acceptor = match acceptor(read_certs(&cert)?, read_key(&key)?) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, dir = %data_dir.display(), "the self-signed certificate and key do not match; making new ones");
+                        let (cert, key) = generate(data_dir, &names, now)?;
+                        acceptor(read_certs(&cert)?, read_key(&key)?)?
+                    }
+                };
+                Ok(Self {
+                    acceptor,
+                    self_signed: Some(cert),
+                    names,
+                })
+            }
+        }
+    }
+}
+
+/// The rustls acceptor for a chain and its key (rustls checks that they
+/// belong together).
+fn acceptor(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The DNS names of a certificate (its subject alternative names).
+fn dns_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    match webpki::EndEntityCert::try_from(cert) {
+        Ok(ee) => ee.valid_dns_names().map(str::to_ascii_lowercase).collect(),
+        Err(e) => {
+            warn!(error = ?e, "cannot read the certificate's names; only the machine's own names may open /ws (set --public-url)");
+            Vec::new()
+        }
+    }
+}
+
+/// Whether a file's mode lets group or others read or write it.
+fn readable_by_others(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    meta.permissions().mode() & 0o077 != 0
+}
+
+fn warn_if_readable_by_others(key: &Path) {
+    if std::fs::metadata(key).is_ok_and(|m| readable_by_others(&m)) {
+        warn!(
+            key = %key.display(),
+            "the TLS private key is readable by other users; make it private (chmod 600)"
+        );
     }
 }
 
@@ -200,6 +273,10 @@ pub fn local_addresses() -> Vec<IpAddr> {
 
 /// Returns the certificate and key files in `dir`, generating them when
 /// they are missing, expire within a week, or do not cover `names`.
+///
+/// A key found with permissions for group or others is refused with
+/// [`TlsError::KeyNotPrivate`]: it may have been read, and silently
+/// tightening it would hide that.
 pub fn self_signed(
     dir: &Path,
     names: &[String],
@@ -208,6 +285,11 @@ pub fn self_signed(
     let cert = dir.join(CERT_FILE);
     let key = dir.join(KEY_FILE);
     let meta = dir.join(NAMES_FILE);
+    if let Ok(m) = std::fs::metadata(&key)
+        && readable_by_others(&m)
+    {
+        return Err(TlsError::KeyNotPrivate { path: key });
+    }
     let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if let Ok(text) = std::fs::read_to_string(&meta) {
         let mut lines = text.lines();
@@ -221,6 +303,21 @@ pub fn self_signed(
         }
         info!("the self-signed certificate is old or misses a name; making a new one");
     }
+    generate(dir, names, now)
+}
+
+/// Makes a new self-signed certificate and key in `dir`.
+///
+/// Each file is written to a temporary file, synced, and renamed over the
+/// old one, key first, then certificate, then the list of names (which
+/// says the pair is complete): a crash leaves either the old files, or a
+/// new key with an old certificate, which [`Tls::load`] notices (they do
+/// not match) and repairs, never a half-written file.
+fn generate(dir: &Path, names: &[String], now: SystemTime) -> Result<(PathBuf, PathBuf), TlsError> {
+    let cert = dir.join(CERT_FILE);
+    let key = dir.join(KEY_FILE);
+    let meta = dir.join(NAMES_FILE);
+    let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     std::fs::create_dir_all(dir).map_err(file_err(dir))?;
     let mut params = rcgen::CertificateParams::new(names.to_vec())?;
     let mut dn = rcgen::DistinguishedName::new();
@@ -231,31 +328,53 @@ pub fn self_signed(
     params.not_after = (now + SELF_SIGNED_VALIDITY).into();
     let key_pair = rcgen::KeyPair::generate()?;
     let generated = params.self_signed(&key_pair)?;
-    write_private(&key, key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, generated.pem()).map_err(file_err(&cert))?;
     let not_after = now_s + SELF_SIGNED_VALIDITY.as_secs();
     let mut listing = format!("{not_after}\n");
     for n in names {
         listing.push_str(n);
         listing.push('\n');
     }
-    std::fs::write(&meta, listing).map_err(file_err(&meta))?;
+    // The names go first: a stale list would make the next start reuse
+    // a pair it should not, so it is removed until the pair is complete.
+    let _ = std::fs::remove_file(&meta);
+    write_atomically(&key, key_pair.serialize_pem().as_bytes())?;
+    write_atomically(&cert, generated.pem().as_bytes())?;
+    write_atomically(&meta, listing.as_bytes())?;
+    // The renames are durable once the directory is synced.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     info!(cert = %cert.display(), names = names.join(" "), "generated a self-signed certificate");
     Ok((cert, key))
 }
 
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+/// Writes `data` to `path` through a temporary file in the same directory
+/// (made only its owner can read, whatever the umask), synced, then
+/// renamed over `path`: readers see the old file or the new one, whole,
+/// and the result is mode 0600 even if the old file was not.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(file_err(path))?;
-    f.write_all(data).map_err(file_err(path))
+        .open(&tmp)
+        .map_err(file_err(&tmp))?;
+    let written = f.write_all(data).and_then(|()| f.sync_all());
+    drop(f);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(TlsError::File {
+            path: path.to_owned(),
+            source: e,
+        });
+    }
+    Ok(())
 }
 
 /// A connection, plain or TLS.
@@ -324,113 +443,101 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// The server's listener: plain TCP, or TCP with TLS handshakes done in
-/// their own tasks.
-pub enum Listener {
-    /// Plain HTTP.
-    Plain(TcpListener),
-    /// HTTPS: finished handshakes arrive on the channel.
-    Tls {
-        /// Where the listener is bound.
-        local: SocketAddr,
-        /// Connections that finished their handshake.
-        ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-        /// Stops the accept task when the listener goes.
-        _accept: AbortOnDrop,
-    },
+/// The server's listener: accepts TCP connections; a [`Handshaker`] turns
+/// each into a [`Stream`] (plain, or after its TLS handshake) inside the
+/// connection's own task, so a slow or silent client never holds up the
+/// others.
+pub struct Listener {
+    tcp: TcpListener,
+    handshaker: Handshaker,
 }
 
-/// Aborts a task when dropped.
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// Turns an accepted TCP connection into a [`Stream`]: nothing to do for
+/// plain HTTP; for HTTPS, the TLS handshake, at most `--max-tls-handshakes`
+/// at once and within [`TLS_HANDSHAKE_TIMEOUT`] (waiting for a turn
+/// included).
+#[derive(Clone)]
+pub struct Handshaker {
+    acceptor: Option<TlsAcceptor>,
+    permits: Arc<Semaphore>,
 }
 
 impl Listener {
-    /// Wraps `tcp`, terminating TLS with `acceptor` if given.
-    pub fn new(tcp: TcpListener, acceptor: Option<TlsAcceptor>) -> io::Result<Self> {
-        let Some(acceptor) = acceptor else {
-            return Ok(Self::Plain(tcp));
-        };
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(256);
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a bit.
-                        debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let _ = stream.set_nodelay(true);
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                    {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self::Tls {
-            local,
-            ready,
-            _accept: AbortOnDrop(task),
-        })
-    }
-
-    /// Whether connections are TLS.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Self::Tls { .. })
-    }
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = Stream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self {
-            Self::Plain(tcp) => loop {
-                match TcpListener::accept(tcp).await {
-                    Ok((s, a)) => {
-                        // Signaling messages are small and latency-bound:
-                        // without TCP_NODELAY, Nagle holds a frame written
-                        // right after another until the first is
-                        // acknowledged, and the peer's delayed ACK makes
-                        // that up to 40 ms.
-                        let _ = s.set_nodelay(true);
-                        return (Stream::Plain(s), a);
-                    }
-                    Err(e) => {
-                        debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            },
-            Self::Tls { ready, .. } => match ready.recv().await {
-                Some((s, a)) => (Stream::Tls(Box::new(s)), a),
-                // The accept task ended: nothing more will come.
-                None => std::future::pending().await,
+    /// Wraps `tcp`, terminating TLS with `acceptor` if given, with at most
+    /// `max_handshakes` handshakes in progress at once.
+    pub fn new(tcp: TcpListener, acceptor: Option<TlsAcceptor>, max_handshakes: usize) -> Self {
+        Self {
+            tcp,
+            handshaker: Handshaker {
+                acceptor,
+                permits: Arc::new(Semaphore::new(max_handshakes.max(1))),
             },
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        match self {
-            Self::Plain(tcp) => tcp.local_addr(),
-            Self::Tls { local, .. } => Ok(*local),
+    /// Whether connections are TLS.
+    pub fn is_tls(&self) -> bool {
+        self.handshaker.acceptor.is_some()
+    }
+
+    /// Where the listener is bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// What turns accepted connections into streams.
+    pub fn handshaker(&self) -> Handshaker {
+        self.handshaker.clone()
+    }
+
+    /// The next TCP connection, with `TCP_NODELAY` set.
+    pub async fn accept(&self) -> (TcpStream, SocketAddr) {
+        loop {
+            match self.tcp.accept().await {
+                Ok((s, a)) => {
+                    // Signaling messages are small and latency-bound:
+                    // without TCP_NODELAY, Nagle holds a frame written
+                    // right after another until the first is
+                    // acknowledged, and the peer's delayed ACK makes
+                    // that up to 40 ms.
+                    let _ = s.set_nodelay(true);
+                    return (s, a);
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a bit.
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+impl Handshaker {
+    /// The connection as a stream, or `None` when its TLS handshake failed
+    /// or did not finish in time.
+    pub async fn handshake(&self, tcp: TcpStream, peer: SocketAddr) -> Option<Stream> {
+        let Some(acceptor) = &self.acceptor else {
+            return Some(Stream::Plain(tcp));
+        };
+        let handshake = async {
+            // Waiting for a turn costs a task and a socket, but no CPU and
+            // no handshake state.
+            let _permit = self.permits.acquire().await.ok()?;
+            match acceptor.accept(tcp).await {
+                Ok(tls) => Some(tls),
+                Err(e) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+            }
+        };
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(tls) => tls.map(|t| Stream::Tls(Box::new(t))),
+            Err(_) => {
+                debug!(%peer, "TLS handshake timed out");
+                None
+            }
         }
     }
 }
@@ -479,6 +586,92 @@ mod tests {
         self_signed(&dir, &more, now + SELF_SIGNED_VALIDITY).unwrap();
         assert_ne!(std::fs::read(&cert).unwrap(), again);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn self_signed_source(dir: &Path) -> TlsSource {
+        TlsSource::SelfSigned {
+            data_dir: dir.to_owned(),
+        }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
+    }
+
+    #[test]
+    fn a_found_key_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tmp("leaky");
+        let (_, key) = self_signed(&dir, &names(), SystemTime::now()).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Tls::load(&self_signed_source(&dir), names)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, TlsError::KeyNotPrivate { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("self-signed-key.pem") && text.contains("chmod 600"),
+            "{text}"
+        );
+        // Deleting it, as the message says, makes a new private one.
+        std::fs::remove_file(&key).unwrap();
+        std::fs::remove_file(dir.join(NAMES_FILE)).unwrap();
+        Tls::load(&self_signed_source(&dir), names).unwrap();
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_found_key_with_loose_permissions_is_refused_and_a_new_one_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tmp("rewrite");
+        std::fs::create_dir_all(&dir).unwrap();
+        // A key file left world-readable by something else, and no names
+        // file: huddle refuses rather than reusing or silently rewriting it.
+        std::fs::write(dir.join(KEY_FILE), "old").unwrap();
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        assert!(matches!(
+            self_signed(&dir, &names(), SystemTime::now()),
+            Err(TlsError::KeyNotPrivate { .. })
+        ));
+        // Made fresh, the key is 0600 and no temporary file is left behind.
+        std::fs::remove_file(dir.join(KEY_FILE)).unwrap();
+        let (_, key) = self_signed(&dir, &names(), SystemTime::now()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_replaced() {
+        // As if huddle crashed after renaming a new key into place but
+        // before the certificate: the key is another one.
+        let dir = tmp("mismatch");
+        let other = tmp("mismatch-other");
+        let now = SystemTime::now();
+        let (cert, key) = self_signed(&dir, &names(), now).unwrap();
+        let (_, other_key) = self_signed(&other, &names(), now).unwrap();
+        std::fs::copy(&other_key, &key).unwrap();
+        let before = std::fs::read(&cert).unwrap();
+        let tls = Tls::load(&self_signed_source(&dir), names).expect("repaired");
+        assert_eq!(tls.names, names());
+        assert_ne!(std::fs::read(&cert).unwrap(), before, "a new pair");
+        // And the new pair loads as is.
+        Tls::load(&self_signed_source(&dir), names).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&other);
     }
 
     #[test]

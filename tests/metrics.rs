@@ -294,6 +294,8 @@ async fn a_slow_consumer_is_counted() {
     cfg.core.burst = 100_000;
     cfg.core.resume_queue = 60;
     cfg.core.resume_queue_bytes = 64 << 20;
+    // Room for a resume of that queue (the settings are checked together).
+    cfg.outbound_queue_bytes = 65 << 20;
     let srv = start(cfg).await;
     let (mut alice, _bob, _) = common::alice_and_bob(srv.addr).await;
     // bob never reads; alice sends until the server cuts him.

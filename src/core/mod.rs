@@ -20,14 +20,14 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use tracing::{debug, info};
 
 use crate::config::CoreConfig;
-use crate::protocol::{self, ClientMsg, ErrorCode, Name, Refusal, RelayKind};
+use crate::protocol::{self, ClientMsg, ErrorCode, Name, NameQuery, Refusal, RelayKind};
 pub use rate::{EPISODE_GAP, Verdict};
 pub use stats::{Departure, Stats};
 
@@ -132,12 +132,21 @@ struct Room {
 }
 
 impl Room {
+    /// The member a relay's `to` names: spelled exactly as in `peers` (the
+    /// common case, without allocating), or matched as names are compared.
     fn find_name(&self, to: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name.matches(to))
+        if let Some(i) = self.members.iter().position(|m| m.name.is_exactly(to)) {
+            return Some(i);
+        }
+        let query = NameQuery::new(to);
+        self.members.iter().position(|m| query.names(&m.name))
     }
 
-    fn find_key(&self, key: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name.key() == key)
+    /// A member other than `conn`'s own whose name clashes with `name`.
+    fn find_clash(&self, name: &Name, conn: ConnId) -> Option<&Member> {
+        self.members
+            .iter()
+            .find(|m| !matches!(m.link, Link::Live(c) if c == conn) && m.name.clashes(name))
     }
 
     fn find_conn(&self, conn: ConnId) -> Option<usize> {
@@ -153,8 +162,13 @@ pub struct Core {
     env: Box<dyn Env>,
     conns: IdMap<Conn>,
     rooms: HashMap<String, Room>,
-    /// Lost members: id → (room, deadline). Small; scanned for timers.
+    /// Lost members: id → (room, deadline).
     lost: IdMap<(String, Instant)>,
+    /// The same members by deadline, earliest first: timers and the resume
+    /// budget take from the front without scanning.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Bytes queued for all lost members together (`resume_budget_bytes`).
+    held_bytes: usize,
     next_member: u64,
     out: VecDeque<Output>,
     stats: Stats,
@@ -179,6 +193,8 @@ impl Core {
             conns: IdMap::default(),
             rooms: HashMap::new(),
             lost: IdMap::default(),
+            deadlines: BTreeSet::new(),
+            held_bytes: 0,
             next_member: 0,
             out: VecDeque::new(),
             stats: Stats::default(),
@@ -310,24 +326,37 @@ impl Core {
         };
         info!(room = %room_name, name = member.name.as_str(), "connection lost; holding the place");
         self.lost.insert(member.id, (room_name, deadline));
+        self.deadlines.insert((deadline, member.id));
     }
 
     /// The earliest instant at which [`Core::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.lost.values().map(|(_, deadline)| *deadline).min()
+        self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 
     /// Ends the grace period of every lost member whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<(u64, String)> = self
-            .lost
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(id, (room, _))| (*id, room.clone()))
-            .collect();
-        for (id, room) in expired {
-            self.remove_by_id(&room, id, Departure::GraceExpired);
+        while let Some(&(deadline, id)) = self.deadlines.first()
+            && deadline <= now
+        {
+            self.end_grace(id, Departure::GraceExpired);
         }
+    }
+
+    /// Ends the grace period of lost member `id` now.
+    fn end_grace(&mut self, id: u64, why: Departure) {
+        match self.lost.get(&id) {
+            Some((room, _)) => {
+                let room = room.clone();
+                self.remove_by_id(&room, id, why);
+            }
+            None => debug_assert!(false, "a deadline without a lost member"),
+        }
+    }
+
+    /// Bytes queued for lost members, all together.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// The next thing to do, if any.
@@ -399,20 +428,22 @@ impl Core {
         // the client where it was.
         let mut resume_index = None;
         if let Some(room) = self.rooms.get(room_name) {
-            if let Some(i) = room.find_key(name.key()) {
-                let member = &room.members[i];
-                let own = matches!(member.link, Link::Live(c) if c == conn);
-                if token.is_some_and(|t| tokens_equal(t, &member.token)) {
-                    resume_index = Some(i);
-                } else if !own {
-                    return Err(Refusal::new(
-                        ErrorCode::NameTaken,
-                        format!(
-                            "the name \"{}\" is already taken in room \"{room_name}\"; choose another name",
-                            member.name.as_str()
-                        ),
-                    ));
-                }
+            // A resume: the member of this (folded) name, with its token.
+            resume_index = token.and_then(|t| {
+                room.members
+                    .iter()
+                    .position(|m| m.name.key() == name.key() && tokens_equal(t, &m.token))
+            });
+            if resume_index.is_none()
+                && let Some(member) = room.find_clash(&name, conn)
+            {
+                return Err(Refusal::new(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "the name \"{}\" is already taken in room \"{room_name}\"; choose another name",
+                        member.name.as_str()
+                    ),
+                ));
             }
             let here = current.as_deref() == Some(room_name);
             let size_after_leaving = room.members.len() - usize::from(here);
@@ -504,8 +535,14 @@ impl Core {
                 VecDeque::new()
             }
             Link::Live(_) => VecDeque::new(),
-            Link::Lost { queue, .. } => {
+            Link::Lost {
+                queue,
+                bytes,
+                deadline,
+            } => {
                 self.lost.remove(&id);
+                self.deadlines.remove(&(deadline, id));
+                self.held_bytes -= bytes;
                 queue
             }
         };
@@ -579,6 +616,7 @@ impl Core {
         }
         let frame = protocol::relay(kind, &room.members[from].name, payload);
         let from_id = room.members[from].id;
+        let target_id = room.members[target].id;
         match &mut room.members[target].link {
             Link::Live(to_conn) => {
                 let to_conn = *to_conn;
@@ -588,12 +626,37 @@ impl Core {
                 if queue.len() >= self.cfg.resume_queue
                     || *bytes + frame.len() > self.cfg.resume_queue_bytes
                 {
-                    let id = room.members[target].id;
                     let room_name = room_name.to_owned();
-                    self.remove_by_id(&room_name, id, Departure::QueueOverflow);
+                    self.remove_by_id(&room_name, target_id, Departure::QueueOverflow);
                     return Ok(());
                 }
+                // The global budget: the oldest grace periods end first, which
+                // may be the addressee's own.
+                while self.held_bytes + frame.len() > self.cfg.resume_budget_bytes {
+                    let Some(&(_, oldest)) = self.deadlines.first() else {
+                        break;
+                    };
+                    self.end_grace(oldest, Departure::ResumeBudget);
+                    if oldest == target_id {
+                        return Ok(());
+                    }
+                }
+                let room_name = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.room.as_deref())
+                    .expect("the sender is still in its room");
+                let room = self.rooms.get_mut(room_name).expect("its room exists");
+                let member = room
+                    .members
+                    .iter_mut()
+                    .find(|m| m.id == target_id)
+                    .expect("the addressee is still held");
+                let Link::Lost { queue, bytes, .. } = &mut member.link else {
+                    unreachable!("the addressee is lost");
+                };
                 *bytes += frame.len();
+                self.held_bytes += frame.len();
                 queue.push_back(Queued {
                     from: from_id,
                     frame,
@@ -625,7 +688,14 @@ impl Core {
             return;
         };
         let member = room.members.remove(i);
-        self.lost.remove(&id);
+        if let Link::Lost {
+            deadline, bytes, ..
+        } = &member.link
+        {
+            self.lost.remove(&id);
+            self.deadlines.remove(&(*deadline, id));
+            self.held_bytes -= bytes;
+        }
         if let Link::Live(conn) = member.link
             && let Some(state) = self.conns.get_mut(&conn)
         {
@@ -644,10 +714,12 @@ impl Core {
             match &mut other.link {
                 Link::Live(c) => live.push(*c),
                 Link::Lost { queue, bytes, .. } => {
+                    let held = &mut self.held_bytes;
                     queue.retain(|q| {
                         let keep = q.from != id;
                         if !keep {
                             *bytes -= q.frame.len();
+                            *held -= q.frame.len();
                         }
                         keep
                     });
@@ -675,7 +747,7 @@ impl Core {
                 assert!(
                     room.members[i + 1..]
                         .iter()
-                        .all(|o| o.name.key() != m.name.key()),
+                        .all(|o| !o.name.clashes(&m.name)),
                     "two members called {} in {name}",
                     m.name.as_str()
                 );
@@ -694,6 +766,7 @@ impl Core {
                         bytes,
                     } => {
                         assert_eq!(self.lost.get(&m.id), Some(&(name.clone(), *deadline)));
+                        assert!(self.deadlines.contains(&(*deadline, m.id)));
                         assert_eq!(*bytes, queue.iter().map(|q| q.frame.len()).sum::<usize>());
                         assert!(queue.len() <= self.cfg.resume_queue);
                     }
@@ -713,6 +786,21 @@ impl Core {
             let r = self.rooms.get(room).expect("a lost member's room exists");
             assert!(r.members.iter().any(|m| m.id == *id));
         }
+        assert_eq!(self.deadlines.len(), self.lost.len());
+        let held: usize = self
+            .rooms
+            .values()
+            .flat_map(|r| &r.members)
+            .map(|m| match &m.link {
+                Link::Lost { bytes, .. } => *bytes,
+                Link::Live(_) => 0,
+            })
+            .sum();
+        assert_eq!(self.held_bytes, held, "held bytes add up");
+        assert!(
+            self.held_bytes <= self.cfg.resume_budget_bytes,
+            "the resume budget holds"
+        );
     }
 }
 
@@ -730,11 +818,9 @@ fn not_joined() -> Refusal {
     )
 }
 
-/// Compares two tokens in time that depends only on their lengths.
+/// Compares two tokens in time that depends only on their lengths
+/// (`subtle`'s constant-time equality).
 fn tokens_equal(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

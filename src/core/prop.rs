@@ -174,6 +174,7 @@ proptest! {
             flood_close_after: Duration::from_secs(2),
             resume_queue: 2,
             resume_queue_bytes: 300,
+            resume_budget_bytes: 500,
             ..CoreConfig::default()
         };
         run(actions, cfg);

@@ -19,16 +19,20 @@ pub enum Departure {
     QueueOverflow,
     /// It joined another room.
     RoomChange,
+    /// Its connection was lost and its grace period was ended early to keep
+    /// all lost members' queues within `--resume-budget-bytes`.
+    ResumeBudget,
 }
 
 impl Departure {
     /// Every reason, in the order of [`Stats::leaves`].
-    pub const ALL: [Departure; 5] = [
+    pub const ALL: [Departure; 6] = [
         Departure::Leave,
         Departure::Closed,
         Departure::GraceExpired,
         Departure::QueueOverflow,
         Departure::RoomChange,
+        Departure::ResumeBudget,
     ];
 
     /// The reason as a metric label.
@@ -39,6 +43,7 @@ impl Departure {
             Departure::GraceExpired => "grace-expired",
             Departure::QueueOverflow => "queue-overflow",
             Departure::RoomChange => "room-change",
+            Departure::ResumeBudget => "resume-budget",
         }
     }
 }

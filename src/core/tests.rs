@@ -47,8 +47,9 @@ pub(crate) struct World {
     tokens: HashMap<ConnId, (String, String, String)>,
 }
 
+/// The key the core compares names by.
 fn key(name: &str) -> String {
-    name.trim().to_lowercase()
+    Name::parse(name).map_or_else(|_| name.trim().to_lowercase(), |n| n.key().to_owned())
 }
 
 impl World {
@@ -399,6 +400,52 @@ fn names_are_trimmed_and_unique_case_insensitively() {
     w.take(a);
     w.send(b, offer("  aLiCe ", "x"));
     w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn look_alike_names_are_taken_and_real_ones_are_not() {
+    let mut w = World::default_world();
+    let (a, b) = (w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    // Cyrillic а, full-width letters, a capital I for the l.
+    for fake in ["аlice", "ＡＬＩＣＥ", "aIice"] {
+        let touched = w.send(b, json!({"type":"join","room":"r","name":fake}));
+        w.expect_error(b, "name-taken");
+        assert_eq!(touched, HashSet::from([b]));
+    }
+    // Zero-width and bidi characters are refused outright.
+    for invisible in ["al\u{200B}ice", "\u{202E}ecila", "\u{2060}"] {
+        w.send(b, json!({"type":"join","room":"r","name":invisible}));
+        w.expect_error(b, "invalid-name");
+    }
+    assert_eq!(w.core.members("r"), ["alice"]);
+    // Different names in other scripts are welcome, and stay distinct.
+    let mut names = vec!["alice"];
+    for real in ["Анна", "José", "会议"] {
+        let c = w.connect();
+        w.join(c, "r", real, &names);
+        names.push(real);
+    }
+    // A relay may name a member by any spelling that clashes with it.
+    w.take(a);
+    let anna = w.connect();
+    w.send(anna, json!({"type":"join","room":"r","name":"анна"}));
+    w.expect_error(anna, "name-taken");
+    w.join(b, "r", "bob", &names);
+    w.take(a);
+    w.send(b, offer("ＡＬＩＣＥ", "x"));
+    w.expect(a, &[json!({"type":"offer","from":"bob","sdp":"x"})]);
+}
+
+#[test]
+fn rooms_dot_and_dot_dot_are_invalid() {
+    let mut w = World::default_world();
+    let a = w.connect();
+    for room in [".", ".."] {
+        w.send(a, json!({"type":"join","room":room,"name":"alice"}));
+        w.expect_error(a, "invalid-room");
+    }
+    w.join(a, "...", "alice", &[]);
 }
 
 #[test]
@@ -848,6 +895,94 @@ fn the_resume_queue_is_bounded_in_bytes_too() {
     w.expect_nothing(a);
     w.send(a, offer("bob", &"x".repeat(500)));
     w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+}
+
+#[test]
+fn the_resume_budget_ends_the_oldest_grace_periods_first() {
+    // Three lost members may hold 2,500 bytes together.
+    let mut w = World::new(cfg(|c| c.resume_budget_bytes = 2500));
+    let (a, b, c, d) = (w.connect(), w.connect(), w.connect(), w.connect());
+    w.join(a, "r", "alice", &[]);
+    w.join(b, "r", "bob", &["alice"]);
+    w.join(c, "r", "carol", &["alice", "bob"]);
+    w.join(d, "r", "dave", &["alice", "bob", "carol"]);
+    for x in [a, b, c] {
+        w.take(x);
+    }
+    w.lose(b);
+    w.advance(Duration::from_secs(1));
+    w.lose(c);
+    w.advance(Duration::from_secs(1));
+    w.lose(d);
+    let offer_len = protocol::relay(
+        RelayKind::Offer,
+        &Name::parse("alice").unwrap(),
+        serde_json::from_str(&serde_json::to_string(&"x".repeat(700)).unwrap()).unwrap(),
+    )
+    .len();
+    for to in ["bob", "carol", "dave"] {
+        w.send(a, offer(to, &"x".repeat(700)));
+    }
+    w.expect_nothing(a);
+    assert_eq!(w.core.held_bytes(), 3 * offer_len);
+    // One more for dave does not fit: bob, lost first, is let go; carol
+    // and dave keep their places and their queues.
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.expect(a, &[json!({"type":"peer-left","name":"bob"})]);
+    assert_eq!(w.core.held_bytes(), 3 * offer_len);
+    assert_eq!(w.core.held_count(), 2);
+    assert_eq!(w.core.stats().leaves(Departure::ResumeBudget), 1);
+    // Carol resumes and gets her queue, in full.
+    let (room, name, token) = w.membership_of(c).unwrap();
+    let c2 = w.connect();
+    w.send(
+        c2,
+        json!({"type":"join","room":room,"name":name,"token":token}),
+    );
+    let got = w.take(c2);
+    assert_eq!(got.len(), 2, "joined, then the queued offer: {got:?}");
+    assert_eq!(w.core.held_bytes(), 2 * offer_len);
+    // When the addressee is itself the oldest, its grace ends and the
+    // message goes nowhere.
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.send(a, offer("dave", &"x".repeat(700)));
+    w.expect(a, &[json!({"type":"peer-left","name":"dave"})]);
+    w.expect(c2, &[json!({"type":"peer-left","name":"dave"})]);
+    assert_eq!(w.core.held_bytes(), 0);
+    assert_eq!(w.core.poll_timeout(), None);
+}
+
+#[test]
+fn grace_periods_end_in_deadline_order() {
+    let mut w = World::default_world();
+    let conns: Vec<ConnId> = (0..4).map(|_| w.connect()).collect();
+    let names = ["alice", "bob", "carol", "dave"];
+    for (i, c) in conns.iter().enumerate() {
+        w.join(*c, "r", names[i], &names[..i]);
+    }
+    w.take(conns[0]);
+    let start = w.now;
+    // dave, then bob, then carol lose their connections, a second apart.
+    for i in [3, 1, 2] {
+        w.lose(conns[i]);
+        w.advance(Duration::from_secs(1));
+    }
+    assert_eq!(w.core.poll_timeout(), Some(start + grace()));
+    w.advance(grace() - Duration::from_secs(3));
+    w.expect(conns[0], &[json!({"type":"peer-left","name":"dave"})]);
+    assert_eq!(
+        w.core.poll_timeout(),
+        Some(start + grace() + Duration::from_secs(1))
+    );
+    w.advance(Duration::from_secs(5));
+    w.expect(
+        conns[0],
+        &[
+            json!({"type":"peer-left","name":"bob"}),
+            json!({"type":"peer-left","name":"carol"}),
+        ],
+    );
+    assert_eq!(w.core.poll_timeout(), None);
 }
 
 #[test]

@@ -55,7 +55,10 @@ process.on('exit', () => {
  */
 export async function startServer(extra = []) {
   const listen = extra.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
-  const proc = spawn(HUDDLE_BIN, [...listen, ...extra], {
+  // Every browser of a test connects from the same address; several pages
+  // with keep-alive connections can pass the default per-IP cap (100).
+  const perIp = extra.includes('--max-connections-per-ip') ? [] : ['--max-connections-per-ip', '0'];
+  const proc = spawn(HUDDLE_BIN, [...listen, ...perIp, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });

@@ -11,10 +11,7 @@
  * - `clear` the log was emptied (a new room).
  */
 
-/** Longest chat text sent or shown (characters). */
-export const MAX_CHAT_TEXT = 2000;
-/** Entries kept in memory and on screen. */
-const MAX_ENTRIES = 500;
+import { MAX_CHAT_ENTRIES, MAX_CHAT_TEXT } from './limits.js';
 
 /**
  * @typedef {{kind:'chat', from:string, self:boolean, text:string, sent:number}
@@ -69,7 +66,7 @@ export class Chat extends EventTarget {
   /** @param {ChatEntry} entry */
   #push(entry) {
     this.entries.push(entry);
-    if (this.entries.length > MAX_ENTRIES) this.entries.shift();
+    if (this.entries.length > MAX_CHAT_ENTRIES) this.entries.shift();
     this.dispatchEvent(new CustomEvent('entry', { detail: entry }));
   }
 }

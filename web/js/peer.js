@@ -26,6 +26,8 @@
  *             started a new connection); the owner replaces the link.
  */
 
+import { Bucket, DATA_BURST, DATA_RATE, MAX_DATA_MESSAGE } from './limits.js';
+
 /** Delay before a `disconnected` connection gets an ICE restart (it often recovers alone). */
 const DISCONNECTED_RESTART_MS = 2500;
 /** ICE restarts tried in a row after `failed` before giving up. */
@@ -58,6 +60,9 @@ export class PeerLink extends EventTarget {
   ignoreOffer = false;
   /** @type {RTCDataChannel | null} */
   channel = null;
+  /** Data-channel messages from this member dropped for size, rate or shape. */
+  dropped = 0;
+  #inbound = new Bucket(DATA_RATE, DATA_BURST);
   /** @type {{audio: RTCRtpTransceiver | null, video: RTCRtpTransceiver | null}} */
   #transceivers = { audio: null, video: null };
   /** @type {Promise<void>} incoming descriptions and candidates, in order */
@@ -299,6 +304,8 @@ export class PeerLink extends EventTarget {
       videoTracks: 0,
       audio: { packetsReceived: 0, bytesReceived: 0 },
       video: { packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, frameWidth: 0 },
+      /** Data-channel messages from this member that were dropped (see limits.js). */
+      dropped: this.dropped,
       /** The candidate pair in use: candidate types ('host', 'srflx', 'relay'…) and protocols. */
       path: /** @type {null | {local:string, remote:string, protocol:string, relayProtocol:string,
         localPort:number, remoteAddress:string, bytesSent:number, bytesReceived:number}} */ (null),
@@ -392,15 +399,22 @@ export class PeerLink extends EventTarget {
       this.dispatchEvent(new Event('open'));
     };
     channel.onmessage = (ev) => {
-      if (typeof ev.data !== 'string' || ev.data.length > 65536) return;
+      // The rate is checked first: a flood costs one comparison a message.
+      if (!this.#inbound.take() || typeof ev.data !== 'string' || ev.data.length > MAX_DATA_MESSAGE) {
+        this.dropped += 1;
+        return;
+      }
       let msg;
       try {
         msg = JSON.parse(ev.data);
       } catch {
+        this.dropped += 1;
         return;
       }
       if (msg && typeof msg === 'object' && typeof msg.type === 'string') {
         this.dispatchEvent(new CustomEvent('message', { detail: msg }));
+      } else {
+        this.dropped += 1;
       }
     };
   }

@@ -460,7 +460,8 @@ export class Client extends EventTarget {
 
 /**
  * Checks a name as the server will (protocol "Names"): trimmed, 1–32
- * characters, no control characters.
+ * characters, no control or format (zero-width, bidi) characters. The server
+ * also refuses look-alikes of names already in the room.
  * @param {string} raw
  * @returns {{ok:true, value:string} | {ok:false, error:'empty'|'long'|'invalid'}}
  */
@@ -469,13 +470,15 @@ export function checkName(raw) {
   const len = [...value].length;
   if (len === 0) return { ok: false, error: 'empty' };
   if (len > 32) return { ok: false, error: 'long' };
-  if (/\p{Cc}/u.test(value)) return { ok: false, error: 'invalid' };
+  // Control and invisible format characters (zero-width, bidi controls).
+  if (/[\p{Cc}\p{Cf}]/u.test(value)) return { ok: false, error: 'invalid' };
   return { ok: true, value };
 }
 
 /**
  * Checks a room name as the server will (protocol "Rooms"): 1–64 letters,
- * digits, `-`, `_` or `.`. Surrounding spaces are dropped first.
+ * digits, `-`, `_` or `.`, and not `.` or `..`. Surrounding spaces are
+ * dropped first.
  * @param {string} raw
  * @returns {{ok:true, value:string} | {ok:false, error:'empty'|'long'|'invalid'}}
  */
@@ -484,7 +487,7 @@ export function checkRoom(raw) {
   const len = [...value].length;
   if (len === 0) return { ok: false, error: 'empty' };
   if (len > 64) return { ok: false, error: 'long' };
-  if (!/^[\p{L}\p{Nd}_.-]+$/u.test(value)) return { ok: false, error: 'invalid' };
+  if (!/^[\p{L}\p{Nd}_.-]+$/u.test(value) || value === '.' || value === '..') return { ok: false, error: 'invalid' };
   return { ok: true, value };
 }
 

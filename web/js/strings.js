@@ -38,9 +38,9 @@ export const S = Object.freeze({
   // Form validation and join errors
   errNameEmpty: 'Enter a name so others know who you are.',
   errNameLong: 'That name is too long: 32 characters at most.',
-  errNameInvalid: 'That name contains characters that are not allowed.',
+  errNameInvalid: 'That name contains characters that are not allowed (control or invisible characters).',
   errRoomLong: 'That room name is too long: 64 characters at most.',
-  errRoomInvalid: 'Room names can only use letters, digits, -, _ and .',
+  errRoomInvalid: 'Room names can only use letters, digits, -, _ and . (and cannot be just . or ..)',
   /** @param {string} name */
   errNameTaken: (name) => `Someone called “${name}” is already in this room. Pick another name.`,
   /** @param {string} room */

@@ -13,6 +13,7 @@
  * `<body>`: `data-view` (join|call) and `data-signaling` (the socket state).
  */
 
+import { MAX_CHAT_ENTRIES, MAX_CHAT_TEXT } from './limits.js';
 import { S } from './strings.js';
 import { checkName, checkRoom, randomRoomName } from './signaling.js';
 
@@ -45,6 +46,29 @@ function el(tag, className, text) {
   if (className) e.className = className;
   if (text !== undefined) e.textContent = text;
   return e;
+}
+
+/**
+ * An element showing a member name, isolated from the text around it.
+ * @param {string} tag
+ * @param {string} className
+ * @param {string} name
+ * @returns {HTMLElement}
+ */
+function nameEl(tag, className, name) {
+  const e = el(tag, className, name);
+  e.dir = 'auto';
+  return e;
+}
+
+/**
+ * A name to put inside a sentence, between Unicode's first-strong isolate
+ * and pop-directional isolate (what `<bdi>` does for an element).
+ * @param {string} name
+ * @returns {string}
+ */
+function isolate(name) {
+  return `\u2068${name}\u2069`;
 }
 
 /**
@@ -165,6 +189,10 @@ export class UI {
   #layout = oncePerFrame(() => this.#layoutNow());
   /** Redraws the people list on the next frame. */
   #renderPeople = oncePerFrame(() => this.#renderPeopleNow());
+  /** @type {import('./chat.js').ChatEntry[]} chat entries not on screen yet (see #appendChat) */
+  #pendingChat = [];
+  /** Puts the pending chat entries on screen on the next frame. */
+  #flushChat = oncePerFrame(() => this.#flushChatNow());
 
   /**
    * @param {{room: import('./room.js').Room, media: import('./media.js').LocalMedia,
@@ -183,6 +211,7 @@ export class UI {
     this.messages = /** @type {HTMLOListElement} */ ($('#messages'));
     this.chatForm = /** @type {HTMLFormElement} */ ($('form#chat'));
     this.chatInput = /** @type {HTMLInputElement} */ ($('input[name=text]', this.chatForm));
+    this.chatInput.maxLength = MAX_CHAT_TEXT;
     this.dialog = /** @type {HTMLDialogElement} */ ($('#room-dialog'));
   }
 
@@ -466,6 +495,7 @@ export class UI {
     });
     room.chat.addEventListener('entry', (ev) => this.#appendChat(/** @type {CustomEvent} */ (ev).detail));
     room.chat.addEventListener('clear', () => {
+      this.#pendingChat = [];
       this.messages.replaceChildren();
       this.#setUnread(0);
       this.#renderChatEmpty();
@@ -548,7 +578,7 @@ export class UI {
     muted.setAttribute('aria-hidden', 'false');
     muted.setAttribute('role', 'img');
     muted.setAttribute('aria-label', S.mutedLabel);
-    plate.append(muted, el('span', 'name', self ? S.youSuffix(name) : name));
+    plate.append(muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
 
     tile.append(video, avatar, state, plate);
     this.#tiles.set(key, { el: tile, video, state });
@@ -730,36 +760,75 @@ export class UI {
     /** @type {HTMLElement} */ ($('#chat-empty')).hidden = this.messages.childElementCount > 0;
   }
 
-  /** @param {import('./chat.js').ChatEntry} entry */
+  /**
+   * Queues a chat entry for the next frame: a burst of entries costs one
+   * layout, however many arrive.
+   * @param {import('./chat.js').ChatEntry} entry
+   */
   #appendChat(entry) {
+    this.#pendingChat.push(entry);
+    if (this.#pendingChat.length > MAX_CHAT_ENTRIES) this.#pendingChat.shift();
+    this.#flushChat();
+  }
+
+  #flushChatNow() {
+    const entries = this.#pendingChat;
+    this.#pendingChat = [];
+    if (!entries.length) return;
     const list = this.messages;
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
-    const prev = /** @type {HTMLElement | null} */ (list.lastElementChild);
+    let prev = /** @type {HTMLElement | null} */ (list.lastElementChild);
+    const batch = document.createDocumentFragment();
+    let unread = 0;
+    let ownSent = false;
+    /** @type {HTMLElement | null} */
+    let li = null;
+    for (const entry of entries) {
+      li = this.#chatItem(entry, prev);
+      batch.append(li);
+      prev = li;
+      if (entry.kind === 'chat' && entry.self) ownSent = true;
+      if (entry.kind === 'chat' && !entry.self) unread += 1;
+    }
+    list.append(batch);
+    const excess = list.childElementCount - MAX_CHAT_ENTRIES;
+    for (let i = 0; i < excess; i++) list.firstElementChild?.remove();
+    this.#renderChatEmpty();
+    if (li && (nearBottom || ownSent)) li.scrollIntoView({ block: 'end' });
+    if (unread && this.#panel !== 'chat') this.#setUnread(this.#unread + unread);
+  }
+
+  /**
+   * One chat line. Names sit in their own `dir="auto"` element (or between
+   * Unicode isolates inside a sentence) so that a right-to-left name cannot
+   * reorder the text around it.
+   * @param {import('./chat.js').ChatEntry} entry
+   * @param {HTMLElement | null} prev the line before it
+   * @returns {HTMLElement}
+   */
+  #chatItem(entry, prev) {
     const time = el('time', 'time', clock(entry.sent));
     time.setAttribute('datetime', new Date(entry.sent).toISOString());
-    let li;
     if (entry.kind === 'chat') {
-      li = el('li', entry.self ? 'msg self' : 'msg');
+      const li = el('li', entry.self ? 'msg self' : 'msg');
       li.dataset.from = entry.from;
       const sameAsPrev = prev && prev.dataset.from === entry.from && entry.sent - Number(prev.dataset.sent || 0) < 120_000;
       if (sameAsPrev) li.classList.add('cont');
       const meta = el('div', 'meta');
-      meta.append(el('span', 'from', entry.self ? S.you : entry.from), time);
-      li.append(meta, el('div', 'text', entry.text));
+      meta.append(nameEl('span', 'from', entry.self ? S.you : entry.from), time);
+      const text = el('div', 'text', entry.text);
+      text.dir = 'auto';
+      li.append(meta, text);
       li.dataset.sent = String(entry.sent);
-    } else {
-      li = el('li', 'system');
-      li.dataset.event = entry.event;
-      li.dataset.name = entry.name;
-      const text =
-        entry.event === 'joined' ? S.joinedLine(entry.name) : entry.event === 'left' ? S.leftLine(entry.name) : S.youJoinedLine(entry.name);
-      li.append(el('span', '', text), time);
+      return li;
     }
-    list.append(li);
-    while (list.childElementCount > 500) list.firstElementChild?.remove();
-    this.#renderChatEmpty();
-    if (nearBottom || (entry.kind === 'chat' && entry.self)) li.scrollIntoView({ block: 'end' });
-    if (entry.kind === 'chat' && !entry.self && this.#panel !== 'chat') this.#setUnread(this.#unread + 1);
+    const li = el('li', 'system');
+    li.dataset.event = entry.event;
+    li.dataset.name = entry.name;
+    const name = isolate(entry.name);
+    const text = entry.event === 'joined' ? S.joinedLine(name) : entry.event === 'left' ? S.leftLine(name) : S.youJoinedLine(name);
+    li.append(el('span', '', text), time);
+    return li;
   }
 
   #renderPeopleNow() {
@@ -778,7 +847,7 @@ export class UI {
       av.style.setProperty('--hue', hue(name));
       av.setAttribute('aria-hidden', 'true');
       const who = el('span', 'who');
-      who.append(el('span', 'name', isSelf ? S.youSuffix(name) : name));
+      who.append(nameEl('span', 'name', isSelf ? S.youSuffix(isolate(name)) : name));
       if (state !== 'connected') {
         const label = state === 'reconnecting' ? S.stateReconnecting : state === 'failed' ? S.stateFailed : S.stateConnecting;
         who.append(el('span', 'state', label));

@@ -1,0 +1,58 @@
+//! The protocol parser and the name and room rules, fed arbitrary frames.
+//!
+//! Checks, for every input: parsing never panics; a name that passes the
+//! rules is trimmed, 1–32 scalar values, free of control and format
+//! characters, clashes with itself and is found by a query of its own
+//! spelling; a relayed message re-encodes as valid JSON with `from` set.
+
+#![no_main]
+
+use huddle::protocol::{self, ClientMsg, MAX_NAME_CHARS, Name, NameQuery, validate_room};
+use libfuzzer_sys::fuzz_target;
+
+fn check_name(raw: &str) {
+    let Ok(name) = Name::parse(raw) else { return };
+    let s = name.as_str();
+    assert_eq!(s, s.trim());
+    let n = s.chars().count();
+    assert!((1..=MAX_NAME_CHARS).contains(&n), "{n} characters");
+    assert!(!s.chars().any(char::is_control));
+    assert!(!name.key().is_empty());
+    assert!(name.clashes(&name));
+    assert!(name.is_exactly(raw));
+    assert!(NameQuery::new(raw).names(&name), "{raw:?} names itself");
+    let json: serde_json::Value = serde_json::from_str(name.json()).expect("name JSON");
+    assert_eq!(json.as_str(), Some(s));
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match protocol::parse(text) {
+        Ok(ClientMsg::Join { room, name, .. }) => {
+            check_name(&name);
+            if validate_room(&room).is_ok() {
+                assert!(room != "." && room != "..");
+                assert!((1..=protocol::MAX_ROOM_CHARS).contains(&room.chars().count()));
+            }
+        }
+        Ok(ClientMsg::Relay { kind, to, payload }) => {
+            check_name(&to);
+            let from = Name::parse("fuzz").expect("valid");
+            let frame = protocol::relay(kind, &from, payload);
+            let v: serde_json::Value = serde_json::from_str(&frame).expect("relay is JSON");
+            assert_eq!(v["from"], "fuzz");
+            assert_eq!(v["type"], kind.type_str());
+        }
+        Ok(ClientMsg::Leave) => {}
+        Err(refusal) => {
+            let v: serde_json::Value =
+                serde_json::from_str(&protocol::error(&refusal)).expect("error is JSON");
+            assert_eq!(v["type"], "error");
+        }
+    }
+    // The rules on their own too, for inputs that are not JSON.
+    check_name(text);
+    let _ = validate_room(text);
+});
