@@ -259,6 +259,33 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     turn_max_tcp: usize,
 
+    /// Live TURN allocations in all; more are refused with 486 (each holds
+    /// a UDP socket).
+    #[arg(long, env = "HUDDLE_TURN_MAX_ALLOCATIONS", default_value_t = turn::DEFAULT_MAX_ALLOCATIONS,
+          requires = "turn_listen", value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    turn_max_allocations: usize,
+
+    /// Live TURN allocations per client IP address (members behind one NAT
+    /// share it); more are refused with 486.
+    #[arg(long, env = "HUDDLE_TURN_MAX_ALLOCATIONS_PER_IP", default_value_t = turn::DEFAULT_MAX_ALLOCATIONS_PER_IP,
+          requires = "turn_listen", value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    turn_max_allocations_per_ip: usize,
+
+    /// Let the TURN relay reach this peer range (CIDR, like 10.0.0.0/8 for a
+    /// LAN deployment), although loopback, private, link-local, multicast
+    /// and other non-public ranges are refused by default. Repeat or
+    /// separate with commas. The server's own sockets stay refused.
+    #[arg(long = "turn-allowed-peer-ip", env = "HUDDLE_TURN_ALLOWED_PEER_IP", value_name = "CIDR",
+          value_delimiter = ',', value_parser = turn::parse_cidr, requires = "turn_listen")]
+    turn_allowed_peer_ip: Vec<ipnet::IpNet>,
+
+    /// Refuse relaying to this peer range too (CIDR; like coturn's
+    /// denied-peer-ip). Repeat or separate with commas. The most specific
+    /// of the allowed and denied ranges decides.
+    #[arg(long = "turn-denied-peer-ip", env = "HUDDLE_TURN_DENIED_PEER_IP", value_name = "CIDR",
+          value_delimiter = ',', value_parser = turn::parse_cidr, requires = "turn_listen")]
+    turn_denied_peer_ip: Vec<ipnet::IpNet>,
+
     /// Serve HTTPS/WSS with this certificate chain (PEM). Needs --tls-key.
     #[arg(
         long,
@@ -352,6 +379,12 @@ impl ServeArgs {
             user_quota: self.turn_user_quota,
             bandwidth: self.turn_bandwidth,
             max_tcp: self.turn_max_tcp,
+            max_allocations: self.turn_max_allocations,
+            max_allocations_per_ip: self.turn_max_allocations_per_ip,
+            allowed_peers: self.turn_allowed_peer_ip,
+            denied_peers: self.turn_denied_peer_ip,
+            // The HTTP listener is added when it is bound (server.rs).
+            own_addrs: Vec::new(),
         });
         Config {
             tls,
@@ -581,6 +614,58 @@ mod tests {
             r#"[{"urls":"stun:a.example.org"},{"urls":"stun:b.example.org:3478"},{"credential":"p","urls":"turn:c.example.org?transport=tcp","username":"u"}]"#
         );
         assert_eq!(config(&[]).core.ice.render("alice", 0), "[]");
+    }
+
+    #[test]
+    fn turn_peer_ranges_and_caps_reach_the_turn_config() {
+        let cfg = config(&[
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--turn-allowed-peer-ip",
+            "127.0.0.0/8,10.1.0.0/16",
+            "--turn-allowed-peer-ip",
+            "192.168.1.5",
+            "--turn-denied-peer-ip",
+            "198.51.100.0/24",
+            "--turn-max-allocations",
+            "500",
+            "--turn-max-allocations-per-ip",
+            "20",
+        ]);
+        let turn = cfg.turn.expect("embedded TURN");
+        let shown: Vec<String> = turn.allowed_peers.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["127.0.0.0/8", "10.1.0.0/16", "192.168.1.5/32"]);
+        assert_eq!(turn.denied_peers[0].to_string(), "198.51.100.0/24");
+        assert_eq!(
+            (turn.max_allocations, turn.max_allocations_per_ip),
+            (500, 20)
+        );
+        let defaults = config(&["--turn-listen", "127.0.0.1:0"]).turn.unwrap();
+        assert!(defaults.allowed_peers.is_empty());
+        assert_eq!(
+            defaults.max_allocations,
+            huddle::turn::DEFAULT_MAX_ALLOCATIONS
+        );
+        for bad in [
+            &[
+                "--turn-listen",
+                "127.0.0.1:0",
+                "--turn-allowed-peer-ip",
+                "10.0.0.0/40",
+            ][..],
+            &[
+                "--turn-listen",
+                "127.0.0.1:0",
+                "--turn-max-allocations",
+                "0",
+            ],
+            &["--turn-allowed-peer-ip", "127.0.0.0/8"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

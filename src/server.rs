@@ -140,7 +140,8 @@ impl Server {
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
             let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
-            let server = TurnServer::start(turn_cfg, secret.clone()).await?;
+            let http = listener.local_addr().ok();
+            let server = TurnServer::start(&turn_cfg.with_own_addrs(http), secret.clone()).await?;
             cfg.core
                 .ice
                 .add_rest(server.urls(), secret.clone(), cfg.turn_ttl);

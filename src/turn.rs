@@ -1,36 +1,59 @@
 //! The embedded TURN/STUN server (`--turn-listen`): relays media for the
 //! calls that cannot go peer to peer (symmetric NATs, firewalls).
 //!
-//! The TURN protocol itself is webrtc-rs' `turn` crate. Around it, this
-//! module closes the crate's gaps:
+//! The TURN protocol itself is webrtc-rs' `turn` crate 0.17.2, vendored in
+//! `vendor/turn` with small patches (each listed in `vendor/turn/PATCHES.md`)
+//! for holes that cannot be closed from outside it:
+//! - an allocation that ends no longer closes the server's listening conn
+//!   (for [`TcpMux`] that was the whole TCP listener);
+//! - nonces are stateless (an HMAC over issue time and client address), so
+//!   unauthenticated requests leave nothing behind;
+//! - a peer filter hook: CreatePermission and ChannelBind for a refused peer
+//!   get 403, Send indications and ChannelData to it are dropped;
+//! - `Server::delete_allocations_of_client`, so a dropped TCP connection
+//!   takes its allocations with it;
+//! - the EVEN-PORT search is bounded, quota refusals are 486, and one
+//!   allocation holds at most 256 permissions and channels.
+//!
+//! Around the crate, this module closes the remaining gaps:
 //! - **TURN REST credentials.** Usernames are `<unix-expiry>:<name>`, checked
 //!   against the same secret the signaling server mints them from; expired
 //!   ones are refused, and a changed name or expiry fails the message
 //!   integrity check (the crate's own handler knows only bare timestamps).
-//!   A username that still holds allocations may go on past its expiry, so
-//!   the browser's periodic refreshes do not cut a long call.
+//!   An expired username is still accepted from the client address of an
+//!   allocation it holds, so the browser's refreshes (and permissions,
+//!   channel binds) do not cut a long call — but it cannot create new ones.
+//! - **Peers.** [`PeerPolicy`] refuses loopback, private, link-local,
+//!   multicast and other non-public ranges unless `--turn-allowed-peer-ip`
+//!   opens them, and always the server's own listening addresses.
 //! - **TCP.** The crate serves UDP; [`TcpMux`] accepts TCP connections on the
 //!   same port, splits the byte stream into STUN messages and ChannelData
 //!   (RFC 5766 §11.5 framing), and hands them to the crate as datagrams.
 //!   Relayed traffic still leaves over UDP, as TURN over TCP does.
-//! - **Limits.** A per-username quota of live allocations (`--turn-user-quota`,
-//!   answered with an error the browser sees as a failed allocation), a
-//!   bandwidth cap per allocation and direction (`--turn-bandwidth`; excess
-//!   packets are dropped, as a congested link would), a relay port range
-//!   (`--turn-relay-ports`) and a bound on TCP connections.
+//!   A TCP connection that drops ends the allocations made over it.
+//! - **Limits.** Quotas of live allocations per username
+//!   (`--turn-user-quota`), per client IP (`--turn-max-allocations-per-ip`)
+//!   and in all (`--turn-max-allocations`), answered with 486; a bandwidth
+//!   cap per allocation and direction (`--turn-bandwidth`; excess packets
+//!   are dropped, as a congested link would), a relay port range
+//!   (`--turn-relay-ports`, which a requested port must lie in too) and a
+//!   bound on TCP connections.
 //!
-//! The quota needs the username of the allocation being created, which the
-//! crate does not pass to the relay allocator. Each listener runs its own
-//! crate `Server`, whose requests are handled one at a time, so the username
-//! its auth handler saw last is the one the allocation belongs to.
+//! The quotas need the username and client address of the allocation being
+//! created, which the crate does not pass to the relay allocator. Each
+//! listener runs its own crate `Server`, whose requests are handled one at a
+//! time, so the request its auth handler saw last is the one the allocation
+//! belongs to.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use ipnet::IpNet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -38,7 +61,7 @@ use tracing::{debug, info, warn};
 use turn::auth::{AuthHandler, generate_auth_key};
 use turn::relay::RelayAddressGenerator;
 use turn::server::Server;
-use turn::server::config::{ConnConfig, ServerConfig};
+use turn::server::config::{ConnConfig, PeerFilter, ServerConfig};
 use webrtc_util::Conn;
 
 use crate::ice;
@@ -53,6 +76,35 @@ pub const DEFAULT_USER_QUOTA: usize = 40;
 pub const DEFAULT_BANDWIDTH: u64 = 8_000_000;
 /// Default bound on TCP connections to the TURN port.
 pub const DEFAULT_MAX_TCP: usize = 1024;
+/// Default cap on live allocations in all. Each holds a UDP socket (a file
+/// descriptor) and two tasks; 10,000 stays well inside one machine's
+/// descriptor limit (20,000 here) next to the signaling connections.
+pub const DEFAULT_MAX_ALLOCATIONS: usize = 10_000;
+/// Default cap on live allocations per client IP: six members behind one
+/// NAT, each in a full room of 16 (30 allocations each, see
+/// [`DEFAULT_USER_QUOTA`]), with room to spare, while one address can hold
+/// at most 2 % of [`DEFAULT_MAX_ALLOCATIONS`].
+pub const DEFAULT_MAX_ALLOCATIONS_PER_IP: usize = 200;
+/// Peer ranges refused by default (coturn's `denied-peer-ip` advice):
+/// "this network", RFC 1918 private, CGNAT, loopback, link-local,
+/// multicast and broadcast; IPv6 unspecified, loopback, unique-local,
+/// link-local and multicast. IPv4-mapped IPv6 peers are checked as IPv4.
+pub const DEFAULT_DENIED_PEERS: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
 /// The realm in TURN's long-term credentials.
 pub const REALM: &str = "huddle";
 /// Largest TURN message accepted over TCP (the crate reads 1500 bytes).
@@ -79,6 +131,18 @@ pub struct TurnConfig {
     pub bandwidth: u64,
     /// Open TCP connections to the TURN port.
     pub max_tcp: usize,
+    /// Live allocations in all.
+    pub max_allocations: usize,
+    /// Live allocations per client IP.
+    pub max_allocations_per_ip: usize,
+    /// Peer ranges opened although [`DEFAULT_DENIED_PEERS`] refuses them
+    /// (`--turn-allowed-peer-ip`; the tests open 127.0.0.0/8).
+    pub allowed_peers: Vec<IpNet>,
+    /// Peer ranges refused on top of the defaults (`--turn-denied-peer-ip`).
+    pub denied_peers: Vec<IpNet>,
+    /// The server's other listening sockets (HTTP, media): never relayed
+    /// to, whatever the ranges say. The TURN address itself is added.
+    pub own_addrs: Vec<SocketAddr>,
 }
 
 impl TurnConfig {
@@ -91,7 +155,19 @@ impl TurnConfig {
             user_quota: DEFAULT_USER_QUOTA,
             bandwidth: DEFAULT_BANDWIDTH,
             max_tcp: DEFAULT_MAX_TCP,
+            max_allocations: DEFAULT_MAX_ALLOCATIONS,
+            max_allocations_per_ip: DEFAULT_MAX_ALLOCATIONS_PER_IP,
+            allowed_peers: Vec::new(),
+            denied_peers: Vec::new(),
+            own_addrs: Vec::new(),
         }
+    }
+
+    /// A copy with `addrs` added to [`TurnConfig::own_addrs`].
+    pub fn with_own_addrs(&self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        let mut cfg = self.clone();
+        cfg.own_addrs.extend(addrs);
+        cfg
     }
 }
 
@@ -117,7 +193,7 @@ pub enum TurnError {
 /// A running embedded TURN server.
 pub struct TurnServer {
     udp: Server,
-    tcp: Server,
+    tcp: Arc<Server>,
     local: SocketAddr,
     public: SocketAddr,
     mux: Arc<TcpMux>,
@@ -141,28 +217,46 @@ impl TurnServer {
                 .ok_or(TurnError::NoPublicIp(local.ip()))?,
         };
         let public = SocketAddr::new(public_ip, local.port());
-        let quota = Arc::new(Quota {
-            per_user: cfg.user_quota,
-            live: Mutex::new(HashMap::new()),
-        });
-        let mux = TcpMux::start(tcp, local, cfg.max_tcp);
+        let quota = Arc::new(Quota::new(
+            cfg.user_quota,
+            cfg.max_allocations_per_ip,
+            cfg.max_allocations,
+        ));
+        let mut own_addrs = cfg.own_addrs.clone();
+        own_addrs.push(local);
+        let mut own_ips = crate::tls::local_addresses();
+        own_ips.push(public_ip);
+        let policy = Arc::new(PeerPolicy::new(
+            &cfg.allowed_peers,
+            &cfg.denied_peers,
+            own_addrs,
+            own_ips,
+        ));
+        let filter: PeerFilter = {
+            let policy = policy.clone();
+            Arc::new(move |peer: &SocketAddr| policy.allows(*peer))
+        };
+        let (dropped_tx, mut dropped_rx) = mpsc::channel(TCP_QUEUE);
+        let mux = TcpMux::start(tcp, local, cfg.max_tcp, dropped_tx);
         let udp_conn: Arc<dyn Conn + Send + Sync> = Arc::new(udp);
         let mux_conn: Arc<dyn Conn + Send + Sync> = mux.clone();
         let mut servers = Vec::new();
-        for conn in [udp_conn, mux_conn] {
-            let last_user = Arc::new(Mutex::new(None));
+        for (transport, conn) in [(Transport::Udp, udp_conn), (Transport::Tcp, mux_conn)] {
+            let last_auth = Arc::new(Mutex::new(None));
             let relays = Relays {
+                transport,
                 bind_ip: local.ip(),
                 public_ip,
                 ports: cfg.relay_ports,
-                last_user: last_user.clone(),
+                last_auth: last_auth.clone(),
                 quota: quota.clone(),
                 bandwidth: cfg.bandwidth,
             };
             let auth = Auth {
+                transport,
                 secret: secret.clone(),
                 quota: quota.clone(),
-                last_user,
+                last_auth,
             };
             servers.push(
                 Server::new(ServerConfig {
@@ -174,12 +268,33 @@ impl TurnServer {
                     auth_handler: Arc::new(auth),
                     channel_bind_timeout: Duration::ZERO,
                     alloc_close_notify: None,
+                    peer_filter: Some(filter.clone()),
                 })
                 .await?,
             );
         }
-        let tcp = servers.pop().expect("two servers");
+        let tcp = Arc::new(servers.pop().expect("two servers"));
         let udp = servers.pop().expect("two servers");
+        // A TCP connection that drops takes its allocations with it (their
+        // 5-tuple cannot be used again; RFC 6062 §5.2 ends them too).
+        tokio::spawn({
+            let tcp = tcp.clone();
+            let stop = mux.stop.clone();
+            async move {
+                loop {
+                    let peer = tokio::select! {
+                        p = dropped_rx.recv() => match p {
+                            Some(p) => p,
+                            None => return,
+                        },
+                        () = stop.cancelled() => return,
+                    };
+                    if tcp.delete_allocations_of_client(peer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
         info!(listen = %local, advertised = %public, "TURN server running (UDP and TCP)");
         Ok(Self {
             udp,
@@ -241,12 +356,27 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The transport a crate `Server` serves; part of an allocation's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The request the auth handler accepted last (see the module doc).
+#[derive(Debug, Clone)]
+struct LastAuth {
+    user: String,
+    client: SocketAddr,
+}
+
 /// Checks TURN REST usernames and gives the crate the long-term key.
 struct Auth {
+    transport: Transport,
     secret: Arc<[u8]>,
     quota: Arc<Quota>,
-    /// The last username accepted, for the quota (see the module doc).
-    last_user: Arc<Mutex<Option<String>>>,
+    /// For the quota (see the module doc).
+    last_auth: Arc<Mutex<Option<LastAuth>>>,
 }
 
 impl AuthHandler for Auth {
@@ -258,16 +388,23 @@ impl AuthHandler for Auth {
     ) -> Result<Vec<u8>, turn::Error> {
         let checked = match ice::password_for(&self.secret, username, unix_now()) {
             // A browser refreshes its allocations with the credentials it
-            // joined with: while that username still holds allocations,
-            // expiry does not cut a running call. New users need fresh ones.
-            Err(ice::CredentialError::Expired(_)) if self.quota.holds(username) => {
+            // joined with: from the client address of an allocation that
+            // username holds, expiry does not cut a running call. A new
+            // allocation comes from a new address (a new 5-tuple), so it
+            // needs fresh credentials.
+            Err(ice::CredentialError::Expired(_))
+                if self.quota.holds(username, self.transport, src) =>
+            {
                 Ok(ice::credential_for(&self.secret, username))
             }
             other => other,
         };
         match checked {
             Ok(password) => {
-                *lock(&self.last_user) = Some(username.to_owned());
+                *lock(&self.last_auth) = Some(LastAuth {
+                    user: username.to_owned(),
+                    client: src,
+                });
                 Ok(generate_auth_key(username, realm, &password))
             }
             Err(e) => {
@@ -282,56 +419,131 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Live allocations per username.
-struct Quota {
-    per_user: usize,
-    live: Mutex<HashMap<String, usize>>,
+/// Which quota refused an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuotaFull {
+    User,
+    Ip,
+    Total,
 }
 
-impl Quota {
-    /// Whether `user` holds a live allocation.
-    fn holds(&self, user: &str) -> bool {
-        lock(&self.live).contains_key(user)
-    }
-
-    fn take(self: &Arc<Self>, user: &str) -> Option<QuotaGuard> {
-        let mut live = lock(&self.live);
-        let n = live.entry(user.to_owned()).or_insert(0);
-        if *n >= self.per_user {
-            return None;
-        }
-        *n += 1;
-        Some(QuotaGuard {
-            quota: self.clone(),
-            user: user.to_owned(),
+impl fmt::Display for QuotaFull {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::User => "per-username quota (--turn-user-quota)",
+            Self::Ip => "per-IP quota (--turn-max-allocations-per-ip)",
+            Self::Total => "global cap (--turn-max-allocations)",
         })
     }
 }
 
-/// One live allocation of a user; gives it back when dropped.
+/// Live allocations per username, per client IP and in all, and which
+/// client addresses hold them.
+struct Quota {
+    per_user: usize,
+    per_ip: usize,
+    total: usize,
+    live: Mutex<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    total: usize,
+    users: HashMap<String, usize>,
+    ips: HashMap<IpAddr, usize>,
+    /// Allocations per (transport, client address, username).
+    holders: HashMap<(Transport, SocketAddr, String), usize>,
+}
+
+/// Counts in a map, removed at zero so the maps hold only live keys.
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Quota {
+    fn new(per_user: usize, per_ip: usize, total: usize) -> Self {
+        Self {
+            per_user,
+            per_ip,
+            total,
+            live: Mutex::new(Live::default()),
+        }
+    }
+
+    /// Whether `user` holds a live allocation made from `client` over
+    /// `transport`.
+    fn holds(&self, user: &str, transport: Transport, client: SocketAddr) -> bool {
+        lock(&self.live)
+            .holders
+            .contains_key(&(transport, client, user.to_owned()))
+    }
+
+    fn take(
+        self: &Arc<Self>,
+        user: &str,
+        transport: Transport,
+        client: SocketAddr,
+    ) -> Result<QuotaGuard, QuotaFull> {
+        let ip = client.ip().to_canonical();
+        let mut live = lock(&self.live);
+        if live.total >= self.total {
+            return Err(QuotaFull::Total);
+        }
+        if live.ips.get(&ip).copied().unwrap_or(0) >= self.per_ip {
+            return Err(QuotaFull::Ip);
+        }
+        if live.users.get(user).copied().unwrap_or(0) >= self.per_user {
+            return Err(QuotaFull::User);
+        }
+        live.total += 1;
+        *live.ips.entry(ip).or_insert(0) += 1;
+        *live.users.entry(user.to_owned()).or_insert(0) += 1;
+        *live
+            .holders
+            .entry((transport, client, user.to_owned()))
+            .or_insert(0) += 1;
+        Ok(QuotaGuard {
+            quota: self.clone(),
+            user: user.to_owned(),
+            transport,
+            client,
+        })
+    }
+}
+
+/// One live allocation; gives its slots back when dropped.
 struct QuotaGuard {
     quota: Arc<Quota>,
     user: String,
+    transport: Transport,
+    client: SocketAddr,
 }
 
 impl Drop for QuotaGuard {
     fn drop(&mut self) {
         let mut live = lock(&self.quota.live);
-        if let Some(n) = live.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                live.remove(&self.user);
-            }
-        }
+        live.total -= 1;
+        decrement(&mut live.ips, &self.client.ip().to_canonical());
+        decrement(&mut live.users, &self.user);
+        decrement(
+            &mut live.holders,
+            &(self.transport, self.client, std::mem::take(&mut self.user)),
+        );
     }
 }
 
-/// Makes relay sockets: in the port range, under the quota, capped.
+/// Makes relay sockets: in the port range, under the quotas, capped.
 struct Relays {
+    transport: Transport,
     bind_ip: IpAddr,
     public_ip: IpAddr,
     ports: Option<(u16, u16)>,
-    last_user: Arc<Mutex<Option<String>>>,
+    last_auth: Arc<Mutex<Option<LastAuth>>>,
     quota: Arc<Quota>,
     bandwidth: u64,
 }
@@ -339,6 +551,15 @@ struct Relays {
 impl Relays {
     async fn bind(&self, requested: u16) -> io::Result<UdpSocket> {
         if requested != 0 {
+            // A requested port (EVEN-PORT) must keep to the range too.
+            if let Some((low, high)) = self.ports
+                && !(low..=high).contains(&requested)
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("port {requested} is outside the relay range {low}-{high}"),
+                ));
+            }
             return UdpSocket::bind(SocketAddr::new(self.bind_ip, requested)).await;
         }
         let Some((low, high)) = self.ports else {
@@ -378,14 +599,17 @@ impl RelayAddressGenerator for Relays {
         if use_ipv4 != self.bind_ip.is_ipv4() {
             return Err(turn::Error::Other("address family not served".into()));
         }
-        let user = lock(&self.last_user).clone().unwrap_or_default();
-        let Some(guard) = self.quota.take(&user) else {
-            warn!(
-                user,
-                quota = self.quota.per_user,
-                "TURN allocation quota reached"
-            );
-            return Err(turn::Error::Other("allocation quota reached".into()));
+        // Always set: the crate authenticates an Allocate before it asks
+        // for a relay.
+        let Some(LastAuth { user, client }) = lock(&self.last_auth).clone() else {
+            return Err(turn::Error::Other("allocation without credentials".into()));
+        };
+        let guard = match self.quota.take(&user, self.transport, client) {
+            Ok(g) => g,
+            Err(full) => {
+                warn!(user, %client, "TURN allocation refused: {full} reached");
+                return Err(turn::Error::ErrAllocationQuotaReached);
+            }
         };
         let socket = self.bind(requested_port).await.map_err(|e| {
             warn!(error = %e, "cannot open a TURN relay socket");
@@ -397,7 +621,7 @@ impl RelayAddressGenerator for Relays {
             socket,
             inbound: Bucket::new(self.bandwidth),
             outbound: Bucket::new(self.bandwidth),
-            _quota: guard,
+            quota: Mutex::new(Some(guard)),
         };
         Ok((Arc::new(relay), SocketAddr::new(self.public_ip, port)))
     }
@@ -440,7 +664,9 @@ struct Relay {
     socket: UdpSocket,
     inbound: Bucket,
     outbound: Bucket,
-    _quota: QuotaGuard,
+    /// Given back when the allocation closes (or, at the latest, when the
+    /// crate drops the relay).
+    quota: Mutex<Option<QuotaGuard>>,
 }
 
 #[async_trait]
@@ -479,6 +705,9 @@ impl Conn for Relay {
         None
     }
     async fn close(&self) -> webrtc_util::Result<()> {
+        // The crate closes the relay when the allocation ends; the slot
+        // is free from then on, not when its last task lets go.
+        lock(&self.quota).take();
         Ok(())
     }
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
@@ -493,16 +722,25 @@ pub struct TcpMux {
     local: SocketAddr,
     inbox: tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
     peers: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    /// Client addresses whose connection ended, for their allocations to
+    /// be deleted.
+    dropped: mpsc::Sender<SocketAddr>,
     stop: tokio_util::sync::CancellationToken,
 }
 
 impl TcpMux {
-    fn start(listener: TcpListener, local: SocketAddr, max: usize) -> Arc<Self> {
+    fn start(
+        listener: TcpListener,
+        local: SocketAddr,
+        max: usize,
+        dropped: mpsc::Sender<SocketAddr>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(1024);
         let mux = Arc::new(Self {
             local,
             inbox: tokio::sync::Mutex::new(rx),
             peers: Mutex::new(HashMap::new()),
+            dropped,
             stop: tokio_util::sync::CancellationToken::new(),
         });
         let me = mux.clone();
@@ -571,12 +809,15 @@ impl TcpMux {
                 }
             }
         };
-        tokio::select! {
-            () = reader => {}
-            () = writer => {}
-            () = self.stop.cancelled() => {}
-        }
+        let stopping = tokio::select! {
+            () = reader => false,
+            () = writer => false,
+            () = self.stop.cancelled() => true,
+        };
         lock(&self.peers).remove(&peer);
+        if !stopping {
+            let _ = self.dropped.send(peer).await;
+        }
     }
 }
 
@@ -654,12 +895,108 @@ impl Conn for TcpMux {
         None
     }
     async fn close(&self) -> webrtc_util::Result<()> {
+        // Only the crate's read loop closes the listening conn now, when the
+        // server stops (allocations no longer do: see vendor/turn/PATCHES.md).
         self.stop.cancel();
         Ok(())
     }
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
         self
     }
+}
+
+/// How a range came into a [`PeerPolicy`]; at equal prefix length the
+/// later kind wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RangeKind {
+    /// [`DEFAULT_DENIED_PEERS`].
+    BuiltInDeny,
+    /// `--turn-allowed-peer-ip`.
+    Allow,
+    /// `--turn-denied-peer-ip`.
+    Deny,
+}
+
+/// Which peer addresses the relay may exchange traffic with.
+///
+/// The server's own listening sockets are always refused, so the relay
+/// cannot loop into itself or reach its HTTP side from "outside". For
+/// other addresses the most specific matching range decides: a
+/// `10.1.0.0/16` allowed inside the built-in `10.0.0.0/8` denial opens just
+/// that /16, and a `/32` denied inside an allowed range closes it again. At
+/// equal length an operator's denial beats an allowance, which beats a
+/// built-in denial (so allowing `127.0.0.0/8` opens loopback). An address
+/// no range matches is allowed: it is a public address.
+#[derive(Debug, Clone)]
+pub struct PeerPolicy {
+    ranges: Vec<(IpNet, RangeKind)>,
+    own: Vec<SocketAddr>,
+    own_ips: Vec<IpAddr>,
+}
+
+impl PeerPolicy {
+    /// The built-in denials plus `allowed` and `denied`; `own` are the
+    /// server's listening sockets, `own_ips` the machine's addresses (for
+    /// own sockets on a wildcard address).
+    pub fn new(
+        allowed: &[IpNet],
+        denied: &[IpNet],
+        own: Vec<SocketAddr>,
+        own_ips: Vec<IpAddr>,
+    ) -> Self {
+        let built_in = DEFAULT_DENIED_PEERS.iter().map(|r| {
+            (
+                r.parse().expect("built-in ranges parse"),
+                RangeKind::BuiltInDeny,
+            )
+        });
+        let ranges = built_in
+            .chain(allowed.iter().map(|r| (r.trunc(), RangeKind::Allow)))
+            .chain(denied.iter().map(|r| (r.trunc(), RangeKind::Deny)))
+            .collect();
+        Self {
+            ranges,
+            own,
+            own_ips: own_ips.into_iter().map(|ip| ip.to_canonical()).collect(),
+        }
+    }
+
+    /// Whether `peer` may be relayed to.
+    pub fn allows(&self, peer: SocketAddr) -> bool {
+        // ::ffff:127.0.0.1 is 127.0.0.1 to a dual-stack socket.
+        let ip = peer.ip().to_canonical();
+        if self.is_own(ip, peer.port()) {
+            return false;
+        }
+        let decisive = self
+            .ranges
+            .iter()
+            .filter(|(net, _)| net.contains(&ip))
+            .max_by_key(|(net, kind)| (net.prefix_len(), *kind));
+        matches!(decisive, None | Some((_, RangeKind::Allow)))
+    }
+
+    fn is_own(&self, ip: IpAddr, port: u16) -> bool {
+        self.own.iter().any(|own| {
+            let own_ip = own.ip().to_canonical();
+            own.port() == port
+                && (own_ip == ip
+                    || (own_ip.is_unspecified()
+                        && (ip.is_loopback() || ip.is_unspecified() || self.own_ips.contains(&ip))))
+        })
+    }
+}
+
+/// Parses `--turn-allowed-peer-ip` / `--turn-denied-peer-ip`: a CIDR range
+/// like `10.0.0.0/8` or `fd00::/8`, or one address.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net);
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("{s:?}: expected a range like 10.0.0.0/8 or an address"))
 }
 
 /// Parses `--turn-relay-ports LOW-HIGH`.
@@ -717,6 +1054,270 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, DEFAULT_TURN_PORT))
 }
 
+/// Entry points for `fuzz/` (not an API): the embedded TURN server's
+/// message handling without real sockets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    use stun::attributes::{
+        ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_NONCE, ATTR_REALM, ATTR_USERNAME,
+    };
+    use stun::integrity::MessageIntegrity;
+    use stun::message::{Message, Setter as _};
+    use stun::textattrs::TextAttribute;
+    use turn::allocation::allocation_manager::{Manager, ManagerConfig};
+    use turn::server::nonce::NonceKey;
+    use turn::server::request::Request;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"fuzzing";
+    /// Client addresses an input may speak from (one allocation each at
+    /// most, so the harness stays small however long it runs).
+    const CLIENTS: u16 = 4;
+
+    /// The crate's server state, built once: real request handling, fake
+    /// sockets (nothing leaves the process).
+    struct Harness {
+        runtime: tokio::runtime::Runtime,
+        conn: Arc<dyn Conn + Send + Sync>,
+        manager: Arc<Manager>,
+        nonces: Arc<NonceKey>,
+        auth: Arc<Auth>,
+        filter: PeerFilter,
+        user: String,
+        password: String,
+    }
+
+    fn harness() -> &'static Harness {
+        static H: OnceLock<Harness> = OnceLock::new();
+        H.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let quota = Arc::new(Quota::new(
+                DEFAULT_USER_QUOTA,
+                DEFAULT_MAX_ALLOCATIONS_PER_IP,
+                64,
+            ));
+            let last_auth = Arc::new(Mutex::new(None));
+            let relays = FakeRelays {
+                quota: quota.clone(),
+                last_auth: last_auth.clone(),
+                next_port: AtomicU16::new(50_000),
+            };
+            let manager = Arc::new(Manager::new(ManagerConfig {
+                relay_addr_generator: Box::new(relays),
+                alloc_close_notify: None,
+            }));
+            let policy = Arc::new(PeerPolicy::new(
+                &[],
+                &[],
+                vec![SocketAddr::from(([127, 0, 0, 1], DEFAULT_TURN_PORT))],
+                Vec::new(),
+            ));
+            let creds = ice::mint(SECRET, "fuzz", u64::MAX / 2);
+            Harness {
+                runtime,
+                conn: Arc::new(FakeConn(
+                    SocketAddr::from(([127, 0, 0, 1], DEFAULT_TURN_PORT)),
+                    Mutex::new(None),
+                )),
+                manager,
+                nonces: Arc::new(NonceKey::new(Duration::from_secs(3600))),
+                auth: Arc::new(Auth {
+                    transport: Transport::Udp,
+                    secret: Arc::from(SECRET),
+                    quota,
+                    last_auth,
+                }),
+                filter: Arc::new(move |peer: &SocketAddr| policy.allows(*peer)),
+                user: creds.username,
+                password: creds.credential,
+            }
+        })
+    }
+
+    /// Feeds `data` to the server as one client's TCP byte stream: the
+    /// first byte picks the client address (bits 0–1) and whether STUN
+    /// messages are re-signed with valid credentials (bit 2), so requests
+    /// get past authentication; the rest is split by the TCP framing and
+    /// each frame is handled as the server handles a datagram.
+    pub fn turn_messages(data: &[u8]) {
+        let Some((&mode, stream)) = data.split_first() else {
+            return;
+        };
+        let h = harness();
+        let client = SocketAddr::from(([192, 0, 2, 1], 40_000 + u16::from(mode) % CLIENTS));
+        let sign = mode & 4 != 0;
+        h.runtime.block_on(async {
+            let mut rd = stream;
+            while let Ok(Some(frame)) = read_frame(&mut rd).await {
+                let buff = if sign {
+                    resign(h, &frame, client).unwrap_or(frame)
+                } else {
+                    frame
+                };
+                let mut r = Request {
+                    conn: h.conn.clone(),
+                    src_addr: client,
+                    buff,
+                    allocation_manager: h.manager.clone(),
+                    nonces: h.nonces.clone(),
+                    peer_filter: Some(h.filter.clone()),
+                    auth_handler: h.auth.clone(),
+                    realm: REALM.to_owned(),
+                    channel_bind_timeout: Duration::from_secs(600),
+                };
+                let _ = r.handle_request().await;
+            }
+            // Let timers and relay tasks the frames started take a turn.
+            tokio::task::yield_now().await;
+        });
+    }
+
+    /// The STUN message in `frame` with USERNAME, REALM, NONCE and
+    /// MESSAGE-INTEGRITY replaced by valid ones for `client`.
+    fn resign(h: &Harness, frame: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+        let mut m = Message::new();
+        m.unmarshal_binary(frame).ok()?;
+        let mut out = Message::new();
+        out.set_type(m.typ);
+        out.transaction_id = m.transaction_id;
+        out.write_header();
+        for a in &m.attributes.0 {
+            if ![
+                ATTR_USERNAME,
+                ATTR_REALM,
+                ATTR_NONCE,
+                ATTR_MESSAGE_INTEGRITY,
+                ATTR_FINGERPRINT,
+            ]
+            .contains(&a.typ)
+            {
+                out.add(a.typ, &a.value);
+            }
+        }
+        TextAttribute::new(ATTR_USERNAME, h.user.clone())
+            .add_to(&mut out)
+            .ok()?;
+        TextAttribute::new(ATTR_REALM, REALM.to_owned())
+            .add_to(&mut out)
+            .ok()?;
+        TextAttribute::new(ATTR_NONCE, h.nonces.issue(client))
+            .add_to(&mut out)
+            .ok()?;
+        MessageIntegrity::new_long_term_integrity(
+            h.user.clone(),
+            REALM.to_owned(),
+            h.password.clone(),
+        )
+        .add_to(&mut out)
+        .ok()?;
+        Some(out.raw)
+    }
+
+    /// Relays without sockets, under the real quotas.
+    struct FakeRelays {
+        quota: Arc<Quota>,
+        last_auth: Arc<Mutex<Option<LastAuth>>>,
+        next_port: AtomicU16,
+    }
+
+    #[async_trait]
+    impl RelayAddressGenerator for FakeRelays {
+        fn validate(&self) -> Result<(), turn::Error> {
+            Ok(())
+        }
+
+        async fn allocate_conn(
+            &self,
+            _use_ipv4: bool,
+            requested_port: u16,
+        ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+            let Some(LastAuth { user, client }) = lock(&self.last_auth).clone() else {
+                return Err(turn::Error::Other("allocation without credentials".into()));
+            };
+            let guard = self
+                .quota
+                .take(&user, Transport::Udp, client)
+                .map_err(|_| turn::Error::ErrAllocationQuotaReached)?;
+            let port = match requested_port {
+                0 => self.next_port.fetch_add(1, Ordering::Relaxed).max(1024),
+                p => p,
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            Ok((Arc::new(FakeConn(addr, Mutex::new(Some(guard)))), addr))
+        }
+    }
+
+    /// A datagram socket that sends nowhere and never receives; as a
+    /// relay, it holds its quota slot until closed.
+    struct FakeConn(SocketAddr, Mutex<Option<QuotaGuard>>);
+
+    #[async_trait]
+    impl Conn for FakeConn {
+        async fn connect(&self, _addr: SocketAddr) -> webrtc_util::Result<()> {
+            Ok(())
+        }
+        async fn recv(&self, _buf: &mut [u8]) -> webrtc_util::Result<usize> {
+            std::future::pending().await
+        }
+        async fn recv_from(&self, _buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+            std::future::pending().await
+        }
+        async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+            Ok(buf.len())
+        }
+        async fn send_to(&self, buf: &[u8], _target: SocketAddr) -> webrtc_util::Result<usize> {
+            Ok(buf.len())
+        }
+        fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+            Ok(self.0)
+        }
+        fn remote_addr(&self) -> Option<SocketAddr> {
+            None
+        }
+        async fn close(&self) -> webrtc_util::Result<()> {
+            lock(&self.1).take();
+            Ok(())
+        }
+        fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+            self
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_fuzzing_entry_takes_garbage_and_real_requests() {
+            turn_messages(&[]);
+            turn_messages(&[0, 0xff, 0xff]);
+            // A signed Allocate (REQUESTED-TRANSPORT UDP), then a signed
+            // Refresh with lifetime 0, from client 1.
+            let mut alloc = vec![0x00, 0x03, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+            alloc.extend([1u8; 12]);
+            alloc.extend([0x00, 0x19, 0x00, 0x04, 17, 0, 0, 0]);
+            let mut refresh = vec![0x00, 0x04, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+            refresh.extend([2u8; 12]);
+            refresh.extend([0x00, 0x0d, 0x00, 0x04, 0, 0, 0, 0]);
+            let mut input = vec![4 | 1];
+            input.extend(&alloc);
+            turn_messages(&input);
+            assert_eq!(lock(&harness().auth.quota.live).total, 1, "allocated");
+            input.truncate(1);
+            input.extend(&refresh);
+            turn_messages(&input);
+            assert_eq!(lock(&harness().auth.quota.live).total, 0, "released");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,19 +1343,122 @@ mod tests {
         assert!(parse_listen("host").is_err());
     }
 
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn the_quota_counts_live_allocations_per_user() {
-        let q = Arc::new(Quota {
-            per_user: 2,
-            live: Mutex::new(HashMap::new()),
-        });
-        let a = q.take("1:alice").unwrap();
-        let b = q.take("1:alice").unwrap();
-        assert!(q.take("1:alice").is_none());
-        assert!(q.take("1:bob").is_some(), "others are not affected");
+    fn the_quotas_count_live_allocations_per_user_per_ip_and_in_all() {
+        let q = Arc::new(Quota::new(2, 3, 4));
+        let home = addr("192.0.2.1:1000");
+        let a = q.take("1:alice", Transport::Udp, home).unwrap();
+        let b = q
+            .take("1:alice", Transport::Udp, addr("192.0.2.1:1001"))
+            .unwrap();
+        assert_eq!(
+            q.take("1:alice", Transport::Tcp, addr("198.51.100.1:1"))
+                .err(),
+            Some(QuotaFull::User)
+        );
+        let _c = q
+            .take("1:bob", Transport::Udp, addr("192.0.2.1:1002"))
+            .unwrap();
+        assert_eq!(
+            q.take("1:carol", Transport::Udp, addr("192.0.2.1:1003"))
+                .err(),
+            Some(QuotaFull::Ip),
+            "a fourth from one IP, whoever asks"
+        );
+        let _d = q
+            .take("1:carol", Transport::Udp, addr("198.51.100.1:1"))
+            .unwrap();
+        assert_eq!(
+            q.take("1:dan", Transport::Udp, addr("203.0.113.1:1")).err(),
+            Some(QuotaFull::Total)
+        );
+        assert!(q.holds("1:alice", Transport::Udp, home));
+        assert!(!q.holds("1:alice", Transport::Tcp, home), "per transport");
+        assert!(!q.holds("1:bob", Transport::Udp, home), "per username");
         drop(a);
-        let _c = q.take("1:alice").expect("a slot came back");
+        assert!(!q.holds("1:alice", Transport::Udp, home));
+        let _e = q
+            .take("1:alice", Transport::Udp, home)
+            .expect("a slot came back");
         drop(b);
+        let live = lock(&q.live);
+        assert_eq!(live.total, 3, "bob, carol and alice's new one");
+        assert_eq!(live.holders.len(), 3, "no entries left at zero");
+        assert_eq!(live.users.len(), 3);
+    }
+
+    fn policy(allowed: &[&str], denied: &[&str], own: &[&str]) -> PeerPolicy {
+        let nets = |v: &[&str]| v.iter().map(|s| parse_cidr(s).unwrap()).collect::<Vec<_>>();
+        PeerPolicy::new(
+            &nets(allowed),
+            &nets(denied),
+            own.iter().map(|s| addr(s)).collect(),
+            vec!["203.0.113.5".parse().unwrap()],
+        )
+    }
+
+    #[test]
+    fn the_peer_policy_refuses_non_public_ranges_by_default() {
+        let p = policy(&[], &[], &[]);
+        for refused in [
+            "127.0.0.1:5000",
+            "0.0.0.0:5000",
+            "10.1.2.3:5000",
+            "172.20.0.1:5000",
+            "192.168.1.1:5000",
+            "100.100.0.1:5000",
+            "169.254.1.1:5000",
+            "224.0.0.251:5353",
+            "255.255.255.255:9",
+            "[::1]:5000",
+            "[::]:5000",
+            "[fd00::1]:5000",
+            "[fe80::1]:5000",
+            "[ff02::1]:5000",
+            "[::ffff:127.0.0.1]:5000",
+            "[::ffff:10.0.0.1]:5000",
+        ] {
+            assert!(!p.allows(addr(refused)), "{refused} is refused");
+        }
+        for allowed in ["198.51.100.7:5000", "[2001:db8::1]:5000", "172.32.0.1:1"] {
+            assert!(p.allows(addr(allowed)), "{allowed} is public");
+        }
+    }
+
+    #[test]
+    fn the_most_specific_range_decides_and_own_sockets_never_pass() {
+        let p = policy(
+            &["127.0.0.0/8", "10.1.0.0/16", "10.9.9.9"],
+            &["10.1.2.0/24", "198.51.100.0/24", "10.9.9.9/32"],
+            &["0.0.0.0:8443", "127.0.0.1:3478"],
+        );
+        assert!(p.allows(addr("127.0.0.1:5000")), "loopback opened");
+        assert!(p.allows(addr("10.1.3.4:5000")), "the /16 inside 10/8");
+        assert!(!p.allows(addr("10.2.0.1:5000")), "the rest of 10/8");
+        assert!(
+            !p.allows(addr("10.1.2.3:5000")),
+            "a /24 denied inside the /16"
+        );
+        assert!(
+            !p.allows(addr("198.51.100.7:5000")),
+            "a public range denied"
+        );
+        assert!(!p.allows(addr("10.9.9.9:5000")), "a tie: the denial wins");
+        assert!(!p.allows(addr("127.0.0.1:3478")), "the TURN socket");
+        assert!(
+            !p.allows(addr("127.0.0.1:8443")),
+            "HTTP on a wildcard address"
+        );
+        assert!(!p.allows(addr("203.0.113.5:8443")), "HTTP on the public IP");
+        assert!(p.allows(addr("203.0.113.5:8444")), "another port of it");
+        assert!(p.allows(addr("127.0.0.2:3478")), "the TURN port elsewhere");
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("nope").is_err());
+        assert_eq!(parse_cidr(" ::1 ").unwrap().to_string(), "::1/128");
     }
 
     #[test]

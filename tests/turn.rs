@@ -3,6 +3,13 @@
 //! forged and tampered ones are refused; the per-user quota holds; relayed
 //! data flows between two allocations; and `joined` hands out the server
 //! with credentials it accepts.
+//!
+//! The hardening stories (issue 9): TCP keeps serving after allocations
+//! end, and a dropped connection ends its own; peers outside the allowed
+//! ranges and the server's own sockets are refused with 403; nonces are
+//! stateless and bound to the client address; the quotas per IP and in all
+//! hold, expired credentials create nothing new, and EVEN-PORT on a range
+//! without a free even port is answered instead of spinning.
 
 mod common;
 
@@ -17,9 +24,9 @@ use stun::error_code::ErrorCodeAttribute;
 use stun::fingerprint::FINGERPRINT;
 use stun::integrity::MessageIntegrity;
 use stun::message::{
-    BINDING_REQUEST, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE, Getter as _,
-    METHOD_ALLOCATE, METHOD_CREATE_PERMISSION, METHOD_REFRESH, METHOD_SEND, Message, MessageType,
-    Setter,
+    BINDING_REQUEST, CLASS_ERROR_RESPONSE, CLASS_INDICATION, CLASS_REQUEST, CLASS_SUCCESS_RESPONSE,
+    Getter as _, METHOD_ALLOCATE, METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION, METHOD_REFRESH,
+    METHOD_SEND, Message, MessageType, Setter,
 };
 use stun::textattrs::TextAttribute;
 use stun::xoraddr::XorMappedAddress;
@@ -49,7 +56,12 @@ enum Transport {
 
 impl Transport {
     async fn udp(server: SocketAddr) -> Self {
-        Self::Udp(UdpSocket::bind("127.0.0.1:0").await.unwrap(), server)
+        Self::udp_from("127.0.0.1", server).await
+    }
+
+    /// From another loopback address, as another client IP.
+    async fn udp_from(ip: &str, server: SocketAddr) -> Self {
+        Self::Udp(UdpSocket::bind((ip, 0)).await.unwrap(), server)
     }
 
     async fn tcp(server: SocketAddr) -> Self {
@@ -152,8 +164,16 @@ async fn allocate(t: &mut Transport, username: &str, password: &str) -> Result<S
     Err(code.code.0)
 }
 
-async fn turn_server(quota: usize) -> TurnServer {
+/// Settings for a server on 127.0.0.1 whose relay may reach loopback peers
+/// (the test peers live there; loopback is refused by default).
+fn loopback_config() -> TurnConfig {
     let mut cfg = TurnConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.allowed_peers = vec!["127.0.0.0/8".parse().unwrap()];
+    cfg
+}
+
+async fn turn_server(quota: usize) -> TurnServer {
+    let mut cfg = loopback_config();
     cfg.user_quota = quota;
     TurnServer::start(&cfg, Arc::from(SECRET)).await.unwrap()
 }
@@ -357,7 +377,7 @@ async fn stun_binding_works_on_both_transports() {
 #[tokio::test]
 async fn joined_carries_the_embedded_server_with_working_credentials() {
     let mut cfg = common::config();
-    cfg.turn = Some(TurnConfig::new("127.0.0.1:0".parse().unwrap()));
+    cfg.turn = Some(loopback_config());
     cfg.turn_secret = Some(Arc::from(SECRET));
     cfg.turn_urls = vec!["turn:turn.example.org:3478".into()];
     cfg.core.ice.push_url("stun:stun.example.org").unwrap();
@@ -409,6 +429,21 @@ async fn authed(
     username: &str,
     password: &str,
 ) -> bool {
+    authed_answer(t, method, attrs, username, password)
+        .await
+        .typ
+        .class
+        == CLASS_SUCCESS_RESPONSE
+}
+
+/// Like [`authed`]: the answer itself.
+async fn authed_answer(
+    t: &mut Transport,
+    method: stun::message::Method,
+    attrs: impl Fn() -> Vec<Box<dyn Setter>>,
+    username: &str,
+    password: &str,
+) -> Message {
     let typ = MessageType::new(method, CLASS_REQUEST);
     let mut first: Vec<Box<dyn Setter>> = vec![Box::new(TransactionId::new()), Box::new(typ)];
     first.extend(attrs());
@@ -435,8 +470,7 @@ async fn authed(
         )),
         Box::new(FINGERPRINT),
     ]);
-    let answer = t.request(second).await;
-    answer.typ.class == CLASS_SUCCESS_RESPONSE
+    t.request(second).await
 }
 
 fn lifetime(secs: u64) -> Box<dyn Setter> {
@@ -506,5 +540,567 @@ async fn a_running_allocation_outlives_its_credentials() {
         refused,
         "expired credentials without a live allocation are refused"
     );
+    server.close().await;
+}
+
+/// The error code of an answer, if it is an error.
+fn error_code(m: &Message) -> Option<u16> {
+    let mut code = ErrorCodeAttribute::default();
+    code.get_from(m).ok().map(|()| code.code.0)
+}
+
+fn peer(addr: SocketAddr) -> Box<dyn Setter> {
+    Box::new(PeerAddress {
+        ip: addr.ip(),
+        port: addr.port(),
+    })
+}
+
+/// Allocates with extra attributes; the relayed address or the error code.
+async fn allocate_with(
+    t: &mut Transport,
+    creds: &ice::Credentials,
+    extra: impl Fn() -> Vec<Box<dyn Setter>>,
+) -> Result<SocketAddr, u16> {
+    let answer = authed_answer(
+        t,
+        METHOD_ALLOCATE,
+        || {
+            let mut attrs: Vec<Box<dyn Setter>> = vec![Box::new(RequestedTransport {
+                protocol: PROTO_UDP,
+            })];
+            attrs.extend(extra());
+            attrs
+        },
+        &creds.username,
+        &creds.credential,
+    )
+    .await;
+    let mut relayed = RelayedAddress::default();
+    match relayed.get_from(&answer) {
+        Ok(()) => Ok(SocketAddr::new(relayed.ip, relayed.port)),
+        Err(_) => Err(error_code(&answer).expect("an error code")),
+    }
+}
+
+/// Ends the allocation of `t` (a Refresh with lifetime 0).
+async fn release(t: &mut Transport, creds: &ice::Credentials) {
+    assert!(
+        authed(
+            t,
+            METHOD_REFRESH,
+            || vec![lifetime(0)],
+            &creds.username,
+            &creds.credential
+        )
+        .await,
+        "released"
+    );
+}
+
+#[tokio::test]
+async fn tcp_keeps_serving_after_allocations_end() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "erin", now() + 600);
+    // Three browsers one after the other, each over a fresh TCP connection,
+    // each releasing its allocation before the next comes (the crate used
+    // to close the whole TCP listener when the first one ended).
+    for round in 1..=3 {
+        let mut t = Transport::tcp(addr).await;
+        allocate(&mut t, &creds.username, &creds.credential)
+            .await
+            .unwrap_or_else(|code| panic!("TCP allocation {round}: {code}"));
+        release(&mut t, &creds).await;
+    }
+    // UDP was never affected.
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("UDP still allocates");
+    server.close().await;
+}
+
+#[tokio::test]
+async fn a_dropped_tcp_connection_ends_its_allocations() {
+    // One allocation per user: the second can only come once the first is
+    // gone.
+    let server = turn_server(1).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "fay", now() + 600);
+    let mut t = Transport::tcp(addr).await;
+    let relay = allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated over TCP");
+    let mut other = Transport::udp(addr).await;
+    assert_eq!(
+        allocate(&mut other, &creds.username, &creds.credential).await,
+        Err(486),
+        "the quota is full while the TCP allocation lives"
+    );
+    // The browser goes away without a Refresh of lifetime 0.
+    drop(t);
+    let mut freed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut again = Transport::udp(addr).await;
+        if allocate(&mut again, &creds.username, &creds.credential)
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the dropped connection's allocation ended");
+    // Its relay port is closed with it: binding it works again.
+    assert!(
+        UdpSocket::bind(relay).await.is_ok(),
+        "relay port {relay} free"
+    );
+    server.close().await;
+}
+
+#[tokio::test]
+async fn peers_outside_the_allowed_ranges_are_forbidden() {
+    // Default policy: loopback and private ranges are refused.
+    let server = TurnServer::start(
+        &TurnConfig::new("127.0.0.1:0".parse().unwrap()),
+        Arc::from(SECRET),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "gus", now() + 600);
+    for mut t in [Transport::udp(addr).await, Transport::tcp(addr).await] {
+        allocate(&mut t, &creds.username, &creds.credential)
+            .await
+            .expect("allocated");
+        for refused in [
+            "127.0.0.1:5000",
+            "10.0.0.1:5000",
+            "192.168.1.1:5000",
+            "169.254.0.1:5000",
+        ] {
+            let refused: SocketAddr = refused.parse().unwrap();
+            let answer = authed_answer(
+                &mut t,
+                METHOD_CREATE_PERMISSION,
+                || vec![peer(refused)],
+                &creds.username,
+                &creds.credential,
+            )
+            .await;
+            assert_eq!(answer.typ.class, CLASS_ERROR_RESPONSE, "{refused}");
+            assert_eq!(error_code(&answer), Some(403), "permission for {refused}");
+            let answer = authed_answer(
+                &mut t,
+                METHOD_CHANNEL_BIND,
+                || {
+                    vec![
+                        Box::new(turn::proto::channum::ChannelNumber(0x4000)),
+                        peer(refused),
+                    ]
+                },
+                &creds.username,
+                &creds.credential,
+            )
+            .await;
+            assert_eq!(error_code(&answer), Some(403), "channel bind to {refused}");
+        }
+        // A public address is fine (a permission sends nothing to it).
+        let public: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        assert!(
+            authed(
+                &mut t,
+                METHOD_CREATE_PERMISSION,
+                || vec![peer(public)],
+                &creds.username,
+                &creds.credential
+            )
+            .await,
+            "permission for a public peer"
+        );
+    }
+    server.close().await;
+
+    // Loopback opened: a loopback peer is fine, the server's own sockets
+    // (TURN, and the HTTP listener it was told about) are not.
+    let http: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let server = TurnServer::start(&loopback_config().with_own_addrs([http]), Arc::from(SECRET))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    let peer_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ok = peer_socket.local_addr().unwrap();
+    for (target, want) in [(addr, Some(403)), (http, Some(403)), (ok, None)] {
+        let answer = authed_answer(
+            &mut t,
+            METHOD_CREATE_PERMISSION,
+            || vec![peer(target)],
+            &creds.username,
+            &creds.credential,
+        )
+        .await;
+        assert_eq!(error_code(&answer), want, "permission for {target}");
+    }
+    // A Send indication to the TURN port itself goes nowhere; the server
+    // answers the next request as usual.
+    let mut send = Message::new();
+    send.build(&[
+        Box::new(TransactionId::new()),
+        Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
+        peer(addr),
+        Box::new(Data(b"loop".to_vec())),
+        Box::new(FINGERPRINT),
+    ])
+    .unwrap();
+    t.send(&send.raw).await;
+    let answer = t
+        .request(vec![
+            Box::new(TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(FINGERPRINT),
+        ])
+        .await;
+    assert_eq!(answer.typ.class, CLASS_SUCCESS_RESPONSE);
+    server.close().await;
+}
+
+/// An unauthenticated Allocate: the 401 challenge's nonce.
+async fn challenge_nonce(t: &mut Transport) -> TextAttribute {
+    let answer = t
+        .request(vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+            Box::new(RequestedTransport {
+                protocol: PROTO_UDP,
+            }),
+            Box::new(FINGERPRINT),
+        ])
+        .await;
+    assert_eq!(error_code(&answer), Some(401));
+    let mut nonce = TextAttribute::new(stun::attributes::ATTR_NONCE, String::new());
+    nonce.get_from(&answer).unwrap();
+    nonce
+}
+
+#[tokio::test]
+async fn a_nonce_works_only_from_the_address_it_was_given_to() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "hal", now() + 600);
+    let mut alice = Transport::udp(addr).await;
+    let mut mallory = Transport::udp(addr).await;
+    let nonce = challenge_nonce(&mut alice).await;
+    // The server stored nothing when it handed the nonce out: it checks the
+    // nonce against the address that brings it back.
+    let allocate_with_nonce = |nonce: TextAttribute| -> Vec<Box<dyn Setter>> {
+        vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+            Box::new(RequestedTransport {
+                protocol: PROTO_UDP,
+            }),
+            Box::new(TextAttribute::new(
+                stun::attributes::ATTR_USERNAME,
+                creds.username.clone(),
+            )),
+            Box::new(TextAttribute::new(
+                stun::attributes::ATTR_REALM,
+                "huddle".to_owned(),
+            )),
+            Box::new(nonce),
+            Box::new(MessageIntegrity::new_long_term_integrity(
+                creds.username.clone(),
+                "huddle".to_owned(),
+                creds.credential.clone(),
+            )),
+            Box::new(FINGERPRINT),
+        ]
+    };
+    let stolen = mallory.request(allocate_with_nonce(nonce.clone())).await;
+    assert_eq!(error_code(&stolen), Some(438), "stale from another address");
+    let forged = mallory
+        .request(allocate_with_nonce(TextAttribute::new(
+            stun::attributes::ATTR_NONCE,
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        )))
+        .await;
+    assert_eq!(error_code(&forged), Some(438), "a made-up nonce");
+    let own = alice.request(allocate_with_nonce(nonce)).await;
+    assert_eq!(
+        own.typ.class, CLASS_SUCCESS_RESPONSE,
+        "from its own address"
+    );
+    server.close().await;
+}
+
+/// Resident set size of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// Sends `count` unauthenticated Allocates from ever new source ports, 64
+/// at a time, waiting for each batch's answers.
+async fn flood_unauthenticated(server: SocketAddr, count: usize) -> usize {
+    const BATCH: usize = 64;
+    let mut request = Message::new();
+    request
+        .build(&[
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+        ])
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut sent = 0;
+    let mut answered = 0;
+    while sent < count {
+        // Fresh sockets (fresh source ports) for every 16 batches.
+        let mut sockets = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            sockets.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        }
+        for _ in 0..16 {
+            for s in &sockets {
+                s.send_to(&request.raw, server).await.unwrap();
+            }
+            for s in &sockets {
+                // A lost answer is no failure here: only memory counts.
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await
+                {
+                    answered += 1;
+                }
+            }
+            sent += BATCH;
+        }
+    }
+    answered
+}
+
+#[tokio::test]
+async fn unauthenticated_allocates_leave_no_state_behind() {
+    // HUDDLE_TEST_BIN runs the story against another build (say, one from
+    // before stateless nonces, to see it fail).
+    let bin = std::env::var("HUDDLE_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_huddle").to_owned());
+    let mut child = tokio::process::Command::new(bin)
+        .args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let turn: SocketAddr = loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(
+            STEP,
+            tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line),
+        )
+        .await
+        .expect("huddle starts")
+        .unwrap();
+        assert!(n > 0, "huddle exited before its TURN server ran");
+        if let Some(rest) = line.strip_prefix("TURN server on ") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    // Warm up (allocator arenas, socket buffers), then measure around a
+    // run ten times as long. With a nonce kept per request, 50,000 of them
+    // cost several MiB.
+    flood_unauthenticated(turn, 5_000).await;
+    let before = rss_kib(pid);
+    let answered = flood_unauthenticated(turn, 50_000).await;
+    let after = rss_kib(pid);
+    assert!(
+        answered > 45_000,
+        "the server answered ({answered} of 50,000)"
+    );
+    let grown = after.saturating_sub(before);
+    println!(
+        "huddle RSS {before} KiB → {after} KiB after 50,000 unauthenticated Allocates ({answered} answered)"
+    );
+    assert!(
+        grown < 2048,
+        "RSS grew by {grown} KiB ({before} → {after}) for requests that should cost nothing"
+    );
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_caps_per_ip_and_in_all_hold() {
+    let mut cfg = loopback_config();
+    cfg.max_allocations_per_ip = 2;
+    cfg.max_allocations = 3;
+    let server = TurnServer::start(&cfg, Arc::from(SECRET)).await.unwrap();
+    let addr = server.local_addr();
+    // Different users: the per-user quota (40) is not what refuses.
+    let user = |n: &str| ice::mint(SECRET, n, now() + 600);
+    let mut first = Transport::udp_from("127.0.0.1", addr).await;
+    allocate_with(&mut first, &user("a"), Vec::new)
+        .await
+        .unwrap();
+    let mut second = Transport::udp_from("127.0.0.1", addr).await;
+    allocate_with(&mut second, &user("b"), Vec::new)
+        .await
+        .unwrap();
+    let mut third = Transport::udp_from("127.0.0.1", addr).await;
+    assert_eq!(
+        allocate_with(&mut third, &user("c"), Vec::new).await,
+        Err(486),
+        "a third allocation from one IP"
+    );
+    let mut elsewhere = Transport::udp_from("127.0.0.2", addr).await;
+    allocate_with(&mut elsewhere, &user("c"), Vec::new)
+        .await
+        .expect("another IP has its own share");
+    let mut fourth = Transport::udp_from("127.0.0.3", addr).await;
+    assert_eq!(
+        allocate_with(&mut fourth, &user("d"), Vec::new).await,
+        Err(486),
+        "the global cap of 3"
+    );
+    // One ends: its slot is free at once.
+    release(&mut first, &user("a")).await;
+    let mut fifth = Transport::udp_from("127.0.0.3", addr).await;
+    allocate_with(&mut fifth, &user("d"), Vec::new)
+        .await
+        .expect("a slot came back");
+    server.close().await;
+}
+
+#[tokio::test]
+async fn expired_credentials_keep_their_allocation_but_make_no_new_one() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "ivy", now() + 1);
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated while valid");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // A new socket is a new allocation: the expired username, although it
+    // holds one elsewhere, is refused.
+    for mut other in [Transport::udp(addr).await, Transport::tcp(addr).await] {
+        let got = allocate(&mut other, &creds.username, &creds.credential).await;
+        assert!(matches!(got, Err(400 | 401)), "a new allocation: {got:?}");
+    }
+    // The one it holds goes on: refresh, permission.
+    assert!(
+        authed(
+            &mut t,
+            METHOD_REFRESH,
+            || vec![lifetime(600)],
+            &creds.username,
+            &creds.credential
+        )
+        .await,
+        "refreshed"
+    );
+    let peer_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = peer_socket.local_addr().unwrap();
+    assert!(
+        authed(
+            &mut t,
+            METHOD_CREATE_PERMISSION,
+            || vec![peer(p)],
+            &creds.username,
+            &creds.credential
+        )
+        .await,
+        "a permission on the live allocation"
+    );
+    server.close().await;
+}
+
+#[tokio::test]
+async fn even_port_on_a_range_without_a_free_even_port_is_answered() {
+    // A relay range of one odd port: the EVEN-PORT search can never succeed.
+    let odd = loop {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        if port % 2 == 1 {
+            break port;
+        }
+    };
+    let mut cfg = loopback_config();
+    cfg.relay_ports = Some((odd, odd));
+    let server = TurnServer::start(&cfg, Arc::from(SECRET)).await.unwrap();
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "jo", now() + 600);
+    let mut t = Transport::udp(addr).await;
+    let even =
+        || -> Vec<Box<dyn Setter>> { vec![Box::new(turn::proto::evenport::EvenPort::default())] };
+    assert_eq!(
+        allocate_with(&mut t, &creds, even).await,
+        Err(508),
+        "insufficient capacity, answered in time"
+    );
+    // The server goes on serving: a plain allocation takes the odd port.
+    let relay = allocate_with(&mut t, &creds, Vec::new)
+        .await
+        .expect("allocated");
+    assert_eq!(relay.port(), odd);
+    server.close().await;
+}
+
+#[tokio::test]
+async fn permissions_per_allocation_are_bounded() {
+    let server = turn_server(10).await;
+    let addr = server.local_addr();
+    let creds = ice::mint(SECRET, "kim", now() + 600);
+    let mut t = Transport::udp(addr).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    let public = |i: usize| SocketAddr::from(([198, 18, (i / 256) as u8, (i % 256) as u8], 5000));
+    let permit = async |t: &mut Transport, p: SocketAddr| {
+        error_code(
+            &authed_answer(
+                t,
+                METHOD_CREATE_PERMISSION,
+                || vec![peer(p)],
+                &creds.username,
+                &creds.credential,
+            )
+            .await,
+        )
+    };
+    // 256 peers (a browser needs a handful) …
+    for i in 0..256 {
+        assert_eq!(permit(&mut t, public(i)).await, None, "permission {i}");
+    }
+    // … then no more: 508, and no channel to a new peer either.
+    assert_eq!(permit(&mut t, public(256)).await, Some(508));
+    let answer = authed_answer(
+        &mut t,
+        METHOD_CHANNEL_BIND,
+        || {
+            vec![
+                Box::new(turn::proto::channum::ChannelNumber(0x4000)),
+                peer(public(257)),
+            ]
+        },
+        &creds.username,
+        &creds.credential,
+    )
+    .await;
+    assert_eq!(
+        answer.typ.class, CLASS_ERROR_RESPONSE,
+        "no channel past the cap"
+    );
+    // The ones it holds refresh as before.
+    assert_eq!(permit(&mut t, public(7)).await, None, "a refresh");
     server.close().await;
 }

@@ -32,7 +32,7 @@ function cpuSeconds(pid) {
 const coturn = await startCoturn(SECRET);
 const servers = {
   direct: await startServer([]),
-  embedded: await startServer(['--turn-listen', '127.0.0.1:0', '--turn-secret', SECRET]),
+  embedded: await startServer(['--turn-listen', '127.0.0.1:0', '--turn-secret', SECRET, '--turn-allowed-peer-ip', '127.0.0.0/8']),
   coturn: await startServer(['--turn-url', `turn:127.0.0.1:${coturn.port}?transport=udp`, '--turn-secret', SECRET]),
 };
 /** Which process relays the media in each mode. */

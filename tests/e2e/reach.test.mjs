@@ -105,7 +105,9 @@ describe('reachable from anywhere', () => {
   });
 
   it('relay only (?relay=1): the call goes through the embedded TURN server', async () => {
-    const server = await startServer(['--turn-listen', '127.0.0.1:0', '--turn-relay-ports', '41000-41099']);
+    const server = await startServer(['--turn-listen', '127.0.0.1:0', '--turn-relay-ports', '41000-41099',
+      // Both browsers are on loopback, which the relay refuses by default.
+      '--turn-allowed-peer-ip', '127.0.0.0/8']);
     onCleanup(() => server.stop());
     const pages = await pair(browser, server.url, 'relayed', '?relay=1');
     // The relayed addresses are the embedded server's (--turn-relay-ports).
@@ -243,7 +245,9 @@ describe('behind separate networks', () => {
   });
 
   it('with the embedded TURN server the call connects through a relay', async () => {
-    const pages = await call(['--turn-listen', '0.0.0.0:0', '--turn-public-ip', `${homes.homes[0].net}.1`], 'homes');
+    const pages = await call(['--turn-listen', '0.0.0.0:0', '--turn-public-ip', `${homes.homes[0].net}.1`,
+      // The homes are private ranges, which the relay refuses by default.
+      '--turn-allowed-peer-ip', '10.77.0.0/16'], 'homes');
     await waitForMedia(pages[0], ['bob']);
     await waitForMedia(pages[1], ['ann']);
     // One end of the path is a TURN relay. The side that owns it reports
