@@ -137,11 +137,24 @@ impl Server {
             "origins allowed to open /ws"
         );
         let listener = Listener::new(tcp, tls.map(|t| t.acceptor), cfg.max_tls_handshakes);
+        let metrics_listener = match cfg.metrics_listen {
+            Some(addr) => Some(Listener::new(
+                listen(addr, METRICS_BACKLOG)
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+                None,
+                1,
+            )),
+            None => None,
+        };
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
             let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
-            let http = listener.local_addr().ok();
-            let server = TurnServer::start(&turn_cfg.with_own_addrs(http), secret.clone()).await?;
+            // The relay must not reach the server's own listeners.
+            let own = [Some(&listener), metrics_listener.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.local_addr().ok());
+            let server = TurnServer::start(&turn_cfg.with_own_addrs(own), secret.clone()).await?;
             cfg.core
                 .ice
                 .add_rest(server.urls(), secret.clone(), cfg.turn_ttl);
@@ -157,15 +170,6 @@ impl Server {
                 .ice
                 .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);
         }
-        let metrics_listener = match cfg.metrics_listen {
-            Some(addr) => Some(Listener::new(
-                listen(addr, METRICS_BACKLOG)
-                    .map_err(|source| ServerError::Bind { addr, source })?,
-                None,
-                1,
-            )),
-            None => None,
-        };
         let hub = Hub::new(cfg.core.clone());
         let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {

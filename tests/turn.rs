@@ -1104,3 +1104,43 @@ async fn permissions_per_allocation_are_bounded() {
     assert_eq!(permit(&mut t, public(7)).await, None, "a refresh");
     server.close().await;
 }
+
+#[tokio::test]
+async fn the_relay_cannot_reach_the_servers_own_listeners() {
+    // The whole server, as `huddle --turn-listen … --metrics …` runs it:
+    // its HTTP and metrics listeners are refused peers even with loopback
+    // opened.
+    let cfg = huddle::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        turn: Some(loopback_config()),
+        turn_secret: Some(Arc::from(SECRET)),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..huddle::config::Config::default()
+    };
+    let server = huddle::server::Server::bind(cfg).await.unwrap();
+    let turn = server.turn_addr().unwrap();
+    let http = server.local_addr().unwrap();
+    let metrics = server.metrics_addr().unwrap();
+    let creds = ice::mint(SECRET, "ida", now() + 600);
+    let mut t = Transport::udp(turn).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for (target, want) in [
+        (http, Some(403)),
+        (metrics, Some(403)),
+        (turn, Some(403)),
+        (elsewhere.local_addr().unwrap(), None),
+    ] {
+        let answer = authed_answer(
+            &mut t,
+            METHOD_CREATE_PERMISSION,
+            || vec![peer(target)],
+            &creds.username,
+            &creds.credential,
+        )
+        .await;
+        assert_eq!(error_code(&answer), want, "permission for {target}");
+    }
+}
