@@ -3,9 +3,11 @@
 //! a long time, with churn of every kind, and reports the server's memory
 //! and CPU every `--report-every`.
 //!
-//! Every member is a task that keeps its place in a room of `--room-size`
-//! and, at random times, relays an offer or a candidate to a room mate, or
-//! churns: leaves and joins again, closes cleanly and comes back on a new
+//! Every member is a task that keeps its place in a room of `--room-size`.
+//! It sets up its calls as a browser does whenever it joins (an offer to
+//! every member already there, who answer), so every connection carries
+//! SDP-sized messages from its first seconds; then, at random times, it
+//! relays an offer or a candidate to a room mate, or churns: leaves and joins again, closes cleanly and comes back on a new
 //! connection, drops its TCP connection without a close and resumes with its
 //! token inside the grace period, drops and stays away past the grace period
 //! (its room mates get `peer-left`, and what they sent it meanwhile is
@@ -236,10 +238,22 @@ async fn enter(
     bail!("{name} could not get back into {room}")
 }
 
-/// Reads what arrives until `until`, keeping the room mates up to date.
+/// Offers a call to every room mate, as a joiner does.
+async fn set_up_calls(sh: &Shared, s: &mut Session, sdp: &str) -> anyhow::Result<()> {
+    for to in &s.peers {
+        let msg = json!({"type":"offer","to":to,"sdp":sdp});
+        s.ws.send(Message::text(msg.to_string())).await?;
+        sh.counts.relays_sent.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Reads what arrives until `until`, keeping the room mates up to date and
+/// answering offers.
 async fn serve_until(
     sh: &Shared,
     s: &mut Session,
+    sdp: &str,
     until: tokio::time::Instant,
 ) -> anyhow::Result<()> {
     loop {
@@ -256,8 +270,15 @@ async fn serve_until(
                 sh.counts.peer_left.fetch_add(1, Ordering::Relaxed);
                 s.peers.retain(|p| Some(p.as_str()) != v["name"].as_str());
             }
-            Some("offer" | "answer" | "candidate") => {
+            Some(ty @ ("offer" | "answer" | "candidate")) => {
                 sh.counts.relays_received.fetch_add(1, Ordering::Relaxed);
+                if ty == "offer"
+                    && let Some(from) = v["from"].as_str()
+                {
+                    let msg = json!({"type":"answer","to":from,"sdp":sdp});
+                    s.ws.send(Message::text(msg.to_string())).await?;
+                    sh.counts.relays_sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Some("error") => {
                 let code = v["code"].as_str().unwrap_or("?");
@@ -299,18 +320,19 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
     ));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / a.join_rate)).await;
+    let sdp = "v=0 ".repeat(64 + rng.below(1000) as usize);
     let mut s = enter(&sh, source, &room, &name, None).await?;
+    set_up_calls(&sh, &mut s, &sdp).await?;
     let members = a.connections as f64;
     let relay_mean = Duration::from_secs_f64(members / a.relay_rate);
     let churn_mean = Duration::from_secs_f64(members / a.churn_rate);
-    let sdp = "v=0 ".repeat(64 + rng.below(1000) as usize);
     let mut next_relay = tokio::time::Instant::now() + rng.exp(relay_mean);
     let mut next_churn = tokio::time::Instant::now() + rng.exp(churn_mean);
     while !sh.stop.load(Ordering::Relaxed) {
         let until = next_relay
             .min(next_churn)
             .min(tokio::time::Instant::now() + Duration::from_secs(1));
-        serve_until(&sh, &mut s, until).await?;
+        serve_until(&sh, &mut s, &sdp, until).await?;
         let now = tokio::time::Instant::now();
         if now >= next_relay {
             next_relay = now + rng.exp(relay_mean);
@@ -339,6 +361,7 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
                     bail!("{name}: name taken after leaving");
                 };
                 (s.token, s.peers) = (token, peers);
+                set_up_calls(&sh, &mut s, &sdp).await?;
             }
             // A clean close, then a fresh connection.
             2 | 3 => {
@@ -346,6 +369,7 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
                 sh.counts.open.fetch_sub(1, Ordering::Relaxed);
                 sh.counts.closes.fetch_add(1, Ordering::Relaxed);
                 s = enter(&sh, source, &room, &name, None).await?;
+                set_up_calls(&sh, &mut s, &sdp).await?;
             }
             // The TCP connection vanishes; resume within the grace period.
             4..=6 => {
@@ -363,6 +387,7 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
                 sh.counts.long_drops.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(a.grace + Duration::from_millis(500 + rng.below(3000))).await;
                 s = enter(&sh, source, &room, &name, None).await?;
+                set_up_calls(&sh, &mut s, &sdp).await?;
             }
             // A room of its own for a moment, then back.
             _ => {
@@ -375,6 +400,7 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
                     bail!("{name}: name taken on the way back");
                 };
                 (s.token, s.peers) = (token, peers);
+                set_up_calls(&sh, &mut s, &sdp).await?;
             }
         }
     }
