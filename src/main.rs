@@ -21,6 +21,14 @@ use huddle::turn::{self, TurnConfig};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: with thousands of connections each
+/// growing and freeing buffers of varied sizes on several threads, glibc's
+/// per-thread arenas kept the freed memory (the soak's RSS crept up by
+/// 2.5 MiB every 30 s at 19,000 connections), where mimalloc reuses and
+/// returns it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-hosted group video chat: serves the web app and the WebSocket
 /// signaling server on one port.
 ///
