@@ -96,9 +96,20 @@ struct Counts {
     peer_left: AtomicU64,
     connect_failures: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Connections the server cut, by what the client saw.
+    cuts: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Counts {
+    fn cut(&self, e: &anyhow::Error) {
+        *self
+            .cuts
+            .lock()
+            .unwrap()
+            .entry(format!("{e:#}"))
+            .or_default() += 1;
+    }
+
     fn error(&self, code: &str) {
         *self
             .errors
@@ -332,7 +343,7 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
         let until = next_relay
             .min(next_churn)
             .min(tokio::time::Instant::now() + Duration::from_secs(1));
-        serve_until(&sh, &mut s, &sdp, until).await?;
+        let mut result = serve_until(&sh, &mut s, &sdp, until).await;
         let now = tokio::time::Instant::now();
         if now >= next_relay {
             next_relay = now + rng.exp(relay_mean);
@@ -343,9 +354,27 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
                 } else {
                     json!({"type":"candidate","to":to,"candidate":{"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0"}})
                 };
-                s.ws.send(Message::text(msg.to_string())).await?;
-                sh.counts.relays_sent.fetch_add(1, Ordering::Relaxed);
+                if result.is_ok() {
+                    result =
+                        s.ws.send(Message::text(msg.to_string()))
+                            .await
+                            .map_err(Into::into);
+                    sh.counts.relays_sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
+        }
+        if let Err(e) = result {
+            // The server cut this connection (it looked lost or slow, e.g.
+            // while this process was starved of CPU): come back with the
+            // token, as a browser would, and count it.
+            if sh.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            sh.counts.open.fetch_sub(1, Ordering::Relaxed);
+            sh.counts.cut(&e);
+            let token = s.token.clone();
+            s = enter(&sh, source, &room, &name, Some(&token)).await?;
+            continue;
         }
         if now < next_churn {
             continue;
@@ -556,7 +585,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let errors = c.errors.lock().unwrap().clone();
     let failed = failures.load(Ordering::Relaxed);
-    println!("# errors from the server: {errors:?}; members that failed: {failed}");
+    let cuts = c.cuts.lock().unwrap().clone();
+    println!(
+        "# errors from the server: {errors:?}; members that failed: {failed}; connections the server cut (resumed): {cuts:?}"
+    );
     if growth > max_growth || !errors.is_empty() || failed > 0 {
         bail!("soak failed");
     }
