@@ -277,8 +277,9 @@ export async function waitForStall(page, name, pick, { window = 1500, slack = 0,
  * sees the connection lost, the browser an abnormal close); `pause(true)`
  * refuses new connections until `pause(false)`.
  * @param {number} targetPort
+ * @param {number} [listenPort] where to listen (default: any free port)
  */
-export async function startProxy(targetPort) {
+export async function startProxy(targetPort, listenPort = 0) {
   /** @type {Set<net.Socket>} */
   const sockets = new Set();
   let paused = false;
@@ -310,7 +311,7 @@ export async function startProxy(targetPort) {
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', () => r(undefined)));
+  await new Promise((r) => server.listen(listenPort, '127.0.0.1', () => r(undefined)));
   const port = /** @type {net.AddressInfo} */ (server.address()).port;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -385,6 +386,19 @@ export function useServerAndBrowser(extra = []) {
     await env.server?.stop();
   });
   return env;
+}
+
+/**
+ * A server with a TCP proxy in front of it. The page opened through the
+ * proxy has the proxy's origin, which the server must be told about
+ * (`--allowed-origin`): it never trusts the request's Host.
+ * @param {string[]} flags more server flags
+ */
+export async function startProxiedServer(flags = []) {
+  const port = await freePort();
+  const server = await startServer([...flags, '--allowed-origin', `http://127.0.0.1:${port}`]);
+  const proxy = await startProxy(server.port, port);
+  return { server, proxy };
 }
 
 /** A free TCP port on 127.0.0.1 (closed again; UDP on it is rarely taken). */

@@ -6,7 +6,7 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  closeBrowser, join, launchBrowser, newPage, remoteTiles, startProxy, startServer, stats, tileOf,
+  closeBrowser, join, launchBrowser, newPage, remoteTiles, startProxiedServer, startServer, stats, tileOf,
   until, waitForGrowth, waitForMedia, T,
 } from './helpers.mjs';
 
@@ -50,8 +50,7 @@ const seen = (page) => page.evaluate(() => /** @type {any} */ (window).__seen);
  * @param {[string, string]} names
  */
 async function proxiedPair(browser, flags, room, [viaProxy, direct]) {
-  const server = await startServer(flags);
-  const proxy = await startProxy(server.port);
+  const { server, proxy } = await startProxiedServer(flags);
   /** @type {Awaited<ReturnType<typeof newPage>>[]} */
   const pages = [];
   let stopped = false;
@@ -89,7 +88,7 @@ const openPairs = new Set();
 describe('signaling drops mid-call', () => {
   /** @type {Awaited<ReturnType<typeof startServer>>} */
   let server;
-  /** @type {Awaited<ReturnType<typeof startProxy>>} */
+  /** @type {Awaited<ReturnType<typeof startProxiedServer>>['proxy']} */
   let proxy;
   /** @type {import('playwright-core').Browser} */
   let browser;
@@ -97,8 +96,7 @@ describe('signaling drops mid-call', () => {
   let pages = [];
 
   before(async () => {
-    server = await startServer(['--reconnect-grace', '20s', '--heartbeat-interval', '2s']);
-    proxy = await startProxy(server.port);
+    ({ server, proxy } = await startProxiedServer(['--reconnect-grace', '20s', '--heartbeat-interval', '2s']));
     browser = await launchBrowser();
     // "flo" reaches the server through the proxy; the others directly.
     const flo = await newPage(browser);
