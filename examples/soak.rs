@@ -204,6 +204,8 @@ async fn join(
                     peers,
                 )));
             }
+            // A late answer to an earlier relay (its addressee just left).
+            Some("error") if v["code"] == "unknown-peer" => {}
             Some("error") => {
                 let code = v["code"].as_str().unwrap_or("?");
                 if code == "name-taken" && token.is_none() {
