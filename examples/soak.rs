@@ -442,19 +442,11 @@ async fn member(sh: Arc<Shared>, i: usize, start: tokio::time::Instant) -> anyho
 
 /// (RSS in KiB, CPU seconds used) of a process, from /proc.
 fn usage(pid: u32) -> Option<(u64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some((rss, ticks as f64 / 100.0))
+    let pid = pid.to_string();
+    Some((
+        huddle::load::rss_kib(&pid)?,
+        huddle::load::cpu_seconds(&pid)?,
+    ))
 }
 
 #[tokio::main]

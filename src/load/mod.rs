@@ -353,8 +353,9 @@ pub struct ServerUsage {
     pub kib_per_conn: f64,
 }
 
-/// CPU seconds (user + system) of a process, from /proc.
-fn cpu_seconds(pid: &str) -> Option<f64> {
+/// CPU seconds (user + system) of a process, from /proc (also used by
+/// the soak driver, `examples/soak.rs`).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split(' ').collect();
@@ -363,7 +364,7 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
 }
 
 /// Resident memory of a process in KiB, from /proc.
-fn rss_kib(pid: &str) -> Option<u64> {
+pub fn rss_kib(pid: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
