@@ -5,16 +5,10 @@
 //! the server's resident memory before and after.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use stun::agent::TransactionId;
-use stun::message::{CLASS_REQUEST, METHOD_ALLOCATE, Message, MessageType};
-use tokio::net::UdpSocket;
-
-/// Requests in flight at once, each from its own socket.
-const BATCH: usize = 64;
-/// Batches before the sockets (and so the source ports) are replaced.
-const ROUNDS_PER_SOCKETS: usize = 16;
+#[path = "../tests/nonce_flood/mod.rs"]
+mod nonce_flood;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -28,38 +22,8 @@ async fn main() {
         "this flood is for a server on this machine (127.0.0.0/8 or ::1)"
     );
     let count: usize = args.next().map_or(1_000_000, |c| c.parse().expect("COUNT"));
-    let mut request = Message::new();
-    request
-        .build(&[
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
-        ])
-        .unwrap();
     let started = Instant::now();
-    let (mut sent, mut answered) = (0, 0);
-    let mut buf = [0u8; 1500];
-    while sent < count {
-        let mut sockets = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH {
-            sockets.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        }
-        for _ in 0..ROUNDS_PER_SOCKETS {
-            if sent >= count {
-                break;
-            }
-            for s in &sockets {
-                s.send_to(&request.raw, server).await.unwrap();
-            }
-            for s in &sockets {
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await
-                {
-                    answered += 1;
-                }
-            }
-            sent += BATCH;
-        }
-    }
+    let (sent, answered) = nonce_flood::flood_unauthenticated(server, count).await;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "sent {sent} unauthenticated Allocates, {answered} answered, in {secs:.1} s ({:.0}/s)",

@@ -12,6 +12,8 @@
 //! without a free even port is answered instead of spinning.
 
 mod common;
+mod nonce_flood;
+use nonce_flood::flood_unauthenticated;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -842,50 +844,7 @@ async fn a_nonce_works_only_from_the_address_it_was_given_to() {
 
 /// Resident set size of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
-/// Sends `count` unauthenticated Allocates from ever new source ports, 64
-/// at a time, waiting for each batch's answers.
-async fn flood_unauthenticated(server: SocketAddr, count: usize) -> usize {
-    const BATCH: usize = 64;
-    let mut request = Message::new();
-    request
-        .build(&[
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
-        ])
-        .unwrap();
-    let mut buf = [0u8; 1500];
-    let mut sent = 0;
-    let mut answered = 0;
-    while sent < count {
-        // Fresh sockets (fresh source ports) for every 16 batches.
-        let mut sockets = Vec::with_capacity(BATCH);
-        for _ in 0..BATCH {
-            sockets.push(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        }
-        for _ in 0..16 {
-            for s in &sockets {
-                s.send_to(&request.raw, server).await.unwrap();
-            }
-            for s in &sockets {
-                // A lost answer is no failure here: only memory counts.
-                if let Ok(Ok(_)) =
-                    tokio::time::timeout(Duration::from_secs(1), s.recv_from(&mut buf)).await
-                {
-                    answered += 1;
-                }
-            }
-            sent += BATCH;
-        }
-    }
-    answered
+    huddle::load::rss_kib(&pid.to_string()).expect("VmRSS in /proc/PID/status")
 }
 
 #[tokio::test]
@@ -921,7 +880,7 @@ async fn unauthenticated_allocates_leave_no_state_behind() {
     // cost several MiB.
     flood_unauthenticated(turn, 5_000).await;
     let before = rss_kib(pid);
-    let answered = flood_unauthenticated(turn, 50_000).await;
+    let (_, answered) = flood_unauthenticated(turn, 50_000).await;
     let after = rss_kib(pid);
     assert!(
         answered > 45_000,
