@@ -91,13 +91,24 @@ struct ShellCounts {
 /// A frame that needs password work (hashing, Argon2id: tens of
 /// milliseconds) before the core can take it; see [`Hub::frame`] and
 /// [`Hub::finish`]. It holds the frame's text, parsed again when done.
-#[derive(Debug)]
 pub struct Pending {
     text: String,
     work: Work,
 }
 
-#[derive(Debug)]
+/// Never shows the frame or the password (it may end up in a log).
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let work = match self.work {
+            Work::Hash(_) => "hash",
+            Work::Verify { .. } => "verify",
+        };
+        f.debug_struct("Pending")
+            .field("work", &work)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Work {
     /// A host sets this password.
     Hash(String),
@@ -569,6 +580,65 @@ mod tests {
         // Asking again about a forgotten connection does nothing.
         assert!(!hub.join_deadline(idle));
         assert_eq!(hub.members("r"), ["alice"]);
+    }
+
+    #[test]
+    fn wrong_passwords_wait_longer_and_longer() {
+        let base = Duration::from_secs(1);
+        let waits: Vec<u64> = (1..=9)
+            .map(|n| wrong_password_delay(base, n).as_secs())
+            .collect();
+        assert_eq!(waits, [0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(
+            wrong_password_delay(base, u32::MAX),
+            MAX_WRONG_PASSWORD_DELAY
+        );
+        assert_eq!(wrong_password_delay(Duration::ZERO, 5), Duration::ZERO);
+    }
+
+    fn text(rx: &mut queue::Receiver<Outbound>) -> serde_json::Value {
+        match rx.try_recv() {
+            Some(Outbound::Text(t)) => serde_json::from_str(&t).unwrap(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn password_frames_are_finished_off_the_lock() {
+        let hub = Hub::with_settings(
+            CoreConfig::default(),
+            Box::new(OsEnv),
+            PasswordSettings {
+                max_hashes: 1,
+                wrong_delay: Duration::ZERO,
+            },
+        );
+        let (host, mut host_rx) = conn(&hub);
+        let (guest, mut guest_rx) = conn(&hub);
+        hub.frame_and_finish(host, r#"{"type":"join","room":"r","name":"host"}"#)
+            .await;
+        text(&mut host_rx);
+        // Setting a password needs hashing: the frame comes back as work.
+        let pending = hub.frame(host, r#"{"type":"room-settings","password":"pw"}"#);
+        assert!(pending.is_some());
+        assert!(
+            !format!("{pending:?}").contains("pw"),
+            "no password in Debug"
+        );
+        assert!(hub.finish(host, pending.unwrap()).await.is_none());
+        assert_eq!(text(&mut host_rx)["protected"], true);
+        for (password, want) in [("nope", "error"), ("pw", "joined")] {
+            let join =
+                format!(r#"{{"type":"join","room":"r","name":"guest","password":"{password}"}}"#);
+            hub.frame_and_finish(guest, &join).await;
+            assert_eq!(text(&mut guest_rx)["type"], want);
+        }
+        assert_eq!(hub.members("r"), ["host", "guest"]);
+        let m = hub.metrics();
+        assert_eq!(
+            (m.password_hashes, m.password_checks, m.wrong_passwords),
+            (1, 2, 1)
+        );
     }
 
     #[test]

@@ -35,7 +35,14 @@ enum Action {
     Close { conn: u8 },
     Lose { conn: u8 },
     Wait { millis: u16 },
+    /// `room-settings` from whoever: lock or unlock (password work is the
+    /// shell's, so none is set here).
+    Lock { conn: u8, locked: bool },
+    /// admit, deny, remove or ask-mute.
+    HostAct { conn: u8, action: u8, name: u8 },
 }
+
+const HOST_ACTIONS: [&str; 4] = ["admit", "deny", "remove", "ask-mute"];
 
 struct Tokens(u64);
 
@@ -88,7 +95,7 @@ impl World {
                     self.observe(conn, &msg);
                 }
                 Output::Close(conn, code, _) => {
-                    assert!(matches!(code, 1008 | 4000), "close code {code}");
+                    assert!(matches!(code, 1008 | 4000 | 4001), "close code {code}");
                     self.forget(conn);
                 }
             }
@@ -122,11 +129,16 @@ impl World {
                 ));
                 view.name = Some(name);
             }
-            "left" => {
+            // Waiting in a lobby ends any membership, as leaving does.
+            "left" | "waiting" => {
                 view.known.clear();
                 view.membership = None;
                 view.name = None;
             }
+            "host" | "room-settings" | "knock" | "knock-gone" | "ask-mute" => {
+                assert!(view.name.is_some(), "room news outside a room");
+            }
+            "removed" => {}
             "peer-joined" => {
                 let n = key(msg["name"].as_str().unwrap());
                 assert!(view.name.is_some(), "peer-joined outside a room");
@@ -219,6 +231,16 @@ fuzz_target!(|actions: Vec<Action>| {
                 let Some(c) = w.conn(conn) else { continue };
                 w.core.lost(c, w.now);
                 w.forget(c);
+            }
+            Action::Lock { conn, locked } => {
+                let Some(c) = w.conn(conn) else { continue };
+                w.send(c, &json!({"type":"room-settings","locked":locked}));
+            }
+            Action::HostAct { conn, action, name } => {
+                let Some(c) = w.conn(conn) else { continue };
+                let ty = HOST_ACTIONS[usize::from(action) % HOST_ACTIONS.len()];
+                let name = NAMES[usize::from(name) % NAMES.len()];
+                w.send(c, &json!({"type":ty,"name":name}));
             }
             Action::Wait { millis } => {
                 w.now += Duration::from_millis(u64::from(millis));
