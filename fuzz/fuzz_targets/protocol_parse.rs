@@ -30,8 +30,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match protocol::parse(text) {
-        Ok(ClientMsg::Join { room, name, .. }) => {
+        Ok(ClientMsg::Join { room, name, password, access, .. }) => {
             check_name(&name);
+            assert!(password.is_none_or(|p| p.len() <= protocol::MAX_PASSWORD_BYTES));
+            assert!(access.is_none_or(|a| a.len() <= protocol::MAX_ACCESS_BYTES));
             if validate_room(&room).is_ok() {
                 assert!(room != "." && room != "..");
                 assert!((1..=protocol::MAX_ROOM_CHARS).contains(&room.chars().count()));
@@ -46,6 +48,13 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v["type"], kind.type_str());
         }
         Ok(ClientMsg::Leave) => {}
+        Ok(ClientMsg::RoomSettings { password, locked }) => {
+            assert!(password.is_some() || locked.is_some(), "an empty room-settings parses");
+            if let Some(Some(p)) = password {
+                assert!(!p.is_empty() && p.len() <= protocol::MAX_PASSWORD_BYTES);
+            }
+        }
+        Ok(ClientMsg::Host { name, .. }) => check_name(&name),
         Err(refusal) => {
             let v: serde_json::Value =
                 serde_json::from_str(&protocol::error(&refusal)).expect("error is JSON");
