@@ -696,7 +696,7 @@ export class UI {
     const menuButton = /** @type {HTMLElement} */ ($('[data-action=room-menu]'));
     menuButton.hidden = !isHost;
     if (!isHost && this.roomMenu.open) this.roomMenu.close();
-    const lock = $('[data-action=lock-room]', this.roomMenu);
+    const lock = /** @type {HTMLElement} */ ($('[data-action=lock-room]', this.roomMenu));
     lock.setAttribute('aria-checked', String(locked));
     lock.dataset.on = String(locked);
     $('#room-password-status').textContent = isProtected ? S.roomPasswordSet : S.roomPasswordNone;
