@@ -155,6 +155,7 @@ export const S = Object.freeze({
   roomPasswordNone: 'No password: anyone with the link can join.',
   roomPasswordSet: 'This room has a password. People already here stay.',
   errRoomPasswordEmpty: 'Type a password first.',
+  errPasswordLong: 'That password is too long: 256 bytes at most (fewer for non-Latin letters).',
   setPassword: 'Set',
   clearPassword: 'Remove password',
   done: 'Done',

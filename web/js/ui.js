@@ -178,6 +178,14 @@ export function gridLayout(n, W, H) {
   return { narrow, cols, rows, width: Math.max(80, Math.floor(width)) };
 }
 
+/** The server's limit on a room password (protocol: longer is `bad-message`). */
+const MAX_PASSWORD_BYTES = 256;
+
+/** @param {string} s */
+function utf8Length(s) {
+  return new TextEncoder().encode(s).length;
+}
+
 /**
  * The error code of a rejected join (a SignalingError), or ''.
  * @param {unknown} err
@@ -368,6 +376,11 @@ export class UI {
     }
     this.#fieldError(this.passwordInput, '');
     const password = !this.passwordField.hidden && this.#passwordFor === room.value ? this.passwordInput.value : '';
+    if (utf8Length(password) > MAX_PASSWORD_BYTES) {
+      this.#fieldError(this.passwordInput, S.errPasswordLong);
+      this.passwordInput.focus();
+      return;
+    }
     this.#joining = true;
     this.joinButton.disabled = true;
     this.joinButton.textContent = S.joining;
@@ -402,7 +415,7 @@ export class UI {
       case 'unauthorized': {
         const { why, claims } = explainUnauthorized(this.#access, name, room);
         if (why === 'name' && claims?.name) {
-          this.#fieldError(this.nameInput, S.errAccessName(claims.name));
+          this.#fieldError(this.nameInput, S.errAccessName(isolate(claims.name)));
           this.nameInput.focus();
         } else {
           this.#formMessage(this.#accessError(why, room));
@@ -626,6 +639,11 @@ export class UI {
       e.preventDefault();
       if (!pwInput.value) {
         this.#fieldError(pwInput, S.errRoomPasswordEmpty);
+        pwInput.focus();
+        return;
+      }
+      if (utf8Length(pwInput.value) > MAX_PASSWORD_BYTES) {
+        this.#fieldError(pwInput, S.errPasswordLong);
         pwInput.focus();
         return;
       }
