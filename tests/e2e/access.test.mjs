@@ -347,7 +347,8 @@ describe('room access: the host moderates', () => {
   });
 });
 
-const SECRET = 'e2e-auth-secret-4b1d2c7e';
+// --auth-secret wants at least 32 bytes.
+const SECRET = 'e2e-auth-secret-4b1d2c7e-0123456789abcdef';
 
 /**
  * `huddle token …` (prints a JWT).

@@ -106,6 +106,8 @@ export class Room extends EventTarget {
     on('resumed', (m) => this.#onResumed(m));
     on('peer-joined', (m) => {
       this.#admitting = this.#admitting.filter((n) => n !== m.name);
+      // However they got in, they no longer wait (no knock-gone follows an admit).
+      if (this.knocks.includes(m.name)) this.#setKnocks(this.knocks.filter((n) => n !== m.name));
       this.#onPeerJoined(m.name);
     });
     on('peer-left', (m) => this.#onPeerLeft(m.name));
@@ -139,6 +141,9 @@ export class Room extends EventTarget {
       if (typeof m.locked === 'boolean') change.locked = m.locked;
       if (typeof m.protected === 'boolean') change.protected = m.protected;
       this.#setAccess(change);
+      // Unlocking admits everyone waiting (as far as the size allows; the
+      // rest are refused): the lobby is empty, and no knock-gone says so.
+      if (m.locked === false && this.knocks.length) this.#setKnocks([]);
     });
     on('knock', (m) => {
       const name = String(m.name);
