@@ -10,7 +10,7 @@ import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  HUDDLE_BIN, closeBrowser, join, launchBrowser, newPage, remoteTiles, startProxiedServer, stats, tileOf, until,
+  HUDDLE_BIN, closeBrowser, join, launchBrowser, newPage, remoteTiles, startProxiedServer, tileOf, until,
   useServerAndBrowser, waitForMedia, waitForStall, T,
 } from './helpers.mjs';
 
@@ -456,27 +456,39 @@ describe('room access: invitation links (--auth-secret)', () => {
     for (const p of [amy, boss]) await p.context().close();
   });
 
-  it('a resume after a lost socket carries the token again', async () => {
-    const { server, proxy } = await startProxiedServer(['--auth-secret', SECRET]);
+  it('a rejoin after a lost socket carries the token and the password again', async () => {
+    // The grace period is short, so the page's resume comes too late and is
+    // a fresh join: refused unless it carries the access token and the
+    // room's password again (a resume in time needs neither).
+    const { server, proxy } = await startProxiedServer(['--auth-secret', SECRET, '--reconnect-grace', '1s']);
     const browser = await launchBrowser();
     try {
       const token = await huddleToken(['--room', 'tok-resume', '--ttl', '1h']);
-      const kit = await newPage(browser);
       const lee = await newPage(browser);
-      await kit.goto(`${proxy.url}/r/tok-resume?access=${token}`);
-      await join(kit, proxy.url, 'Kit', 'tok-resume');
-      await lee.goto(`${proxy.url}/r/tok-resume?access=${token}`);
-      await join(lee, proxy.url, 'Lee', 'tok-resume');
-      await waitForMedia(kit, ['Lee']);
-      const before = proxy.accepted;
+      await lee.goto(`${server.url}/r/tok-resume?access=${token}`);
+      await join(lee, server.url, 'Lee', 'tok-resume');
+      await setPassword(lee, 'hunter2');
+      const kit = await newPage(browser);
+      await submitJoin(kit, proxy.url, 'Kit', 'tok-resume', { path: `/r/tok-resume?access=${token}` });
+      await kit.waitForSelector('form#join input[name=password]', { state: 'visible', timeout: T.join });
+      await kit.fill('form#join input[name=password]', 'hunter2');
+      await kit.click('form#join button[type=submit]');
+      await kit.waitForSelector('body[data-view=call]', { timeout: T.join });
+      await waitForMedia(lee, ['Kit']);
+      const before = await kit.evaluate(() => /** @type {any} */ (window).huddle.client.session.token);
+
+      proxy.pause(true);
       proxy.drop();
-      await until(async () => proxy.accepted > before && (await kit.getAttribute('body', 'data-signaling')) === 'open'
-        && (await lee.getAttribute('body', 'data-signaling')) === 'open', { timeout: T.join, what: 'both resumed' });
-      // Resumed, not refused: still in the call, the same people.
-      for (const p of [kit, lee]) assert.equal(await p.getAttribute('body', 'data-view'), 'call');
-      assert.deepEqual(await remoteTiles(kit), ['Lee']);
-      const s = await stats(kit);
-      assert.ok(s.Lee, 'the link to Lee is kept');
+      // Lee sees Kit go once the grace period is over…
+      await lee.waitForSelector(tileOf('Kit'), { state: 'detached', timeout: T.short });
+      proxy.pause(false);
+      // …and come back: Kit's page joined afresh, with token and password.
+      await lee.waitForSelector(tileOf('Kit'), { timeout: T.join });
+      await kit.waitForSelector('body[data-signaling=open]', { state: 'attached', timeout: T.join });
+      assert.equal(await kit.getAttribute('body', 'data-view'), 'call', 'not sent back to the form');
+      const after = await kit.evaluate(() => /** @type {any} */ (window).huddle.client.session.token);
+      assert.notEqual(after, before, 'a new membership, not a resume');
+      await waitForMedia(kit, ['Lee']);
       for (const p of [kit, lee]) assert.deepEqual(p.problems, []);
     } finally {
       await closeBrowser(browser);
