@@ -40,6 +40,17 @@ pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
 /// Bytes queued for all lost members together; past it the oldest grace
 /// periods end early.
 pub const DEFAULT_RESUME_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// Joiners that may wait in one locked room's lobby at once.
+pub const DEFAULT_MAX_LOBBY_SIZE: usize = 50;
+/// Password hashes (Argon2id, about 20 MiB and tens of milliseconds each)
+/// computed at once; more wait their turn.
+pub const DEFAULT_MAX_PASSWORD_HASHES: usize = 2;
+/// How long the answer to a second wrong password on one connection is held
+/// back; each further wrong password doubles it, up to
+/// [`MAX_WRONG_PASSWORD_DELAY`].
+pub const DEFAULT_WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
+/// The longest a wrong password's answer is held back.
+pub const MAX_WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(60);
 /// Messages waiting to be written to one socket before it counts as a slow consumer.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// Bytes waiting to be written to one socket before it counts as a slow
@@ -95,6 +106,10 @@ pub struct CoreConfig {
     pub resume_budget_bytes: usize,
     /// What goes into `iceServers` of every `joined`.
     pub ice: IceServers,
+    /// Joiners waiting in one locked room's lobby; one more gets `room-full`.
+    pub max_lobby_size: usize,
+    /// Operator tokens: with a key, every join needs a valid `access`.
+    pub auth: Option<crate::access::AuthKey>,
 }
 
 impl Default for CoreConfig {
@@ -109,6 +124,8 @@ impl Default for CoreConfig {
             resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
             resume_budget_bytes: DEFAULT_RESUME_BUDGET_BYTES,
             ice: IceServers::default(),
+            max_lobby_size: DEFAULT_MAX_LOBBY_SIZE,
+            auth: None,
         }
     }
 }
@@ -165,6 +182,10 @@ pub struct Config {
     /// Where `GET /metrics` is served: `None` on the main listener, or a
     /// separate address (then not on the main one).
     pub metrics_listen: Option<SocketAddr>,
+    /// Password hashes computed at once.
+    pub max_password_hashes: usize,
+    /// Delay before answering a repeated wrong password (doubling).
+    pub wrong_password_delay: Duration,
     /// The core's limits.
     pub core: CoreConfig,
 }
@@ -256,6 +277,8 @@ impl Default for Config {
             turn_ttl: crate::ice::DEFAULT_TURN_TTL,
             ws_read_buffer: DEFAULT_WS_READ_BUFFER,
             metrics_listen: None,
+            max_password_hashes: DEFAULT_MAX_PASSWORD_HASHES,
+            wrong_password_delay: DEFAULT_WRONG_PASSWORD_DELAY,
             core: CoreConfig::default(),
         }
     }

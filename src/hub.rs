@@ -13,15 +13,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::config::CoreConfig;
-use crate::core::{ConnId, Core, Env, IdMap, Output};
+use crate::config::{
+    CoreConfig, DEFAULT_MAX_PASSWORD_HASHES, DEFAULT_WRONG_PASSWORD_DELAY, MAX_WRONG_PASSWORD_DELAY,
+};
+use crate::core::{ConnId, Core, Env, IdMap, Output, PasswordCheck, Prepared};
 use crate::metrics::{FrameRefusal, Histogram, ProcessStats, Snapshot, UpgradeRefusal};
+use crate::password::Hasher;
 use crate::protocol;
+use crate::protocol::ClientMsg;
 use crate::queue::{self, TrySendError};
 
 /// What a socket task is asked to write.
@@ -59,6 +64,8 @@ struct ConnHandle {
     kill: CancellationToken,
     /// Whether a `joined` was sent to it: it met its join deadline.
     joined: bool,
+    /// Wrong room passwords it sent (each after the first answers later).
+    wrong_passwords: u32,
 }
 
 struct Inner {
@@ -76,6 +83,60 @@ struct ShellCounts {
     frames_refused: [u64; FrameRefusal::ALL.len()],
     upgrades_refused: [u64; UpgradeRefusal::ALL.len()],
     handle_time: Histogram,
+    password_hashes: u64,
+    password_checks: u64,
+    wrong_passwords: u64,
+}
+
+/// A frame that needs password work (hashing, Argon2id: tens of
+/// milliseconds) before the core can take it; see [`Hub::frame`] and
+/// [`Hub::finish`]. It holds the frame's text, parsed again when done.
+#[derive(Debug)]
+pub struct Pending {
+    text: String,
+    work: Work,
+}
+
+#[derive(Debug)]
+enum Work {
+    /// A host sets this password.
+    Hash(String),
+    /// A joiner's password against a generation of the room's.
+    Verify {
+        password: String,
+        generation: u64,
+        phc: Arc<str>,
+    },
+}
+
+/// How the hub handles room passwords.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordSettings {
+    /// Hashes computed at once (`--max-password-hashes`).
+    pub max_hashes: usize,
+    /// The delay before the answer to a second wrong password on one
+    /// connection, doubling for each further one (`--wrong-password-delay`).
+    pub wrong_delay: Duration,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            max_hashes: DEFAULT_MAX_PASSWORD_HASHES,
+            wrong_delay: DEFAULT_WRONG_PASSWORD_DELAY,
+        }
+    }
+}
+
+/// How long the answer to a connection's `failures`-th wrong password is
+/// held back: nothing for the first (a typo), then `base`, doubling, up to
+/// [`MAX_WRONG_PASSWORD_DELAY`].
+pub fn wrong_password_delay(base: Duration, failures: u32) -> Duration {
+    if failures < 2 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32 << (failures - 2).min(16);
+    base.saturating_mul(factor).min(MAX_WRONG_PASSWORD_DELAY)
 }
 
 /// Shared state of the signaling server. See the module documentation.
@@ -83,6 +144,8 @@ pub struct Hub {
     inner: Mutex<Inner>,
     timers: Notify,
     next_conn: AtomicU64,
+    hasher: Hasher,
+    wrong_delay: Duration,
 }
 
 /// Tokens from the operating system's cryptographic source: 128 bits,
@@ -116,7 +179,18 @@ impl Hub {
 
     /// A hub with a given token source.
     pub fn with_tokens(cfg: CoreConfig, tokens: Box<dyn Env>) -> Arc<Self> {
+        Self::with_settings(cfg, tokens, PasswordSettings::default())
+    }
+
+    /// A hub with a given token source and password settings.
+    pub fn with_settings(
+        cfg: CoreConfig,
+        tokens: Box<dyn Env>,
+        passwords: PasswordSettings,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            hasher: Hasher::new(passwords.max_hashes),
+            wrong_delay: passwords.wrong_delay,
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
@@ -144,21 +218,110 @@ impl Hub {
                 tx,
                 kill,
                 joined: false,
+                wrong_passwords: 0,
             },
         );
         inner.counts.opened += 1;
         id
     }
 
-    /// A text frame arrived on `conn`.
-    pub fn frame(&self, conn: ConnId, text: &str) {
+    /// A text frame arrived on `conn`. Most are handled at once; one that
+    /// needs a room password hashed or checked comes back as [`Pending`],
+    /// for [`Hub::finish`] to complete off the lock (the connection reads
+    /// nothing more meanwhile, so its messages keep their order).
+    #[must_use]
+    pub fn frame(&self, conn: ConnId, text: &str) -> Option<Pending> {
         // One clock read more than the core needs: the handle-time histogram.
         let start = now();
         let parsed = protocol::parse(text);
         let mut inner = self.lock();
+        if let Some(work) = password_work(&inner.core, conn, &parsed) {
+            return Some(Pending {
+                text: text.to_owned(),
+                work,
+            });
+        }
         inner.core.message(conn, parsed, start);
         self.dispatch(&mut inner);
         inner.counts.handle_time.record(now() - start);
+        None
+    }
+
+    /// Does a [`Pending`] frame's password work on the blocking pool (at
+    /// most `--max-password-hashes` at once), holds back the answer to a
+    /// repeated wrong password, then hands the frame to the core. Comes
+    /// back with more work if the room's password changed meanwhile.
+    pub async fn finish(&self, conn: ConnId, pending: Pending) -> Option<Pending> {
+        let mut prepared = Prepared::default();
+        let mut checked = None;
+        match pending.work {
+            Work::Hash(password) => {
+                prepared.password_hash = Some(self.hasher.hash(password).await);
+                self.lock().counts.password_hashes += 1;
+            }
+            Work::Verify {
+                password,
+                generation,
+                phc,
+            } => {
+                let matches = self.hasher.verify(password, phc).await;
+                let failures = {
+                    let mut inner = self.lock();
+                    inner.counts.password_checks += 1;
+                    if !matches {
+                        inner.counts.wrong_passwords += 1;
+                    }
+                    let handle = inner.conns.get_mut(&conn)?;
+                    if !matches {
+                        handle.wrong_passwords = handle.wrong_passwords.saturating_add(1);
+                    }
+                    handle.wrong_passwords
+                };
+                if !matches {
+                    let delay = wrong_password_delay(self.wrong_delay, failures);
+                    if !delay.is_zero() {
+                        debug!(
+                            conn,
+                            failures,
+                            ?delay,
+                            "holding back a wrong password's answer"
+                        );
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                checked = Some(generation);
+                prepared.password_check = Some(PasswordCheck {
+                    generation,
+                    matches,
+                });
+            }
+        }
+        let start = now();
+        let parsed = protocol::parse(&pending.text);
+        let mut inner = self.lock();
+        if let Some(generation) = checked
+            && let Some(work) = password_work(&inner.core, conn, &parsed)
+            && matches!(work, Work::Verify { generation: g, .. } if g != generation)
+        {
+            // The host set another password while this one was checked.
+            return Some(Pending {
+                text: pending.text,
+                work,
+            });
+        }
+        inner.core.message_with(conn, parsed, prepared, start);
+        self.dispatch(&mut inner);
+        inner.counts.handle_time.record(now() - start);
+        None
+    }
+
+    /// Handles a frame to the end, password work included (for tests and
+    /// tools that have no read loop of their own).
+    pub async fn frame_and_finish(&self, conn: ConnId, text: &str) {
+        let mut pending = self.frame(conn, text);
+        while let Some(work) = pending {
+            pending = self.finish(conn, work).await;
+        }
     }
 
     /// The WebSocket layer refused a frame of `conn` and closes it: like
@@ -194,6 +357,9 @@ impl Hub {
                 frames_refused: c.frames_refused,
                 upgrades_refused: c.upgrades_refused,
                 handle_time: c.handle_time.clone(),
+                password_hashes: c.password_hashes,
+                password_checks: c.password_checks,
+                wrong_passwords: c.wrong_passwords,
                 process: ProcessStats::default(),
             }
         };
@@ -335,6 +501,35 @@ impl Hub {
     }
 }
 
+/// The password work `parsed` needs before the core takes it, if any: a
+/// host setting a password (others are refused without hashing anything),
+/// or a join with a password to a room that has one.
+fn password_work(
+    core: &Core,
+    conn: ConnId,
+    parsed: &Result<ClientMsg<'_>, protocol::Refusal>,
+) -> Option<Work> {
+    match parsed {
+        Ok(ClientMsg::RoomSettings {
+            password: Some(Some(password)),
+            ..
+        }) if core.is_host(conn) => Some(Work::Hash(password.to_string())),
+        Ok(
+            msg @ ClientMsg::Join {
+                password: Some(password),
+                ..
+            },
+        ) => core
+            .password_to_check(msg)
+            .map(|(generation, phc)| Work::Verify {
+                password: password.to_string(),
+                generation,
+                phc,
+            }),
+        _ => None,
+    }
+}
+
 /// A snapshot of the hub's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubStats {
@@ -360,7 +555,10 @@ mod tests {
         let hub = Hub::new(CoreConfig::default());
         let (alice, mut alice_rx) = conn(&hub);
         let (idle, _idle_rx) = conn(&hub);
-        hub.frame(alice, r#"{"type":"join","room":"r","name":"alice"}"#);
+        assert!(
+            hub.frame(alice, r#"{"type":"join","room":"r","name":"alice"}"#)
+                .is_none()
+        );
         match alice_rx.try_recv() {
             Some(Outbound::Text(t)) => assert!(t.starts_with(JOINED_PREFIX), "{t}"),
             other => panic!("expected joined, got {other:?}"),
@@ -377,8 +575,11 @@ mod tests {
     fn a_failed_join_does_not_count_as_joined() {
         let hub = Hub::new(CoreConfig::default());
         let (c, _rx) = conn(&hub);
-        hub.frame(c, r#"{"type":"join","room":"r","name":""}"#);
-        hub.frame(c, "not json");
+        assert!(
+            hub.frame(c, r#"{"type":"join","room":"r","name":""}"#)
+                .is_none()
+        );
+        assert!(hub.frame(c, "not json").is_none());
         assert!(hub.join_deadline(c));
     }
 }

@@ -25,6 +25,8 @@
 //! - [`origin`]: which page origins may open `/ws` (DNS rebinding defence).
 //! - [`per_ip`]: open connections per client address.
 //! - [`tls`]: HTTPS/WSS: certificate files or a self-signed one, the TLS listener.
+//! - [`access`]: operator tokens (`--auth-secret`, `huddle token`): HS256 JWTs.
+//! - [`password`]: room passwords, hashed with Argon2id off the lock.
 //! - [`ice`]: the ICE servers in `joined`, and TURN REST credentials minted per member.
 //! - [`turn`]: the embedded TURN/STUN server (UDP and TCP, quota, bandwidth cap).
 //! - [`metrics`]: the counters and the Prometheus text served at `/metrics`.
@@ -53,6 +55,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod assets;
 pub mod bot;
 pub mod client;
@@ -63,6 +66,7 @@ pub mod ice;
 pub mod load;
 pub mod metrics;
 pub mod origin;
+pub mod password;
 pub mod per_ip;
 pub mod protocol;
 pub mod queue;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use clap::builder::TypedValueParser as _;
+use huddle::access::AuthKey;
 use huddle::config::{self, Config, CoreConfig};
 use huddle::ice::{self, IceServers};
 use huddle::origin::Origin;
@@ -65,6 +66,82 @@ enum Command {
     /// Join a room as a headless WebRTC participant (media, chat, stats),
     /// or run many for a media load test.
     Bot(huddle::bot::BotArgs),
+    /// Print an operator token (for servers run with --auth-secret): a link
+    /// /r/ROOM?access=TOKEN lets its holder into ROOM.
+    Token(TokenArgs),
+}
+
+/// `huddle token`'s settings.
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The room it lets into, or `*` for every room.
+    #[arg(long)]
+    room: String,
+    /// The name its holder must use (compared as names are).
+    #[arg(long)]
+    name: Option<String>,
+    /// Its holder becomes the room's host on joining (and skips the lobby).
+    #[arg(long)]
+    host: bool,
+    /// How long it stays valid.
+    #[arg(long, default_value = "1h", value_parser = positive_duration)]
+    ttl: Duration,
+    /// The server's secret (the same as its --auth-secret).
+    #[arg(long, env = "HUDDLE_AUTH_SECRET", value_parser = auth_key, hide_env_values = true)]
+    auth_secret: AuthKey,
+    /// Print a whole link on this server address instead of the bare
+    /// token, e.g. https://meet.example.org
+    #[arg(long)]
+    url: Option<String>,
+}
+
+/// `huddle token`: checks the claims as the server will, then prints.
+fn token(args: &TokenArgs) -> anyhow::Result<()> {
+    if args.room != huddle::access::ANY_ROOM {
+        huddle::protocol::validate_room(&args.room)
+            .map_err(|e| anyhow::anyhow!("--room: {}", e.message))?;
+    }
+    if let Some(name) = &args.name {
+        huddle::protocol::Name::parse(name)
+            .map_err(|e| anyhow::anyhow!("--name: {}", e.message))?;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs();
+    let claims = huddle::access::Claims {
+        room: args.room.clone(),
+        exp: now + args.ttl.as_secs(),
+        name: args.name.clone(),
+        host: args.host,
+        nbf: None,
+    };
+    let jwt = args.auth_secret.mint(&claims);
+    match &args.url {
+        None => println!("{jwt}"),
+        Some(_) if args.room == huddle::access::ANY_ROOM => {
+            anyhow::bail!("--url needs a --room other than *: a link opens one room")
+        }
+        Some(base) => println!(
+            "{}/r/{}?access={jwt}",
+            base.trim_end_matches('/'),
+            url_path_segment(&args.room)
+        ),
+    }
+    Ok(())
+}
+
+/// Percent-encodes a room name for a URL path (letters beyond ASCII too).
+fn url_path_segment(room: &str) -> String {
+    let mut out = String::with_capacity(room.len());
+    for b in room.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The server's settings.
@@ -134,6 +211,28 @@ struct ServeArgs {
     /// cannot add up to unbounded memory.
     #[arg(long, env = "HUDDLE_RESUME_BUDGET_BYTES", default_value_t = config::DEFAULT_RESUME_BUDGET_BYTES)]
     resume_budget_bytes: usize,
+
+    /// Operator tokens: with this secret (at least 32 bytes) every join must
+    /// carry an `access` token for its room, signed with it (HS256 JWT; see
+    /// `huddle token`). Without it anyone may join any room.
+    #[arg(long, env = "HUDDLE_AUTH_SECRET", value_parser = auth_key, hide_env_values = true)]
+    auth_secret: Option<AuthKey>,
+
+    /// Joiners that may wait in one locked room's lobby; one more gets
+    /// `room-full`.
+    #[arg(long, env = "HUDDLE_MAX_LOBBY_SIZE", default_value_t = config::DEFAULT_MAX_LOBBY_SIZE)]
+    max_lobby_size: usize,
+
+    /// Room-password hashes (Argon2id, about 20 MiB and 20-50 ms of CPU
+    /// each) computed at once; more wait their turn.
+    #[arg(long, env = "HUDDLE_MAX_PASSWORD_HASHES", default_value_t = config::DEFAULT_MAX_PASSWORD_HASHES,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    max_password_hashes: usize,
+
+    /// The answer to a second wrong room password on one connection waits
+    /// this long; each further one doubles it, up to a minute (0s: no delay).
+    #[arg(long, env = "HUDDLE_WRONG_PASSWORD_DELAY", default_value = "1s", value_parser = duration)]
+    wrong_password_delay: Duration,
 
     /// Messages waiting to be written to one connection; a connection that
     /// falls this far behind is cut (code 1013) and may resume.
@@ -344,6 +443,10 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (try 500ms, 10s or 2m)"))
 }
 
+fn auth_key(s: &str) -> Result<AuthKey, String> {
+    AuthKey::new(s.as_bytes()).map_err(|e| e.to_string())
+}
+
 fn public_url(s: &str) -> Result<Origin, String> {
     Origin::parse(s).map_err(|e| e.to_string())
 }
@@ -420,6 +523,8 @@ impl ServeArgs {
             shutdown_timeout: self.shutdown_timeout,
             ws_read_buffer: self.ws_read_buffer,
             metrics_listen: self.metrics,
+            max_password_hashes: self.max_password_hashes,
+            wrong_password_delay: self.wrong_password_delay,
             core: CoreConfig {
                 max_room_size: self.max_room_size,
                 rate: self.rate,
@@ -430,6 +535,8 @@ impl ServeArgs {
                 resume_queue_bytes: self.resume_queue_bytes,
                 resume_budget_bytes: self.resume_budget_bytes,
                 ice,
+                max_lobby_size: self.max_lobby_size,
+                auth: self.auth_secret,
             },
         }
     }
@@ -449,6 +556,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         Some(Command::Load(args)) => return load(&runtime, &args),
         Some(Command::Bot(args)) => runtime.block_on(bot(args)),
+        Some(Command::Token(args)) => token(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

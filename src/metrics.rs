@@ -211,6 +211,12 @@ pub struct Snapshot {
     pub upgrades_refused: [u64; UpgradeRefusal::ALL.len()],
     /// Time spent handling each client message.
     pub handle_time: Histogram,
+    /// Room passwords hashed (a host set one).
+    pub password_hashes: u64,
+    /// Joiners' passwords checked against a room's.
+    pub password_checks: u64,
+    /// Of those, the wrong ones.
+    pub wrong_passwords: u64,
     /// The process's own figures.
     pub process: ProcessStats,
 }
@@ -404,6 +410,40 @@ pub fn render(s: &Snapshot) -> String {
         "Connections cut (1013) because their outbound queue was full.",
     )
     .sample("", &[], s.slow_consumers);
+    family(
+        o,
+        "huddle_lobby_knocks_total",
+        "counter",
+        "Joiners put in a locked room's lobby.",
+    )
+    .sample("", &[], c.knocks);
+    let mut f = family(
+        o,
+        "huddle_lobby_decisions_total",
+        "counter",
+        "Waiting joiners let in (admit or unlock) or turned away (deny).",
+    );
+    f.sample("", &[("decision", "admitted")], c.admitted);
+    f.sample("", &[("decision", "denied")], c.denied);
+    family(
+        o,
+        "huddle_password_hashes_total",
+        "counter",
+        "Room passwords hashed (Argon2id) because a host set one.",
+    )
+    .sample("", &[], s.password_hashes);
+    let mut f = family(
+        o,
+        "huddle_password_checks_total",
+        "counter",
+        "Joiners' room passwords checked, by result.",
+    );
+    f.sample(
+        "",
+        &[("result", "right")],
+        s.password_checks - s.wrong_passwords,
+    );
+    f.sample("", &[("result", "wrong")], s.wrong_passwords);
     let mut f = family(
         o,
         "huddle_frames_refused_total",

@@ -18,6 +18,11 @@ use unicode_general_category::{GeneralCategory, get_general_category};
 pub const MAX_NAME_CHARS: usize = 32;
 /// Longest room name, in Unicode scalar values.
 pub const MAX_ROOM_CHARS: usize = 64;
+/// Longest room password, in bytes of UTF-8 (a passphrase fits; a
+/// megabyte of "password" for the hash function to chew on does not).
+pub const MAX_PASSWORD_BYTES: usize = 256;
+/// Longest operator token (`access`), in bytes.
+pub const MAX_ACCESS_BYTES: usize = 4096;
 
 /// The error codes of protocol v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,11 +43,24 @@ pub enum ErrorCode {
     UnknownPeer,
     /// The client sends faster than `--rate` / `--burst` allow.
     RateLimited,
+    /// The room has a password and the join carried none.
+    PasswordRequired,
+    /// The join's password is not the room's.
+    WrongPassword,
+    /// The host turned the waiting joiner away (or the room ended while it waited).
+    Denied,
+    /// A host-only message from a member that is not the host.
+    NotHost,
+    /// The operator token (`access`) is missing, malformed, expired, badly
+    /// signed, or for another room or name.
+    Unauthorized,
+    /// The service cannot take the request right now; try again.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tests and docs.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadMessage,
         ErrorCode::InvalidName,
         ErrorCode::InvalidRoom,
@@ -51,6 +69,12 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::UnknownPeer,
         ErrorCode::RateLimited,
+        ErrorCode::PasswordRequired,
+        ErrorCode::WrongPassword,
+        ErrorCode::Denied,
+        ErrorCode::NotHost,
+        ErrorCode::Unauthorized,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -64,6 +88,12 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not-joined",
             ErrorCode::UnknownPeer => "unknown-peer",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::PasswordRequired => "password-required",
+            ErrorCode::WrongPassword => "wrong-password",
+            ErrorCode::Denied => "denied",
+            ErrorCode::NotHost => "not-host",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -143,6 +173,25 @@ pub enum ClientMsg<'a> {
         name: Cow<'a, str>,
         /// Resume token; `null` and absent are the same.
         token: Option<Cow<'a, str>>,
+        /// The room's password (v1.1); `null` and absent are the same.
+        password: Option<Cow<'a, str>>,
+        /// The operator token (v1.1); `null` and absent are the same.
+        access: Option<Cow<'a, str>>,
+    },
+    /// `{"type":"room-settings","password"?:…,"locked"?:…}` (host only).
+    RoomSettings {
+        /// `None`: keep; `Some(None)`: clear; `Some(Some(p))`: set to `p`
+        /// (never empty).
+        password: Option<Option<Cow<'a, str>>>,
+        /// `None`: keep.
+        locked: Option<bool>,
+    },
+    /// `admit`, `deny`, `remove` or `ask-mute` naming someone (host only).
+    Host {
+        /// Which of the four.
+        action: HostAction,
+        /// The name as sent.
+        name: Cow<'a, str>,
     },
     /// `{"type":"leave"}`
     Leave,
@@ -155,6 +204,31 @@ pub enum ClientMsg<'a> {
         /// The payload's JSON text, copied verbatim.
         payload: &'a RawValue,
     },
+}
+
+/// The host's messages that name someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAction {
+    /// Let a waiting joiner in.
+    Admit,
+    /// Turn a waiting joiner away.
+    Deny,
+    /// Remove a member.
+    Remove,
+    /// Ask a member to mute.
+    AskMute,
+}
+
+impl HostAction {
+    /// The `type` on the wire.
+    pub fn type_str(self) -> &'static str {
+        match self {
+            HostAction::Admit => "admit",
+            HostAction::Deny => "deny",
+            HostAction::Remove => "remove",
+            HostAction::AskMute => "ask-mute",
+        }
+    }
 }
 
 /// The top-level fields of a client frame, undecoded. A present `null` is
@@ -175,6 +249,12 @@ struct Fields<'a> {
     sdp: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     candidate: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    password: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    access: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    locked: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -205,6 +285,35 @@ fn required_string<'a>(
             string_value(raw).ok_or_else(|| Refusal::bad(format!("\"{field}\" must be a string")))
         }
     }
+}
+
+/// An optional string field where `null` and absent are the same.
+fn optional_string<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+) -> Result<Option<Cow<'a, str>>, Refusal> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => string_value(raw)
+            .map(Some)
+            .ok_or_else(|| Refusal::bad(format!("\"{field}\" must be a string or null"))),
+    }
+}
+
+/// An optional string no longer than `max` bytes.
+fn bounded_string<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+    max: usize,
+) -> Result<Option<Cow<'a, str>>, Refusal> {
+    let value = optional_string(raw, field)?;
+    if value.as_ref().is_some_and(|v| v.len() > max) {
+        return Err(Refusal::bad(format!(
+            "\"{field}\" is longer than {max} bytes"
+        )));
+    }
+    Ok(value)
 }
 
 /// Whether a relayed payload is JSON every receiver can read. `RawValue`
@@ -256,15 +365,54 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
         "join" => {
             let room = required_string(fields.room, "room")?;
             let name = required_string(fields.name, "name")?;
-            let token = match fields.token {
+            let token = optional_string(fields.token, "token")?;
+            let password = bounded_string(fields.password, "password", MAX_PASSWORD_BYTES)?;
+            let access = bounded_string(fields.access, "access", MAX_ACCESS_BYTES)?;
+            Ok(ClientMsg::Join {
+                room,
+                name,
+                token,
+                password,
+                access,
+            })
+        }
+        "room-settings" => {
+            let password = match fields.password {
                 None => None,
-                Some(raw) if raw.get() == "null" => None,
-                Some(raw) => Some(
-                    string_value(raw)
-                        .ok_or_else(|| Refusal::bad("\"token\" must be a string or null"))?,
-                ),
+                Some(raw) if raw.get() == "null" => Some(None),
+                Some(raw) => {
+                    let value = bounded_string(Some(raw), "password", MAX_PASSWORD_BYTES)?
+                        .expect("not null");
+                    if value.is_empty() {
+                        return Err(Refusal::bad(
+                            "\"password\" cannot be empty: send null to clear it",
+                        ));
+                    }
+                    Some(Some(value))
+                }
             };
-            Ok(ClientMsg::Join { room, name, token })
+            let locked = match fields.locked.map(RawValue::get) {
+                None => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(_) => return Err(Refusal::bad("\"locked\" must be true or false")),
+            };
+            if password.is_none() && locked.is_none() {
+                return Err(Refusal::bad(
+                    "room-settings needs \"password\" or \"locked\" (or both)",
+                ));
+            }
+            Ok(ClientMsg::RoomSettings { password, locked })
+        }
+        "admit" | "deny" | "remove" | "ask-mute" => {
+            let action = match &*kind {
+                "admit" => HostAction::Admit,
+                "deny" => HostAction::Deny,
+                "remove" => HostAction::Remove,
+                _ => HostAction::AskMute,
+            };
+            let name = required_string(fields.name, "name")?;
+            Ok(ClientMsg::Host { action, name })
         }
         "leave" => Ok(ClientMsg::Leave),
         "offer" | "answer" => {
@@ -304,7 +452,7 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             })
         }
         _ => Err(Refusal::bad(
-            "unknown message type (expected join, leave, offer, answer or candidate)",
+            "unknown message type (expected join, leave, offer, answer, candidate, room-settings, admit, deny, remove or ask-mute)",
         )),
     }
 }
@@ -537,6 +685,17 @@ fn push_json_str(out: &mut String, s: &str) {
     out.push_str(&serde_json::to_string(s).expect("strings serialize"));
 }
 
+/// What `joined` tells about the room's access (v1.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// The room's host.
+    pub host: &'a Name,
+    /// Whether the lobby is locked.
+    pub locked: bool,
+    /// Whether a password is set.
+    pub protected: bool,
+}
+
 /// `{"type":"joined",…}` for the joiner.
 pub fn joined<'a>(
     room: &str,
@@ -545,6 +704,7 @@ pub fn joined<'a>(
     ice_servers_json: &str,
     token: &str,
     resumed: bool,
+    access: Access<'_>,
 ) -> String {
     let mut out = String::with_capacity(128 + ice_servers_json.len());
     out.push_str("{\"type\":\"joined\",\"room\":");
@@ -565,8 +725,52 @@ pub fn joined<'a>(
     if resumed {
         out.push_str(",\"resumed\":true");
     }
+    out.push_str(",\"host\":");
+    out.push_str(access.host.json());
+    let _ = write!(
+        out,
+        ",\"locked\":{},\"protected\":{}}}",
+        access.locked, access.protected
+    );
+    out
+}
+
+/// `{"type":"host","name":…}`
+pub fn host(name: &Name) -> String {
+    format!("{{\"type\":\"host\",\"name\":{}}}", name.json())
+}
+
+/// `{"type":"room-settings","locked":…,"protected":…}`
+pub fn room_settings(locked: bool, protected: bool) -> String {
+    format!("{{\"type\":\"room-settings\",\"locked\":{locked},\"protected\":{protected}}}")
+}
+
+/// `{"type":"waiting","room":…}`
+pub fn waiting(room: &str) -> String {
+    let mut out = String::from("{\"type\":\"waiting\",\"room\":");
+    push_json_str(&mut out, room);
     out.push('}');
     out
+}
+
+/// `{"type":"knock","name":…}`
+pub fn knock(name: &Name) -> String {
+    format!("{{\"type\":\"knock\",\"name\":{}}}", name.json())
+}
+
+/// `{"type":"knock-gone","name":…}`
+pub fn knock_gone(name: &Name) -> String {
+    format!("{{\"type\":\"knock-gone\",\"name\":{}}}", name.json())
+}
+
+/// `{"type":"removed","by":…}`
+pub fn removed(by: &Name) -> String {
+    format!("{{\"type\":\"removed\",\"by\":{}}}", by.json())
+}
+
+/// `{"type":"ask-mute","by":…}`
+pub fn ask_mute(by: &Name) -> String {
+    format!("{{\"type\":\"ask-mute\",\"by\":{}}}", by.json())
 }
 
 /// `{"type":"peer-joined","name":…}`
@@ -637,7 +841,7 @@ mod tests {
     fn parses_every_client_message() {
         assert!(matches!(
             parse(r#"{"type":"join","room":"r","name":"alice"}"#).unwrap(),
-            ClientMsg::Join { room, name, token: None } if room == "r" && name == "alice"
+            ClientMsg::Join { room, name, token: None, .. } if room == "r" && name == "alice"
         ));
         assert!(matches!(
             parse(r#"{"type":"join","room":"r","name":"a","token":null}"#).unwrap(),
@@ -667,6 +871,73 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn parses_room_access_messages() {
+        let ClientMsg::Join {
+            password, access, ..
+        } = parse(r#"{"type":"join","room":"r","name":"a","password":"pw","access":"jwt"}"#)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (password.as_deref(), access.as_deref()),
+            (Some("pw"), Some("jwt"))
+        );
+        let ClientMsg::Join {
+            password, access, ..
+        } = parse(r#"{"type":"join","room":"r","name":"a","password":null,"access":null}"#)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((password, access), (None, None));
+        for (text, want_password, want_locked) in [
+            (
+                r#"{"type":"room-settings","password":"s"}"#,
+                Some(Some("s")),
+                None,
+            ),
+            (
+                r#"{"type":"room-settings","password":null}"#,
+                Some(None),
+                None,
+            ),
+            (
+                r#"{"type":"room-settings","locked":true}"#,
+                None,
+                Some(true),
+            ),
+            (
+                r#"{"type":"room-settings","password":"x","locked":false}"#,
+                Some(Some("x")),
+                Some(false),
+            ),
+        ] {
+            let ClientMsg::RoomSettings { password, locked } = parse(text).unwrap() else {
+                panic!("{text}")
+            };
+            assert_eq!(
+                password.as_ref().map(|p| p.as_deref()),
+                want_password,
+                "{text}"
+            );
+            assert_eq!(locked, want_locked, "{text}");
+        }
+        for (text, want) in [
+            (r#"{"type":"admit","name":"a"}"#, HostAction::Admit),
+            (r#"{"type":"deny","name":"a"}"#, HostAction::Deny),
+            (r#"{"type":"remove","name":"a"}"#, HostAction::Remove),
+            (r#"{"type":"ask-mute","name":"a"}"#, HostAction::AskMute),
+        ] {
+            let ClientMsg::Host { action, name } = parse(text).unwrap() else {
+                panic!("{text}")
+            };
+            assert_eq!((action, &*name), (want, "a"));
+            assert_eq!(action.type_str(), want.type_str());
+        }
     }
 
     #[test]
@@ -715,6 +986,24 @@ mod tests {
             r#"{"type":"candidate","to":"b","candidate":"x"}"#,
             r#"{"type":"leave","type":"leave"}"#,
             r#"{"type":"leave""#,
+            r#"{"type":"join","room":"r","name":"a","password":5}"#,
+            r#"{"type":"join","room":"r","name":"a","access":true}"#,
+            &format!(
+                r#"{{"type":"join","room":"r","name":"a","password":"{}"}}"#,
+                "p".repeat(257)
+            ),
+            &format!(
+                r#"{{"type":"join","room":"r","name":"a","access":"{}"}}"#,
+                "a".repeat(4097)
+            ),
+            r#"{"type":"room-settings"}"#,
+            r#"{"type":"room-settings","password":""}"#,
+            r#"{"type":"room-settings","password":1}"#,
+            r#"{"type":"room-settings","locked":"yes"}"#,
+            r#"{"type":"room-settings","locked":null}"#,
+            r#"{"type":"admit"}"#,
+            r#"{"type":"remove","name":7}"#,
+            r#"{"type":"ask-mute","to":"a"}"#,
             // Lone surrogates: valid for RawValue, refused by strict parsers
             // on the receiving side (found by the protocol_parse fuzzer).
             r#"{"type":"offer","to":"b","sdp":"v=0 \ud800"}"#,
@@ -856,13 +1145,33 @@ mod tests {
             r#"[{"urls":"stun:x"}]"#,
             "tok",
             true,
+            Access {
+                host: &bob,
+                locked: true,
+                protected: false,
+            },
         ))
         .unwrap();
         assert_eq!(
             v,
             json!({"type":"joined","room":"r","name":"al\"ice","peers":["bob"],
-                   "iceServers":[{"urls":"stun:x"}],"token":"tok","resumed":true})
+                   "iceServers":[{"urls":"stun:x"}],"token":"tok","resumed":true,
+                   "host":"bob","locked":true,"protected":false})
         );
+        for (frame, want) in [
+            (host(&bob), json!({"type":"host","name":"bob"})),
+            (
+                room_settings(false, true),
+                json!({"type":"room-settings","locked":false,"protected":true}),
+            ),
+            (waiting("r"), json!({"type":"waiting","room":"r"})),
+            (knock(&alice), json!({"type":"knock","name":"al\"ice"})),
+            (knock_gone(&bob), json!({"type":"knock-gone","name":"bob"})),
+            (removed(&bob), json!({"type":"removed","by":"bob"})),
+            (ask_mute(&bob), json!({"type":"ask-mute","by":"bob"})),
+        ] {
+            assert_eq!(serde_json::from_str::<Value>(&frame).unwrap(), want);
+        }
         let payload: &RawValue = serde_json::from_str(r#"{"candidate":"c","sdpMid":"0"}"#).unwrap();
         let frame = relay(RelayKind::Candidate, &alice, payload);
         assert_eq!(frame.len(), frame.capacity(), "one exact allocation");

@@ -170,7 +170,14 @@ impl Server {
                 .ice
                 .add_rest(cfg.turn_urls.clone(), secret, cfg.turn_ttl);
         }
-        let hub = Hub::new(cfg.core.clone());
+        let hub = Hub::with_settings(
+            cfg.core.clone(),
+            Box::new(crate::hub::OsEnv),
+            crate::hub::PasswordSettings {
+                max_hashes: cfg.max_password_hashes,
+                wrong_delay: cfg.wrong_password_delay,
+            },
+        );
         let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {
             listener,

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::hub::{Hub, Outbound};
+use crate::hub::{Hub, Outbound, Pending};
 use crate::metrics::FrameRefusal;
 use crate::queue;
 
@@ -196,6 +196,10 @@ async fn read_loop(
     let writer_gone = signals.finished.cancelled();
     let join_deadline = tokio::time::sleep(settings.join_timeout);
     let mut joined = false;
+    // A frame waiting on password work (Hub::finish): nothing more is read
+    // until it is done, so this connection's messages keep their order,
+    // while signals and the heartbeat are still watched.
+    let mut pending: Option<futures_util::future::BoxFuture<'_, Option<Pending>>> = None;
     tokio::pin!(shutting_down, killed, closing, writer_gone, join_deadline);
     loop {
         tokio::select! {
@@ -214,10 +218,15 @@ async fn read_loop(
                 }
                 joined = true;
             }
-            msg = stream.next() => {
+            more = async { pending.as_mut().expect("guarded").await }, if pending.is_some() => {
+                pending = more.map(|work| hub.finish(conn, work).boxed());
+            }
+            msg = stream.next(), if pending.is_none() => {
                 last_seen = Instant::now();
                 match msg {
-                    Some(Ok(Message::Text(text))) => hub.frame(conn, text.as_str()),
+                    Some(Ok(Message::Text(text))) => {
+                        pending = hub.frame(conn, text.as_str()).map(|work| hub.finish(conn, work).boxed());
+                    }
                     Some(Ok(Message::Binary(_))) => {
                         return End::Violation(FrameRefusal::Binary, CLOSE_UNSUPPORTED, "binary frames are not supported");
                     }
@@ -234,6 +243,10 @@ async fn read_loop(
                 }
             }
             _ = ticks.tick() => {
+                if pending.is_some() {
+                    // Not reading while the server works: not the client's silence.
+                    last_seen = Instant::now();
+                }
                 if last_seen.elapsed() >= heartbeat * 2 {
                     debug!(conn, "heartbeat: no answer for two intervals");
                     return End::Lost;

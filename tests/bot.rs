@@ -37,6 +37,8 @@ fn bot_config(addr: SocketAddr, room: &str, name: &str) -> BotConfig {
             endpoint: huddle::client::Endpoint::new(&format!("ws://{addr}/ws"), None).unwrap(),
             room: room.into(),
             name: name.into(),
+            password: None,
+            access: None,
             give_up_after: Duration::from_secs(20),
         },
         bind: vec!["127.0.0.1:0".parse().unwrap()],
@@ -46,6 +48,7 @@ fn bot_config(addr: SocketAddr, room: &str, name: &str) -> BotConfig {
         echo: false,
         report_every: Some(Duration::from_millis(500)),
         media_stop: None,
+        admit_all: false,
     }
 }
 
@@ -484,4 +487,97 @@ async fn bots_join_a_tls_server_that_trusts_its_ca_file() {
     ann.leave().await;
     srv.stop.cancel();
     common::remove_tls_dir("bot-tls");
+}
+
+/// Room access (v1.1): bots give the room's password, wait in the lobby
+/// until the host lets them in, admit others as host (`admit_all`), turn
+/// their audio off when asked, and end with the reason when removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_give_passwords_wait_in_lobbies_admit_and_obey_the_host() {
+    use serde_json::json;
+    let srv = start(config()).await;
+    let mut owner = Client::connect(srv.addr).await;
+    owner.join("locked", "owner").await;
+    owner
+        .send(json!({"type":"room-settings","password":"pw","locked":true}))
+        .await;
+    assert_eq!(owner.recv().await["protected"], true);
+
+    let mut wrong_cfg = bot_config(srv.addr, "locked", "wrong");
+    wrong_cfg.join.password = Some("nope".into());
+    match Bot::start(wrong_cfg).task.await.unwrap() {
+        Err(participant::BotError::Signal(e)) => {
+            assert!(e.to_string().contains("wrong-password"), "{e}");
+        }
+        other => panic!("expected wrong-password, got {other:?}"),
+    }
+
+    let mut host_cfg = bot_config(srv.addr, "locked", "hostbot");
+    host_cfg.join.password = Some("pw".into());
+    host_cfg.admit_all = true;
+    let mut hostbot = Bot::start(host_cfg);
+    hostbot
+        .wait(
+            "waiting",
+            |e| matches!(e, BotEvent::Waiting(r) if r == "locked"),
+        )
+        .await;
+    assert_eq!(owner.recv().await, json!({"type":"knock","name":"hostbot"}));
+    owner.send(json!({"type":"admit","name":"hostbot"})).await;
+    hostbot
+        .wait("joined", |e| matches!(e, BotEvent::Joined { .. }))
+        .await;
+    assert_eq!(owner.recv().await["type"], "peer-joined");
+    owner
+        .send(json!({"type":"ask-mute","name":"hostbot"}))
+        .await;
+    hostbot
+        .wait(
+            "ask-mute",
+            |e| matches!(e, BotEvent::AskedToMute(b) if b == "owner"),
+        )
+        .await;
+    // The owner goes: the bot hosts, and lets the next one in by itself.
+    owner.send(json!({"type":"leave"})).await;
+    hostbot
+        .wait("host", |e| matches!(e, BotEvent::Host(n) if n == "hostbot"))
+        .await;
+    let mut guest_cfg = bot_config(srv.addr, "locked", "guest");
+    guest_cfg.join.password = Some("pw".into());
+    let mut guest = Bot::start(guest_cfg);
+    guest
+        .wait("waiting", |e| matches!(e, BotEvent::Waiting(_)))
+        .await;
+    hostbot
+        .wait("knock", |e| matches!(e, BotEvent::Knock(n) if n == "guest"))
+        .await;
+    guest
+        .wait(
+            "joined",
+            |e| matches!(e, BotEvent::Joined { peers, .. } if peers == &["hostbot"]),
+        )
+        .await;
+    guest.frames_from("hostbot", 10).await;
+    drop(guest.leave().await);
+    drop(hostbot.leave().await);
+
+    // Removed: the bot ends, saying why.
+    let mut boss = Client::connect(srv.addr).await;
+    boss.join("rm", "boss").await;
+    let mut victim = Bot::start(bot_config(srv.addr, "rm", "victim"));
+    victim
+        .wait("joined", |e| matches!(e, BotEvent::Joined { .. }))
+        .await;
+    assert_eq!(boss.recv().await["type"], "peer-joined");
+    boss.send(json!({"type":"remove","name":"victim"})).await;
+    victim
+        .wait(
+            "removed",
+            |e| matches!(e, BotEvent::Removed(b) if b == "boss"),
+        )
+        .await;
+    match victim.task.await.unwrap() {
+        Err(participant::BotError::Signal(e)) => assert!(e.to_string().contains("4001"), "{e}"),
+        other => panic!("expected the end by removal, got {other:?}"),
+    }
 }

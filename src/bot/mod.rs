@@ -69,6 +69,19 @@ pub struct BotArgs {
     #[arg(long, env = "HUDDLE_BOT_NAME", default_value = "bot")]
     pub name: String,
 
+    /// The room's password, when its host set one.
+    #[arg(long, env = "HUDDLE_BOT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// An operator token (from `huddle token`), for servers run with
+    /// --auth-secret. A whole invitation link works too: its `access=` is used.
+    #[arg(long, env = "HUDDLE_BOT_ACCESS", hide_env_values = true, value_parser = access_token)]
+    pub access: Option<String>,
+
+    /// As the room's host, let everyone who waits in its lobby in.
+    #[arg(long)]
+    pub admit_all: bool,
+
     /// VP8 video to loop (an IVF file) instead of the built-in test pattern.
     #[arg(long, env = "HUDDLE_BOT_VIDEO", value_name = "FILE.ivf")]
     pub video: Option<PathBuf>,
@@ -132,6 +145,19 @@ pub struct BotArgs {
     /// Media load test: pause between two bots' joins.
     #[arg(long, default_value = "200ms", value_parser = duration)]
     pub join_interval: Duration,
+}
+
+/// The token itself, or the `access=` of an invitation link.
+fn access_token(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let token = match s.split_once("access=") {
+        Some((_, rest)) => rest.split('&').next().unwrap_or_default(),
+        None => s,
+    };
+    if token.is_empty() {
+        return Err("empty access token".into());
+    }
+    Ok(token.to_owned())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -261,6 +287,8 @@ pub async fn run(args: BotArgs, stop: CancellationToken) -> Result<(), RunError>
             endpoint: endpoint.clone(),
             room,
             name,
+            password: args.password.clone(),
+            access: args.access.clone(),
             give_up_after: args.reconnect_for,
         },
         bind: bind.clone(),
@@ -270,6 +298,7 @@ pub async fn run(args: BotArgs, stop: CancellationToken) -> Result<(), RunError>
         echo: args.echo,
         report_every,
         media_stop: None,
+        admit_all: args.admit_all,
     };
     match (args.rooms, args.room_size) {
         (Some(rooms), Some(size)) => {
@@ -348,6 +377,39 @@ fn print_event(ev: &BotEvent, json: bool) {
         BotEvent::SignalLost(why) => (
             format!("signaling connection lost ({why}); resuming"),
             json!({"type":"signal-lost","why":why}),
+        ),
+        BotEvent::Waiting(room) => (
+            format!("waiting in the lobby of {room} for the host"),
+            json!({"type":"waiting","room":room}),
+        ),
+        BotEvent::Host(n) => (format!("host: {n}"), json!({"type":"host","name":n})),
+        BotEvent::RoomSettings { locked, protected } => (
+            format!(
+                "room settings: {}, {}",
+                if *locked { "locked" } else { "open" },
+                if *protected {
+                    "password set"
+                } else {
+                    "no password"
+                }
+            ),
+            json!({"type":"room-settings","locked":locked,"protected":protected}),
+        ),
+        BotEvent::Knock(n) => (
+            format!("{n} waits in the lobby"),
+            json!({"type":"knock","name":n}),
+        ),
+        BotEvent::KnockGone(n) => (
+            format!("{n} stopped waiting"),
+            json!({"type":"knock-gone","name":n}),
+        ),
+        BotEvent::Removed(by) => (
+            format!("removed from the room by {by}"),
+            json!({"type":"removed","by":by}),
+        ),
+        BotEvent::AskedToMute(by) => (
+            format!("{by} asked to mute: audio off"),
+            json!({"type":"ask-mute","by":by}),
         ),
         BotEvent::Report(reports) => {
             for r in reports {

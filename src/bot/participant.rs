@@ -52,6 +52,8 @@ pub struct BotConfig {
     /// Once cancelled, the bot stops sending media but stays (a load run
     /// lets frames in flight arrive before everyone counts and leaves).
     pub media_stop: Option<CancellationToken>,
+    /// As the room's host, let every waiting joiner in.
+    pub admit_all: bool,
 }
 
 /// What a bot observed, for whoever runs it (the CLI prints these; tests
@@ -84,6 +86,25 @@ pub enum BotEvent {
     },
     /// The signaling connection was lost; the bot is resuming.
     SignalLost(String),
+    /// We wait in a locked room's lobby for the host.
+    Waiting(String),
+    /// The room's host changed (or, after `joined`, who it is).
+    Host(String),
+    /// The host changed the room's settings.
+    RoomSettings {
+        /// Whether the lobby is locked.
+        locked: bool,
+        /// Whether a password is set.
+        protected: bool,
+    },
+    /// Someone waits in the lobby (we are host).
+    Knock(String),
+    /// Someone stopped waiting.
+    KnockGone(String),
+    /// The host removed us (the bot ends).
+    Removed(String),
+    /// The host asked us to mute: the bot stops sending audio.
+    AskedToMute(String),
     /// Periodic statistics, one entry per member.
     Report(Vec<PeerReport>),
 }
@@ -161,6 +182,10 @@ struct Participant {
     /// A `joined` has arrived at least once.
     was_joined: bool,
     warned_ice: bool,
+    /// The room's host, as last told.
+    host: Option<String>,
+    /// The host asked us to mute: no more audio.
+    muted: bool,
 }
 
 fn epoch_ms() -> u64 {
@@ -242,6 +267,8 @@ pub async fn run(
         joined_at: Instant::now(),
         was_joined: false,
         warned_ice: false,
+        host: None,
+        muted: false,
     };
     let report_every = p.cfg.report_every;
     let mut next_report = report_every.map(|d| Instant::now() + d);
@@ -330,7 +357,7 @@ impl Participant {
         }
         MediaPlan {
             video: self.cfg.video.as_deref(),
-            audio: self.cfg.audio.as_deref(),
+            audio: self.cfg.audio.as_deref().filter(|_| !self.muted),
         }
     }
 
@@ -367,9 +394,12 @@ impl Participant {
                 peers,
                 ice_servers,
                 resumed,
+                host,
                 ..
             } => {
                 self.name = name.clone();
+                let host_changed = host.is_some() && host != self.host;
+                self.host = host;
                 if !ice_servers.is_empty() && !self.warned_ice {
                     self.warned_ice = true;
                     tracing::warn!(
@@ -405,11 +435,34 @@ impl Participant {
                     peers: peers.clone(),
                     resumed,
                 });
+                if host_changed && let Some(host) = self.host.clone() {
+                    self.emit(BotEvent::Host(host));
+                }
                 if !resumed {
                     for member in peers {
                         self.start_offer(&member, now);
                     }
                 }
+            }
+            ServerMsg::Waiting { room } => self.emit(BotEvent::Waiting(room)),
+            ServerMsg::Host { name } => {
+                self.host = Some(name.clone());
+                self.emit(BotEvent::Host(name));
+            }
+            ServerMsg::RoomSettings { locked, protected } => {
+                self.emit(BotEvent::RoomSettings { locked, protected });
+            }
+            ServerMsg::Knock { name } => {
+                self.emit(BotEvent::Knock(name.clone()));
+                if self.cfg.admit_all {
+                    self.send(Outgoing::Admit { name });
+                }
+            }
+            ServerMsg::KnockGone { name } => self.emit(BotEvent::KnockGone(name)),
+            ServerMsg::Removed { by } => self.emit(BotEvent::Removed(by)),
+            ServerMsg::AskMute { by } => {
+                self.muted = true;
+                self.emit(BotEvent::AskedToMute(by));
             }
             ServerMsg::PeerJoined { name } => {
                 // A member that left and came back starts afresh.
@@ -579,7 +632,8 @@ impl Participant {
             let (video, audio) = if self.media_stopped() {
                 (None, None)
             } else {
-                (self.cfg.video.clone(), self.cfg.audio.clone())
+                let audio = self.cfg.audio.clone().filter(|_| !self.muted);
+                (self.cfg.video.clone(), audio)
             };
             if let Some(p) = self.peers.get_mut(&name) {
                 let plan = MediaPlan {

@@ -80,6 +80,52 @@ pub enum ServerMsg {
         /// True when this `joined` resumed the membership.
         #[serde(default)]
         resumed: bool,
+        /// The room's host (protocol v1.1).
+        #[serde(default)]
+        host: Option<String>,
+        /// Whether the lobby is locked (v1.1).
+        #[serde(default)]
+        locked: bool,
+        /// Whether the room has a password (v1.1).
+        #[serde(default)]
+        protected: bool,
+    },
+    /// We wait in a locked room's lobby (v1.1).
+    Waiting {
+        /// The room.
+        room: String,
+    },
+    /// The host changed (v1.1).
+    Host {
+        /// The new host.
+        name: String,
+    },
+    /// The host changed the room's settings (v1.1).
+    RoomSettings {
+        /// Whether the lobby is locked.
+        locked: bool,
+        /// Whether a password is set.
+        protected: bool,
+    },
+    /// Someone waits in the lobby; we are host (v1.1).
+    Knock {
+        /// Its name.
+        name: String,
+    },
+    /// Someone stopped waiting (v1.1).
+    KnockGone {
+        /// Its name.
+        name: String,
+    },
+    /// The host removed us; the socket closes with 4001 (v1.1).
+    Removed {
+        /// The host.
+        by: String,
+    },
+    /// The host asks us to mute (v1.1).
+    AskMute {
+        /// The host.
+        by: String,
     },
     /// A member entered.
     PeerJoined {
@@ -162,6 +208,11 @@ pub enum Outgoing {
         /// RTCIceCandidateInit.
         candidate: Option<Value>,
     },
+    /// `admit` a waiting joiner (we are host).
+    Admit {
+        /// Its name.
+        name: String,
+    },
 }
 
 impl Outgoing {
@@ -173,6 +224,7 @@ impl Outgoing {
             Outgoing::Candidate { to, candidate } => {
                 json!({"type":"candidate","to":to,"candidate":candidate})
             }
+            Outgoing::Admit { name } => json!({"type":"admit","name":name}),
         }
         .to_string()
     }
@@ -212,6 +264,9 @@ pub fn on_close(code: Option<u16>) -> CloseAction {
         Some(4000) => CloseAction::Stop(
             "replaced: another connection resumed this membership (close code 4000)".into(),
         ),
+        Some(4001) => {
+            CloseAction::Stop("removed from the room by its host (close code 4001)".into())
+        }
         Some(c @ (1003 | 1008 | 1009)) => CloseAction::Stop(format!(
             "the server closed the connection for a protocol violation (close code {c})"
         )),
@@ -262,6 +317,10 @@ pub struct JoinSpec {
     pub room: String,
     /// Member name.
     pub name: String,
+    /// The room's password, if it has one (v1.1).
+    pub password: Option<String>,
+    /// The operator token, for servers run with `--auth-secret` (v1.1).
+    pub access: Option<String>,
     /// How long to keep trying after a lost connection.
     pub give_up_after: Duration,
 }
@@ -304,6 +363,24 @@ async fn run_inner(
             r = tokio::time::timeout(CONNECT_TIMEOUT, connect_and_join(spec, token.as_deref())) => {
                 r.unwrap_or_else(|_| Err(Attempt::Transport("timed out".into())))
             }
+        };
+        // In a locked room's lobby: wait for the host, as long as it takes.
+        let attempt = match attempt {
+            Ok((mut ws, waiting @ ServerMsg::Waiting { .. })) => {
+                let _ = events.send(SignalEvent::Msg(waiting));
+                let answer = tokio::select! {
+                    _ = stop.cancelled() => None,
+                    r = first_answer(&mut ws, false) => Some(r),
+                };
+                match answer {
+                    None => {
+                        leave(&mut ws).await;
+                        return Ok(());
+                    }
+                    Some(r) => r.map(|joined| (ws, joined)),
+                }
+            }
+            other => other,
         };
         let (mut ws, joined) = match attempt {
             Ok(ok) => ok,
@@ -371,10 +448,19 @@ async fn connect_and_join(
         .connect(None)
         .await
         .map_err(|e| Attempt::Transport(e.to_string()))?;
-    let join = json!({"type":"join","room":spec.room,"name":spec.name,"token":token});
+    let join = json!({"type":"join","room":spec.room,"name":spec.name,"token":token,
+                      "password":spec.password,"access":spec.access});
     ws.send(Message::text(join.to_string()))
         .await
         .map_err(|e| Attempt::Transport(e.to_string()))?;
+    let answer = first_answer(&mut ws, true).await?;
+    Ok((ws, answer))
+}
+
+/// Reads until the server answers the join: `joined`, an `error`, or (when
+/// `waiting_ok`) `waiting`; after `waiting`, the `joined` of an admission
+/// or the `error` of a denial.
+async fn first_answer(ws: &mut Ws, waiting_ok: bool) -> Result<ServerMsg, Attempt> {
     loop {
         let msg = match ws.next().await {
             None => return Err(Attempt::Transport("closed before joined".into())),
@@ -388,7 +474,8 @@ async fn connect_and_join(
             continue;
         };
         match ServerMsg::parse(&text) {
-            Some(joined @ ServerMsg::Joined { .. }) => return Ok((ws, joined)),
+            Some(joined @ ServerMsg::Joined { .. }) => return Ok(joined),
+            Some(waiting @ ServerMsg::Waiting { .. }) if waiting_ok => return Ok(waiting),
             Some(ServerMsg::Error { code, message }) => {
                 return Err(Attempt::Refused { code, message });
             }

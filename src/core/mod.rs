@@ -14,6 +14,8 @@
 //! it resumes with its token or the grace period ends.
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod prop;
 mod rate;
 mod stats;
@@ -22,12 +24,15 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::{debug, info};
 
 use crate::config::CoreConfig;
-use crate::protocol::{self, ClientMsg, ErrorCode, Name, NameQuery, Refusal, RelayKind};
+use crate::protocol::{
+    self, Access, ClientMsg, ErrorCode, HostAction, Name, NameQuery, Refusal, RelayKind,
+};
 pub use rate::{EPISODE_GAP, Verdict};
 pub use stats::{Departure, Stats};
 
@@ -64,6 +69,38 @@ pub mod close {
     pub const POLICY: u16 = 1008;
     /// Another connection resumed this member.
     pub const REPLACED: u16 = 4000;
+    /// The host removed this member.
+    pub const REMOVED: u16 = 4001;
+}
+
+/// What the shell worked out outside its lock for one message: the
+/// password work that is too slow to do under it (see [`Core::message_with`]).
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// For a `room-settings` that sets a password: that password's hash.
+    pub password_hash: Option<Arc<str>>,
+    /// For a `join` with a password to a protected room: the outcome of
+    /// checking it against the room's password (see
+    /// [`Core::password_to_check`]).
+    pub password_check: Option<PasswordCheck>,
+}
+
+/// A join's password, checked by the shell against one generation of a
+/// room's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// The generation it was checked against; a password set since then is
+    /// a new generation, and the check no longer counts.
+    pub generation: u64,
+    /// Whether it matched.
+    pub matches: bool,
+}
+
+/// A room's password as the core keeps it: never the password itself.
+#[derive(Debug)]
+struct RoomPassword {
+    hash: Arc<str>,
+    generation: u64,
 }
 
 /// What the core needs from the world besides its inputs: secrets (a
@@ -86,11 +123,24 @@ pub enum Output {
     Close(ConnId, u16, &'static str),
 }
 
+/// A `join` as the core reads it.
+#[derive(Debug, Clone, Copy)]
+struct JoinRequest<'a> {
+    room: &'a str,
+    name: &'a str,
+    token: Option<&'a str>,
+    /// Whether it carried a password (checked by the shell: [`Prepared`]).
+    password: bool,
+    access: Option<&'a str>,
+}
+
 /// One connection as the core sees it.
 #[derive(Debug)]
 struct Conn {
     /// The room this connection is a member of.
     room: Option<String>,
+    /// The room in whose lobby this connection waits (never with `room`).
+    waiting: Option<String>,
     limiter: rate::Limiter,
 }
 
@@ -125,13 +175,83 @@ struct Member {
     link: Link,
 }
 
+/// A joiner waiting in a locked room's lobby.
+#[derive(Debug)]
+struct Knocker {
+    conn: ConnId,
+    name: Name,
+}
+
+/// The resume token of a member the host removed, refused until `until`
+/// (the end of the grace period it could otherwise have resumed within).
+#[derive(Debug)]
+struct Revoked {
+    token: String,
+    by: Name,
+    until: Instant,
+}
+
 /// A room: members oldest first. Never empty while it exists.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Room {
     members: Vec<Member>,
+    /// The member id of the host: always one of `members`.
+    host: u64,
+    password: Option<RoomPassword>,
+    locked: bool,
+    /// Waiting joiners, in the order they knocked.
+    lobby: Vec<Knocker>,
+    revoked: Vec<Revoked>,
 }
 
 impl Room {
+    fn new(host: u64) -> Self {
+        Self {
+            members: Vec::new(),
+            host,
+            password: None,
+            locked: false,
+            lobby: Vec::new(),
+            revoked: Vec::new(),
+        }
+    }
+
+    fn host_member(&self) -> &Member {
+        self.members
+            .iter()
+            .find(|m| m.id == self.host)
+            .expect("the host is a member")
+    }
+
+    fn access(&self) -> Access<'_> {
+        Access {
+            host: &self.host_member().name,
+            locked: self.locked,
+            protected: self.password.is_some(),
+        }
+    }
+
+    /// The host's connection, if it is live.
+    fn host_conn(&self) -> Option<ConnId> {
+        live_conn(self.host_member())
+    }
+
+    /// The waiting joiner a host's `admit`/`deny` names.
+    fn find_knocker(&self, to: &str) -> Option<usize> {
+        if let Some(i) = self.lobby.iter().position(|k| k.name.is_exactly(to)) {
+            return Some(i);
+        }
+        let query = NameQuery::new(to);
+        self.lobby.iter().position(|k| query.names(&k.name))
+    }
+
+    /// Whether `token` belongs to a member the host removed, and by whom.
+    fn revoked_by(&self, token: &str, now: Instant) -> Option<&Name> {
+        self.revoked
+            .iter()
+            .find(|r| r.until > now && tokens_equal(token, &r.token))
+            .map(|r| &r.by)
+    }
     /// The member a relay's `to` names: spelled exactly as in `peers` (the
     /// common case, without allocating), or matched as names are compared.
     fn find_name(&self, to: &str) -> Option<usize> {
@@ -142,11 +262,19 @@ impl Room {
         self.members.iter().position(|m| query.names(&m.name))
     }
 
-    /// A member other than `conn`'s own whose name clashes with `name`.
-    fn find_clash(&self, name: &Name, conn: ConnId) -> Option<&Member> {
+    /// A member or waiting joiner other than `conn` whose name clashes
+    /// with `name`.
+    fn find_clash(&self, name: &Name, conn: ConnId) -> Option<&Name> {
         self.members
             .iter()
             .find(|m| !matches!(m.link, Link::Live(c) if c == conn) && m.name.clashes(name))
+            .map(|m| &m.name)
+            .or_else(|| {
+                self.lobby
+                    .iter()
+                    .find(|k| k.conn != conn && k.name.clashes(name))
+                    .map(|k| &k.name)
+            })
     }
 
     fn find_conn(&self, conn: ConnId) -> Option<usize> {
@@ -170,6 +298,8 @@ pub struct Core {
     /// Bytes queued for all lost members together (`resume_budget_bytes`).
     held_bytes: usize,
     next_member: u64,
+    /// The next room password's generation (never reused).
+    next_generation: u64,
     out: VecDeque<Output>,
     stats: Stats,
 }
@@ -196,6 +326,7 @@ impl Core {
             deadlines: BTreeSet::new(),
             held_bytes: 0,
             next_member: 0,
+            next_generation: 0,
             out: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -222,6 +353,7 @@ impl Core {
             conn,
             Conn {
                 room: None,
+                waiting: None,
                 limiter: rate::Limiter::new(self.cfg.burst, now),
             },
         );
@@ -234,6 +366,21 @@ impl Core {
 
     /// A frame arrived that the shell already parsed (outside its lock).
     pub fn message(&mut self, conn: ConnId, parsed: Result<ClientMsg<'_>, Refusal>, now: Instant) {
+        self.message_with(conn, parsed, Prepared::default(), now);
+    }
+
+    /// Like [`Core::message`], with the password work the shell did outside
+    /// its lock: the hash of a password a host sets, the check of a joiner's
+    /// password against [`Core::password_to_check`]. Without it a password
+    /// cannot be set (`unavailable`) and a join with a password to a
+    /// protected room gets `wrong-password`.
+    pub fn message_with(
+        &mut self,
+        conn: ConnId,
+        parsed: Result<ClientMsg<'_>, Refusal>,
+        prepared: Prepared,
+        now: Instant,
+    ) {
         let cfg = &self.cfg;
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
@@ -274,16 +421,79 @@ impl Core {
         }
         let result = match parsed {
             Err(refusal) => Err(refusal),
-            Ok(ClientMsg::Join { room, name, token }) => {
-                self.join(conn, &room, &name, token.as_deref())
-            }
+            Ok(ClientMsg::Join {
+                room,
+                name,
+                token,
+                password,
+                access,
+            }) => self.join(
+                conn,
+                JoinRequest {
+                    room: &room,
+                    name: &name,
+                    token: token.as_deref(),
+                    password: password.is_some(),
+                    access: access.as_deref(),
+                },
+                prepared.password_check,
+                now,
+            ),
             Ok(ClientMsg::Leave) => self.leave(conn),
             Ok(ClientMsg::Relay { kind, to, payload }) => self.relay(conn, kind, &to, payload),
+            Ok(ClientMsg::RoomSettings { password, locked }) => {
+                let password = match password {
+                    None => Ok(None),
+                    Some(None) => Ok(Some(None)),
+                    Some(Some(_)) => prepared.password_hash.map(|h| Some(Some(h))).ok_or(()),
+                };
+                self.room_settings(conn, password, locked)
+            }
+            Ok(ClientMsg::Host { action, name }) => self.host_action(conn, action, &name, now),
         };
         if let Err(refusal) = result {
             debug!(conn, code = %refusal.code, "refused");
             self.refuse(conn, &refusal);
         }
+    }
+
+    /// The room password a join must be checked against before it reaches
+    /// [`Core::message_with`]: its generation and hash, or `None` when the
+    /// join needs no check (no password sent, no such room, no password
+    /// set, an invalid name, or a resume with a valid token).
+    pub fn password_to_check(&self, msg: &ClientMsg<'_>) -> Option<(u64, Arc<str>)> {
+        let ClientMsg::Join {
+            room,
+            name,
+            token,
+            password: Some(_),
+            ..
+        } = msg
+        else {
+            return None;
+        };
+        let room = self.rooms.get(&**room)?;
+        let password = room.password.as_ref()?;
+        let name = Name::parse(name).ok()?;
+        if let Some(token) = token
+            && room
+                .members
+                .iter()
+                .any(|m| m.name.key() == name.key() && tokens_equal(token, &m.token))
+        {
+            return None;
+        }
+        Some((password.generation, password.hash.clone()))
+    }
+
+    /// Whether `conn` is the host of its room (so a password it sets is
+    /// worth hashing).
+    pub fn is_host(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .and_then(|c| c.room.as_deref())
+            .and_then(|r| self.rooms.get(r))
+            .is_some_and(|room| room.host_conn() == Some(conn))
     }
 
     /// The connection ended cleanly (close frame, `leave`-like) or the shell
@@ -292,6 +502,9 @@ impl Core {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(room) = state.waiting {
+            self.leave_lobby(&room, conn);
+        }
         if let Some(room) = state.room {
             self.remove_by_conn(&room, conn, Departure::Closed);
         }
@@ -303,6 +516,10 @@ impl Core {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(room) = state.waiting {
+            // A waiting joiner holds no place: it knocks again when back.
+            self.leave_lobby(&room, conn);
+        }
         let Some(room_name) = state.room else {
             return;
         };
@@ -415,39 +632,129 @@ impl Core {
     fn join(
         &mut self,
         conn: ConnId,
-        room_name: &str,
-        raw_name: &str,
-        token: Option<&str>,
+        req: JoinRequest<'_>,
+        check: Option<PasswordCheck>,
+        now: Instant,
     ) -> Result<(), Refusal> {
-        let name = Name::parse(raw_name)?;
+        let mut name = Name::parse(req.name)?;
+        let room_name = req.room;
         protocol::validate_room(room_name)?;
-        let current = self.conns.get(&conn).and_then(|c| c.room.clone());
+        let (current, waiting_in) = self
+            .conns
+            .get(&conn)
+            .map(|c| (c.room.clone(), c.waiting.clone()))
+            .unwrap_or_default();
         let max = self.cfg.max_room_size;
 
         // Decide everything before changing anything: a failed join leaves
         // the client where it was.
-        let mut resume_index = None;
-        if let Some(room) = self.rooms.get(room_name) {
-            // A resume: the member of this (folded) name, with its token.
-            resume_index = token.and_then(|t| {
+        let room = self.rooms.get(room_name);
+        if let (Some(room), Some(token)) = (room, req.token)
+            && let Some(by) = room.revoked_by(token, now)
+        {
+            // The host removed this member while its connection was lost:
+            // it does not come back by resuming.
+            let frame = protocol::removed(by);
+            self.send(conn, frame);
+            self.out
+                .push_back(Output::Close(conn, close::REMOVED, "removed by the host"));
+            self.closed(conn);
+            return Ok(());
+        }
+        // A resume: the member of this (folded) name, with its token. It
+        // was let in once; it needs no operator token, password or lobby
+        // again (so a call outlives the link's token).
+        let resume_index = room.and_then(|room| {
+            req.token.and_then(|t| {
                 room.members
                     .iter()
                     .position(|m| m.name.key() == name.key() && tokens_equal(t, &m.token))
-            });
-            if resume_index.is_none()
-                && let Some(member) = room.find_clash(&name, conn)
-            {
+            })
+        });
+        if let Some(i) = resume_index {
+            if let Some(lobby) = waiting_in {
+                self.leave_lobby(&lobby, conn);
+            }
+            self.resume(conn, room_name, i, current);
+            return Ok(());
+        }
+
+        let mut host_token = false;
+        if let Some(key) = &self.cfg.auth {
+            let token = req.access.ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::Unauthorized,
+                    "this server lets people in by invitation only: open the link you were given",
+                )
+            })?;
+            let unix = self.env.unix_time();
+            let claims = key
+                .check(token, room_name, unix)
+                .map_err(|e| Refusal::new(ErrorCode::Unauthorized, e.to_string()))?;
+            if let Some(fixed) = &claims.name {
+                let fixed = Name::parse(fixed).map_err(|_| {
+                    Refusal::new(
+                        ErrorCode::Unauthorized,
+                        "the access token's name is invalid",
+                    )
+                })?;
+                if fixed.key() != name.key() {
+                    return Err(Refusal::new(
+                        ErrorCode::Unauthorized,
+                        format!("the access token is for the name \"{}\"", fixed.as_str()),
+                    ));
+                }
+                name = fixed;
+            }
+            host_token = claims.host;
+        }
+
+        let mut to_lobby = false;
+        if let Some(room) = room {
+            if let Some(password) = &room.password {
+                if !req.password {
+                    return Err(Refusal::new(
+                        ErrorCode::PasswordRequired,
+                        format!("room \"{room_name}\" needs a password"),
+                    ));
+                }
+                let matches =
+                    check.is_some_and(|c| c.generation == password.generation && c.matches);
+                if !matches {
+                    return Err(Refusal::new(
+                        ErrorCode::WrongPassword,
+                        format!("that is not the password of room \"{room_name}\""),
+                    ));
+                }
+            }
+            if let Some(taken) = room.find_clash(&name, conn) {
                 return Err(Refusal::new(
                     ErrorCode::NameTaken,
                     format!(
                         "the name \"{}\" is already taken in room \"{room_name}\"; choose another name",
-                        member.name.as_str()
+                        taken.as_str()
                     ),
                 ));
             }
             let here = current.as_deref() == Some(room_name);
+            if room.locked && !host_token {
+                let queued_here = waiting_in.as_deref() == Some(room_name);
+                let others_waiting = room.lobby.len() - usize::from(queued_here);
+                if others_waiting >= self.cfg.max_lobby_size {
+                    return Err(Refusal::new(
+                        ErrorCode::RoomFull,
+                        format!(
+                            "too many people are waiting to join room \"{room_name}\" ({}); try again later",
+                            self.cfg.max_lobby_size
+                        ),
+                    ));
+                }
+                // A member rejoining its own locked room under another name
+                // would leave it empty of itself: it waits like anyone.
+                to_lobby = !(here && room.members.len() == 1);
+            }
             let size_after_leaving = room.members.len() - usize::from(here);
-            if resume_index.is_none() && size_after_leaving >= max {
+            if !to_lobby && size_after_leaving >= max {
                 return Err(Refusal::new(
                     ErrorCode::RoomFull,
                     format!("room \"{room_name}\" is full ({max} members)"),
@@ -460,28 +767,53 @@ impl Core {
             ));
         }
 
-        if let Some(i) = resume_index {
-            self.resume(conn, room_name, i, current);
-            return Ok(());
+        if let Some(lobby) = waiting_in {
+            self.leave_lobby(&lobby, conn);
         }
-
         if let Some(old) = current {
             self.remove_by_conn(&old, conn, Departure::RoomChange);
         }
+        // The room may have gone with the old membership (a member alone in
+        // it, rejoining under another name): then it starts afresh.
+        if to_lobby && let Some(room) = self.rooms.get_mut(room_name) {
+            info!(
+                room = room_name,
+                name = name.as_str(),
+                "waiting in the lobby"
+            );
+            self.stats.knocks += 1;
+            let knock = protocol::knock(&name);
+            room.lobby.push(Knocker { conn, name });
+            let host = room.host_conn();
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.waiting = Some(room_name.to_owned());
+            }
+            self.send(conn, protocol::waiting(room_name));
+            if let Some(host) = host {
+                self.send(host, knock);
+            }
+            return Ok(());
+        }
+        self.add_member(conn, room_name, name, host_token);
+        Ok(())
+    }
+
+    /// Makes `conn` a new member of `room_name` (created if need be) and
+    /// tells everyone. `host_token`: it becomes the host.
+    fn add_member(&mut self, conn: ConnId, room_name: &str, name: Name, host_token: bool) {
         let token = self.env.token();
         let id = self.next_member;
         self.next_member += 1;
         let unix = self.unix_now();
         let ice = self.cfg.ice.render(name.as_str(), unix);
-        let room = self.rooms.entry(room_name.to_owned()).or_default();
-        let joined = protocol::joined(
-            room_name,
-            &name,
-            room.members.iter().map(|m| &m.name),
-            &ice,
-            &token,
-            false,
-        );
+        let room = self
+            .rooms
+            .entry(room_name.to_owned())
+            .or_insert_with(|| Room::new(id));
+        let new_host = host_token && room.host != id;
+        if host_token {
+            room.host = id;
+        }
         let note = protocol::peer_joined(&name);
         let live: Vec<ConnId> = room.members.iter().filter_map(live_conn).collect();
         info!(room = room_name, name = name.as_str(), "joined");
@@ -492,14 +824,74 @@ impl Core {
             token,
             link: Link::Live(conn),
         });
+        let me = room.members.last().expect("just pushed");
+        let joined = protocol::joined(
+            room_name,
+            &me.name,
+            room.members[..room.members.len() - 1]
+                .iter()
+                .map(|m| &m.name),
+            &ice,
+            &me.token,
+            false,
+            room.access(),
+        );
+        let host_note = new_host.then(|| protocol::host(&me.name));
         if let Some(state) = self.conns.get_mut(&conn) {
             state.room = Some(room_name.to_owned());
         }
         self.send(conn, joined);
-        for other in live {
+        for &other in &live {
             self.send(other, note.clone());
         }
-        Ok(())
+        if let Some(host_note) = host_note {
+            for &other in &live {
+                self.send(other, host_note.clone());
+            }
+            // The new host learns who waits, as any new host does.
+            self.send_knocks(room_name);
+        }
+    }
+
+    /// A `knock` to the host for every waiting joiner (a new host, or a
+    /// host that came back).
+    fn send_knocks(&mut self, room_name: &str) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let Some(host) = room.host_conn() else {
+            return;
+        };
+        let knocks: Vec<String> = room
+            .lobby
+            .iter()
+            .map(|k| protocol::knock(&k.name))
+            .collect();
+        for knock in knocks {
+            self.send(host, knock);
+        }
+    }
+
+    /// `conn` stops waiting in `room_name`'s lobby; the host gets `knock-gone`.
+    fn leave_lobby(&mut self, room_name: &str, conn: ConnId) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.waiting = None;
+        }
+        let Some(room) = self.rooms.get_mut(room_name) else {
+            return;
+        };
+        let Some(i) = room.lobby.iter().position(|k| k.conn == conn) else {
+            return;
+        };
+        let knocker = room.lobby.remove(i);
+        info!(
+            room = room_name,
+            name = knocker.name.as_str(),
+            "stopped waiting"
+        );
+        if let Some(host) = room.host_conn() {
+            self.send(host, protocol::knock_gone(&knocker.name));
+        }
     }
 
     /// `conn` takes the place of member `index` of `room_name`, silently.
@@ -562,7 +954,9 @@ impl Core {
             &ice,
             &member.token,
             true,
+            room.access(),
         );
+        let is_host = room.host == id;
         if let Some(state) = self.conns.get_mut(&conn) {
             state.room = Some(room_name.to_owned());
         }
@@ -570,9 +964,18 @@ impl Core {
         for q in queued {
             self.send(conn, q.frame);
         }
+        if is_host {
+            // Knocks that came while it was away were sent to nobody.
+            self.send_knocks(room_name);
+        }
     }
 
     fn leave(&mut self, conn: ConnId) -> Result<(), Refusal> {
+        if let Some(lobby) = self.conns.get(&conn).and_then(|c| c.waiting.clone()) {
+            self.leave_lobby(&lobby, conn);
+            self.send(conn, protocol::left(&lobby));
+            return Ok(());
+        }
         let room = self
             .conns
             .get(&conn)
@@ -727,11 +1130,237 @@ impl Core {
             }
         }
         if room.members.is_empty() {
-            self.rooms.remove(room_name);
+            let room = self.rooms.remove(room_name).expect("the room exists");
+            // Nobody is left to let them in.
+            for knocker in room.lobby {
+                if let Some(state) = self.conns.get_mut(&knocker.conn) {
+                    state.waiting = None;
+                }
+                let refusal = Refusal::new(
+                    ErrorCode::Denied,
+                    format!("the call in room \"{room_name}\" ended before the host let you in"),
+                );
+                self.refuse(knocker.conn, &refusal);
+            }
+            return;
         }
-        for conn in live {
+        let host_left = room.host == id;
+        let host_note = if host_left {
+            // The oldest remaining member takes over.
+            let heir = &room.members[0];
+            room.host = heir.id;
+            info!(room = room_name, name = heir.name.as_str(), "new host");
+            Some(protocol::host(&heir.name))
+        } else {
+            None
+        };
+        for &conn in &live {
             self.send(conn, note.clone());
         }
+        if let Some(host_note) = host_note {
+            for &conn in &live {
+                self.send(conn, host_note.clone());
+            }
+            self.send_knocks(room_name);
+        }
+    }
+
+    fn room_settings(
+        &mut self,
+        conn: ConnId,
+        password: Result<Option<Option<Arc<str>>>, ()>,
+        locked: Option<bool>,
+    ) -> Result<(), Refusal> {
+        let room_name = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.room.clone())
+            .ok_or_else(not_joined)?;
+        let room = self
+            .rooms
+            .get_mut(&room_name)
+            .expect("a connection's room exists");
+        if room.host_conn() != Some(conn) {
+            return Err(not_host());
+        }
+        let password = password.map_err(|()| {
+            Refusal::new(
+                ErrorCode::Unavailable,
+                "the password could not be set just now; try again",
+            )
+        })?;
+        match password {
+            None => {}
+            Some(None) => room.password = None,
+            Some(Some(hash)) => {
+                let generation = self.next_generation;
+                self.next_generation += 1;
+                room.password = Some(RoomPassword { hash, generation });
+            }
+        }
+        let was_locked = room.locked;
+        if let Some(locked) = locked {
+            room.locked = locked;
+        }
+        info!(
+            room = %room_name,
+            locked = room.locked,
+            protected = room.password.is_some(),
+            "room settings changed"
+        );
+        let frame = protocol::room_settings(room.locked, room.password.is_some());
+        let live: Vec<ConnId> = room.members.iter().filter_map(live_conn).collect();
+        let unlocked = was_locked && !room.locked;
+        let lobby = if unlocked {
+            std::mem::take(&mut room.lobby)
+        } else {
+            Vec::new()
+        };
+        for conn in live {
+            self.send(conn, frame.clone());
+        }
+        if unlocked {
+            // Unlocking lets everyone waiting in, in the order they
+            // knocked, as far as the room's size allows.
+            for knocker in lobby {
+                let full = self
+                    .rooms
+                    .get(&room_name)
+                    .is_none_or(|r| r.members.len() >= self.cfg.max_room_size);
+                if let Some(state) = self.conns.get_mut(&knocker.conn) {
+                    state.waiting = None;
+                }
+                if full {
+                    let max = self.cfg.max_room_size;
+                    self.refuse(
+                        knocker.conn,
+                        &Refusal::new(
+                            ErrorCode::RoomFull,
+                            format!("room \"{room_name}\" is full ({max} members)"),
+                        ),
+                    );
+                    if let Some(host) = self.rooms.get(&room_name).and_then(Room::host_conn) {
+                        self.send(host, protocol::knock_gone(&knocker.name));
+                    }
+                } else {
+                    self.stats.admitted += 1;
+                    self.add_member(knocker.conn, &room_name, knocker.name, false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn host_action(
+        &mut self,
+        conn: ConnId,
+        action: HostAction,
+        to: &str,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let room_name = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.room.clone())
+            .ok_or_else(not_joined)?;
+        let room = self
+            .rooms
+            .get(&room_name)
+            .expect("a connection's room exists");
+        let me = room
+            .find_conn(conn)
+            .expect("a connection's member is in its room");
+        if room.find_name(to) == Some(me) {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("you cannot {} yourself", action.type_str()),
+            ));
+        }
+        if room.host_conn() != Some(conn) {
+            return Err(not_host());
+        }
+        let host_name = room.members[me].name.clone();
+        match action {
+            HostAction::Admit | HostAction::Deny => {
+                let i = room.find_knocker(to).ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::UnknownPeer,
+                        format!("nobody called \"{}\" is waiting to join", to.trim()),
+                    )
+                })?;
+                if action == HostAction::Admit && room.members.len() >= self.cfg.max_room_size {
+                    return Err(Refusal::new(
+                        ErrorCode::RoomFull,
+                        format!(
+                            "the room is full ({} members): nobody more can be let in",
+                            self.cfg.max_room_size
+                        ),
+                    ));
+                }
+                let room = self.rooms.get_mut(&room_name).expect("it exists");
+                let knocker = room.lobby.remove(i);
+                if let Some(state) = self.conns.get_mut(&knocker.conn) {
+                    state.waiting = None;
+                }
+                if action == HostAction::Admit {
+                    info!(room = %room_name, name = knocker.name.as_str(), "admitted");
+                    self.stats.admitted += 1;
+                    self.add_member(knocker.conn, &room_name, knocker.name, false);
+                } else {
+                    info!(room = %room_name, name = knocker.name.as_str(), "denied");
+                    self.stats.denied += 1;
+                    let refusal = Refusal::new(
+                        ErrorCode::Denied,
+                        format!(
+                            "{} did not let you into room \"{room_name}\"",
+                            host_name.as_str()
+                        ),
+                    );
+                    self.refuse(knocker.conn, &refusal);
+                }
+            }
+            HostAction::Remove | HostAction::AskMute => {
+                let i = room.find_name(to).ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::UnknownPeer,
+                        format!("nobody called \"{}\" is in this room", to.trim()),
+                    )
+                })?;
+                let target = &room.members[i];
+                let (id, target_conn) = (target.id, live_conn(target));
+                if action == HostAction::AskMute {
+                    // A member whose connection is lost misses the request:
+                    // it is a request, not a state to restore.
+                    if let Some(target_conn) = target_conn {
+                        self.send(target_conn, protocol::ask_mute(&host_name));
+                    }
+                    return Ok(());
+                }
+                let token = target.token.clone();
+                let until = now + self.cfg.reconnect_grace;
+                let room = self.rooms.get_mut(&room_name).expect("it exists");
+                room.revoked.retain(|r| r.until > now);
+                if room.revoked.len() >= self.cfg.max_room_size {
+                    room.revoked.remove(0);
+                }
+                room.revoked.push(Revoked {
+                    token,
+                    by: host_name.clone(),
+                    until,
+                });
+                if let Some(target_conn) = target_conn {
+                    self.send(target_conn, protocol::removed(&host_name));
+                    self.out.push_back(Output::Close(
+                        target_conn,
+                        close::REMOVED,
+                        "removed by the host",
+                    ));
+                    self.conns.remove(&target_conn);
+                }
+                self.remove_by_id(&room_name, id, Departure::Removed);
+            }
+        }
+        Ok(())
     }
 
     /// Checks the internal consistency of the state; panics with a reason.
@@ -739,6 +1368,31 @@ impl Core {
     pub fn assert_invariants(&self) {
         for (name, room) in &self.rooms {
             assert!(!room.members.is_empty(), "room {name} is empty but exists");
+            assert!(
+                room.members.iter().any(|m| m.id == room.host),
+                "room {name} has one host among its members"
+            );
+            assert!(
+                room.lobby.len() <= self.cfg.max_lobby_size,
+                "room {name}'s lobby holds more than the maximum"
+            );
+            for (i, k) in room.lobby.iter().enumerate() {
+                let state = self
+                    .conns
+                    .get(&k.conn)
+                    .expect("a knocker's connection is known");
+                assert_eq!(state.waiting.as_deref(), Some(name.as_str()));
+                assert!(
+                    room.lobby[i + 1..].iter().all(|o| !o.name.clashes(&k.name)),
+                    "two knockers called {} in {name}",
+                    k.name.as_str()
+                );
+                assert!(
+                    room.members.iter().all(|m| !m.name.clashes(&k.name)),
+                    "a knocker and a member called {} in {name}",
+                    k.name.as_str()
+                );
+            }
             assert!(
                 room.members.len() <= self.cfg.max_room_size,
                 "room {name} holds more than the maximum"
@@ -774,6 +1428,14 @@ impl Core {
             }
         }
         for (conn, state) in &self.conns {
+            assert!(
+                state.room.is_none() || state.waiting.is_none(),
+                "connection {conn} is a member and waiting at once"
+            );
+            if let Some(room) = &state.waiting {
+                let r = self.rooms.get(room).expect("a knocker's room exists");
+                assert!(r.lobby.iter().any(|k| k.conn == *conn));
+            }
             if let Some(room) = &state.room {
                 let r = self.rooms.get(room).expect("a connection's room exists");
                 assert!(
@@ -809,6 +1471,10 @@ fn live_conn(m: &Member) -> Option<ConnId> {
         Link::Live(c) => Some(c),
         Link::Lost { .. } => None,
     }
+}
+
+fn not_host() -> Refusal {
+    Refusal::new(ErrorCode::NotHost, "only the room's host can do that")
 }
 
 fn not_joined() -> Refusal {

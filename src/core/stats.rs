@@ -22,17 +22,20 @@ pub enum Departure {
     /// Its connection was lost and its grace period was ended early to keep
     /// all lost members' queues within `--resume-budget-bytes`.
     ResumeBudget,
+    /// The host removed it.
+    Removed,
 }
 
 impl Departure {
     /// Every reason, in the order of [`Stats::leaves`].
-    pub const ALL: [Departure; 6] = [
+    pub const ALL: [Departure; 7] = [
         Departure::Leave,
         Departure::Closed,
         Departure::GraceExpired,
         Departure::QueueOverflow,
         Departure::RoomChange,
         Departure::ResumeBudget,
+        Departure::Removed,
     ];
 
     /// The reason as a metric label.
@@ -44,6 +47,7 @@ impl Departure {
             Departure::QueueOverflow => "queue-overflow",
             Departure::RoomChange => "room-change",
             Departure::ResumeBudget => "resume-budget",
+            Departure::Removed => "removed",
         }
     }
 }
@@ -70,6 +74,12 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Connections closed (1008) for exceeding the rate limit for too long.
     pub rate_limit_closes: u64,
+    /// Joiners put in a locked room's lobby.
+    pub knocks: u64,
+    /// Waiting joiners let in (by `admit` or by unlocking).
+    pub admitted: u64,
+    /// Waiting joiners the host turned away.
+    pub denied: u64,
 }
 
 impl Stats {

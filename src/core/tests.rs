@@ -33,6 +33,10 @@ struct View {
     name: Option<String>,
     /// Lowercased names this connection has been told about.
     known: HashSet<String>,
+    /// The host, as this connection was last told.
+    host: Option<String>,
+    /// Keys of the waiting joiners this connection (as host) was told of.
+    knocks: HashSet<String>,
 }
 
 /// The core plus every connection's inbox, with invariant checks.
@@ -45,6 +49,8 @@ pub(crate) struct World {
     views: HashMap<ConnId, View>,
     /// The last (room, name, token) each connection was told in `joined`.
     tokens: HashMap<ConnId, (String, String, String)>,
+    /// The last `joined`'s access fields (host, locked, protected) per connection.
+    pub access: HashMap<ConnId, Value>,
 }
 
 /// The key the core compares names by.
@@ -62,6 +68,7 @@ impl World {
             closes: HashMap::new(),
             views: HashMap::new(),
             tokens: HashMap::new(),
+            access: HashMap::new(),
         }
     }
 
@@ -85,8 +92,82 @@ impl World {
 
     /// Sends a frame; returns the connections that received something.
     pub fn send_text(&mut self, conn: ConnId, text: &str) -> HashSet<ConnId> {
+        let before = self.inbox_marks(conn);
         self.core.frame(conn, text, self.now);
-        self.drain(Some(conn))
+        let touched = self.drain(Some(conn));
+        self.note_deny(conn, text, before);
+        touched
+    }
+
+    /// Delivers what the core produced for a message fed to it directly.
+    pub fn flush(&mut self, sender: ConnId) {
+        self.drain(Some(sender));
+    }
+
+    /// Where `conn`'s inbox and the rate limiter stand before a message.
+    fn inbox_marks(&self, conn: ConnId) -> (usize, u64) {
+        (
+            self.inbox.get(&conn).map_or(0, Vec::len),
+            self.core.stats().rate_limited,
+        )
+    }
+
+    /// A host whose `deny` went through (no error back) stops expecting
+    /// that knocker's `knock-gone`.
+    fn note_deny(
+        &mut self,
+        conn: ConnId,
+        text: &str,
+        (inbox_before, dropped_before): (usize, u64),
+    ) {
+        let refused = self.core.stats().rate_limited > dropped_before
+            || self
+                .inbox
+                .get(&conn)
+                .is_some_and(|got| got.iter().skip(inbox_before).any(|m| m["type"] == "error"));
+        if !refused
+            && let Ok(msg) = serde_json::from_str::<Value>(text)
+            && msg["type"] == "deny"
+            && let (Some(view), Some(name)) = (self.views.get_mut(&conn), msg["name"].as_str())
+        {
+            view.knocks.remove(&key(name));
+        }
+    }
+
+    /// Sends a message with what the shell would have prepared off the
+    /// lock: the password work, done here with the stand-in hash
+    /// `hash:PASSWORD` (the core never looks inside a hash).
+    pub fn send_prepared(&mut self, conn: ConnId, msg: Value) -> HashSet<ConnId> {
+        let text = msg.to_string();
+        let before = self.inbox_marks(conn);
+        let parsed = protocol::parse(&text);
+        let mut prepared = Prepared::default();
+        if let Ok(ClientMsg::RoomSettings {
+            password: Some(Some(p)),
+            ..
+        }) = &parsed
+        {
+            prepared.password_hash = Some(format!("hash:{p}").into());
+        }
+        if let (
+            Ok(
+                msg @ ClientMsg::Join {
+                    password: Some(p), ..
+                },
+            ),
+            true,
+        ) = (&parsed, true)
+            && let Some((generation, hash)) = self.core.password_to_check(msg)
+        {
+            prepared.password_check = Some(PasswordCheck {
+                generation,
+                matches: *hash == *format!("hash:{p}"),
+            });
+        }
+        self.core.message_with(conn, parsed, prepared, self.now);
+        let touched = self.drain(Some(conn));
+        self.note_deny(conn, &text, before);
+        touched
     }
 
     pub fn send(&mut self, conn: ConnId, msg: Value) -> HashSet<ConnId> {
@@ -120,8 +201,21 @@ impl World {
         let mut got = self.take(conn);
         assert!(!got.is_empty(), "conn {conn} got nothing, expected joined");
         let joined = got.remove(0);
+        let mut joined = joined;
         let token = joined["token"].as_str().expect("a token").to_owned();
         assert!(token.len() >= 22);
+        let obj = joined.as_object_mut().expect("an object");
+        let access = json!({
+            "host": obj.remove("host").expect("joined names the host"),
+            "locked": obj.remove("locked").expect("joined says whether the room is locked"),
+            "protected": obj.remove("protected").expect("joined says whether the room is protected"),
+        });
+        assert!(
+            access["host"].is_string()
+                && access["locked"].is_boolean()
+                && access["protected"].is_boolean()
+        );
+        self.access.insert(conn, access);
         let ice: Value =
             serde_json::from_str(&self.core.config().ice.render(name, UNIX_NOW)).unwrap();
         let mut expected = json!({"type":"joined","room":room,"name":name,"peers":peers,
@@ -218,6 +312,19 @@ impl World {
             // previous membership ends (a room change).
             let sender = sender.expect("a resume has a sender");
             for (conn, msg) in step.iter().filter(|(c, _)| *c != sender) {
+                // Leaving the old room may pass its host role on, and
+                // leaving a lobby tells that room's host.
+                if msg["type"] == "error" && msg["code"] == "denied" {
+                    // The resumer was the last member of its old room,
+                    // whose waiting joiners are sent away.
+                    continue;
+                }
+                if ["host", "knock", "knock-gone"].contains(&msg["type"].as_str().unwrap()) {
+                    // The old membership's departure may hand the host role
+                    // on, even to the member being resumed (it was the
+                    // oldest): that is news about the departure.
+                    continue;
+                }
                 assert_eq!(
                     msg["type"], "peer-left",
                     "a resume is silent: {conn} got {msg}"
@@ -246,6 +353,8 @@ impl World {
             "joined" => {
                 view.room = Some(msg["room"].as_str().unwrap().to_owned());
                 view.name = Some(msg["name"].as_str().unwrap().to_owned());
+                view.host = Some(key(msg["host"].as_str().expect("joined names the host")));
+                view.knocks.clear();
                 view.known = msg["peers"]
                     .as_array()
                     .unwrap()
@@ -260,6 +369,63 @@ impl World {
             "left" => {
                 view.room = None;
                 view.known.clear();
+                view.host = None;
+                view.knocks.clear();
+            }
+            "host" => {
+                let n = key(msg["name"].as_str().expect("host names someone"));
+                assert!(view.room.is_some(), "host outside a room");
+                assert!(
+                    view.known.contains(&n) || view.name.as_deref().map(key) == Some(n.clone()),
+                    "host {n} is not a member this connection knows"
+                );
+                assert_ne!(
+                    view.host.as_ref(),
+                    Some(&n),
+                    "host repeats the current host"
+                );
+                view.host = Some(n);
+            }
+            "room-settings" => {
+                assert!(view.room.is_some(), "room-settings outside a room");
+                assert!(msg["locked"].is_boolean() && msg["protected"].is_boolean());
+                assert!(msg.get("password").is_none(), "the password never goes out");
+            }
+            "waiting" => {
+                // Waiting in a lobby ends any membership (a room change).
+                assert!(msg["room"].is_string());
+                view.room = None;
+                view.known.clear();
+                view.host = None;
+                view.knocks.clear();
+            }
+            "knock" => {
+                let n = key(msg["name"].as_str().unwrap());
+                assert_eq!(
+                    view.host.as_deref(),
+                    view.name.as_deref().map(key).as_deref(),
+                    "knock to someone who is not host"
+                );
+                assert!(view.knocks.insert(n.clone()), "knock twice for {n}");
+            }
+            "knock-gone" => {
+                let n = key(msg["name"].as_str().unwrap());
+                assert!(view.knocks.remove(&n), "knock-gone for {n} without a knock");
+            }
+            "removed" | "ask-mute" => {
+                // `removed` also answers a resume with a revoked token.
+                assert!(
+                    view.room.is_some() || ty == "removed",
+                    "{ty} outside a room"
+                );
+                let by = key(msg["by"].as_str().unwrap());
+                if view.room.is_some() {
+                    assert_eq!(
+                        view.host.as_ref(),
+                        Some(&by),
+                        "{ty} from someone who is not host"
+                    );
+                }
             }
             "peer-joined" => {
                 let n = key(msg["name"].as_str().unwrap());
@@ -270,6 +436,8 @@ impl World {
                     "self peer-joined"
                 );
                 assert!(view.known.insert(n.clone()), "peer-joined twice for {n}");
+                // An admitted knocker: no knock-gone follows.
+                view.knocks.remove(&n);
             }
             "peer-left" => {
                 let n = key(msg["name"].as_str().unwrap());
@@ -1043,7 +1211,13 @@ fn a_member_renaming_itself_into_a_resume_keeps_order() {
         json!({"type":"join","room":"r","name":"bob","token":token}),
     );
     w.expect_joined(x, "r", "bob", &["alice"], true);
-    w.expect(a, &[json!({"type":"peer-left","name":"xavier"})]);
+    w.expect(
+        a,
+        &[
+            json!({"type":"peer-left","name":"xavier"}),
+            json!({"type":"host","name":"alice"}),
+        ],
+    );
     assert_eq!(w.core.members("r"), ["alice", "bob"]);
 }
 
@@ -1095,11 +1269,14 @@ fn a_connection_that_keeps_flooding_is_closed() {
     assert_eq!(w.closed_with(a), Some(close::POLICY));
     let steps = closed_after.unwrap();
     assert!((500..=620).contains(&steps), "closed after {steps} steps");
-    // Closing a flooder removes it at once.
+    // Closing a flooder removes it at once (and the host role passes on).
     let got = w.take(b);
     assert_eq!(
-        got.last().unwrap(),
-        &json!({"type":"peer-left","name":"alice"})
+        got[got.len() - 2..],
+        [
+            json!({"type":"peer-left","name":"alice"}),
+            json!({"type":"host","name":"bob"})
+        ]
     );
     assert_eq!(w.core.connection_count(), 1);
 }

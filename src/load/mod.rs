@@ -899,6 +899,9 @@ async fn member(
                     }
                     "peer-joined" => out.check.peer_joined(m.name.unwrap_or("")),
                     "peer-left" => out.check.peer_left(m.name.unwrap_or("")),
+                    // The host left and the oldest member took over
+                    // (protocol v1.1); nothing to check against.
+                    "host" => {}
                     "left" => {
                         out.check.left();
                         out.left_ok = true;
