@@ -1,5 +1,6 @@
 // Issue 13, room access, as people in browsers meet it: the host's room
-// password (asked for, refused when wrong, the name kept), the lobby (wait,
+// password (asked for, refused when wrong, the name kept), the room menu
+// from the keyboard, the lobby (wait,
 // admit, deny, give up, unlock), the host's remove and ask-mute, the host
 // role passing on, invitation links with operator tokens (the token leaves
 // the address bar, expired and forged ones are explained, a resume carries
@@ -195,6 +196,44 @@ describe('room access: password', () => {
     }
     for (const p of [ann, bob]) assert.deepEqual(p.problems, []);
     for (const p of [ann, bob]) await p.context().close();
+  });
+});
+
+describe('room access: the room menu from the keyboard', () => {
+  const env = useServerAndBrowser();
+
+  it('opens with Enter, focus inside, Space flips the lobby, a password set with Enter, Esc closes and focus returns', async () => {
+    const page = await newPage(env.browser);
+    await join(page, env.server.url, 'Kay', 'keys-room');
+    await page.focus('[data-action=room-menu]');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#room-menu[open]', { timeout: T.short });
+    const focused = () => page.evaluate(() => /** @type {HTMLElement} */ (document.activeElement).dataset.action || document.activeElement?.getAttribute('name'));
+    assert.equal(await focused(), 'lock-room', 'focus starts on the first control');
+    assert.equal(await page.getAttribute('[data-action=room-menu]', 'aria-expanded'), 'true');
+    await page.keyboard.press('Space');
+    await page.waitForSelector('#room-menu [data-action=lock-room][aria-checked=true]', { timeout: T.short });
+    await page.waitForSelector('#call-view[data-locked]', { state: 'attached', timeout: T.short });
+    await page.keyboard.press('Tab');
+    assert.equal(await focused(), 'room-password');
+    // Set with nothing typed: said, nothing sent.
+    await page.keyboard.press('Enter');
+    assert.match(await textMatches(page, '#room-password-error', /\S/), /Type a password/);
+    await page.keyboard.type('letmein');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#call-view[data-protected]', { state: 'attached', timeout: T.short });
+    assert.equal(await page.inputValue('input[name=room-password]'), '', 'the field is emptied once sent');
+    assert.match((await page.textContent('#room-password-status')) || '', /has a password/);
+    assert.equal(await page.isEnabled('[data-action=clear-password]'), true);
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#room-menu', { state: 'hidden', timeout: T.short });
+    assert.equal(await focused(), 'room-menu', 'focus is back on the menu button');
+    assert.equal(await page.getAttribute('[data-action=room-menu]', 'aria-expanded'), 'false');
+    // m still toggles the microphone once the menu is closed.
+    await page.keyboard.press('m');
+    await page.waitForSelector('[data-action=mute][data-on=false]', { timeout: T.short });
+    assert.deepEqual(page.problems, []);
+    await page.context().close();
   });
 });
 
