@@ -73,12 +73,12 @@ describe('errors on the join form', () => {
     assert.match(await tryJoin(p, '   ', 'ok-room', '#name-error'), /Enter a name/);
     assert.match(await tryJoin(p, 'x'.repeat(33), 'ok-room', '#name-error'), /too long/);
     assert.match(await tryJoin(p, 'Dan', 'no spaces!', '#room-error'), /letters, digits/);
-    // An empty room makes a fresh one.
+    // An empty room makes a fresh, unguessable one (web/js/roomname.js).
     await p.fill('input[name=name]', 'Dan');
     await p.fill('input[name=room]', '');
     await p.click('form#join button[type=submit]');
     await p.waitForSelector('body[data-view=call]', { timeout: T.join });
-    assert.match(new URL(p.url()).pathname, /^\/r\/[a-z]{3}-[a-z]{4}-[a-z]{3}$/);
+    assert.match(new URL(p.url()).pathname, /^\/r\/[a-z]+-[a-z]+-[2-9a-kmnp-z]{5}-[2-9a-kmnp-z]{5}$/);
     // The last name used is remembered.
     const again = await p.context().newPage();
     await again.goto(`${server.url}/r/somewhere`);

@@ -23,11 +23,12 @@ async function watch(page, name) {
     w.__seen = [];
     new MutationObserver((muts) => {
       for (const m of muts) {
+        // Tiles only: people list items carry data-peer too, and the list is redrawn.
         for (const n of m.removedNodes) {
-          if (n instanceof HTMLElement && n.dataset.peer === who) w.__seen.push('tile removed');
+          if (n instanceof HTMLElement && n.classList.contains('tile') && n.dataset.peer === who) w.__seen.push('tile removed');
         }
         for (const n of m.addedNodes) {
-          if (n instanceof HTMLElement && n.dataset.peer === who) w.__seen.push('tile added');
+          if (n instanceof HTMLElement && n.classList.contains('tile') && n.dataset.peer === who) w.__seen.push('tile added');
           if (n instanceof HTMLElement && n.classList.contains('system') && n.dataset.name === who) {
             w.__seen.push(`line ${n.dataset.event}`);
           }

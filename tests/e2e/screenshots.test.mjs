@@ -83,4 +83,48 @@ describe('screenshots', () => {
     await shot(me, 'call-phone-chat.png');
     for (const p of pages) await p.context().close();
   });
+
+  it('room access: waiting page, knock cards, room menu, password prompt; desktop and phone', async () => {
+    const host = await newPage(env.browser, { viewport: DESKTOP });
+    await join(host, env.server.url, 'Ada', 'access-review');
+    await host.click('[data-action=room-menu]');
+    await host.waitForSelector('#room-menu[open]');
+    await host.click('#room-menu [data-action=lock-room]');
+    await host.waitForSelector('#room-menu [data-action=lock-room][aria-checked=true]');
+    await shot(host, 'access-room-menu-desktop.png');
+    await host.keyboard.press('Escape');
+    const guests = [];
+    for (const [viewport, tag, name] of [[DESKTOP, 'desktop', 'Grace'], [PHONE, 'phone', 'Linus']]) {
+      const guest = await newPage(env.browser, { viewport });
+      guests.push(guest);
+      await guest.goto(`${env.server.url}/r/access-review`);
+      await guest.waitForSelector('#preview-frame[data-video=on]', { timeout: T.join });
+      await guest.fill('input[name=name]', /** @type {string} */ (name));
+      await guest.click('form#join button[type=submit]');
+      await guest.waitForSelector('body[data-view=waiting]', { timeout: T.join });
+      await shot(guest, `access-waiting-${tag}.png`);
+      await host.waitForSelector(`[data-knock="${name}"]`, { timeout: T.short });
+    }
+    await host.mouse.move(0, 0);
+    await shot(host, 'access-knocks-desktop.png');
+    await host.setViewportSize(PHONE);
+    await until(() => host.$eval('#grid', (g) => g.classList.contains('narrow')), { what: 'narrow grid' });
+    // The chat sheet opened on the wide screen would cover the call.
+    if (await host.isVisible('#side')) await host.click('[data-action=close-panel]');
+    await shot(host, 'access-knocks-phone.png');
+    await host.click('[data-action=room-menu]');
+    await host.fill('#room-menu input[name=room-password]', 'sesame');
+    await host.click('#room-menu [data-action=set-password]');
+    await host.waitForSelector('#call-view[data-protected]', { state: 'attached' });
+    await shot(host, 'access-room-menu-phone.png');
+    const late = await newPage(env.browser, { viewport: DESKTOP });
+    await late.goto(`${env.server.url}/r/access-review`);
+    await late.waitForSelector('#preview-frame[data-video=on]', { timeout: T.join });
+    await late.fill('input[name=name]', 'Margaret');
+    await late.click('form#join button[type=submit]');
+    await late.waitForSelector('form#join input[name=password]', { state: 'visible', timeout: T.join });
+    await shot(late, 'access-password-desktop.png');
+    for (const p of [host, late, ...guests]) assert.deepEqual(p.problems, []);
+    for (const p of [host, late, ...guests]) await p.context().close();
+  });
 });

@@ -21,6 +21,16 @@
  * - `error`          detail `{code, message}`: a server error not tied to a join.
  * - `speaking`       detail `{name, on}`: someone started or stopped speaking
  *                    (`name` is '' for the person using this page).
+ * Room access (protocol v1.1):
+ * - `access`         detail `{host, locked, protected, joined}` (see `access`):
+ *                    who is host, whether the lobby is locked, whether a
+ *                    password is set; `joined`: as told by a new `joined`.
+ * - `knocks`         detail `{names}`: who waits in the lobby (host only).
+ * - `waiting`        detail `{room}`: our join waits in ROOM's lobby; any call
+ *                    we were in is over.
+ * - `asked-mute`     detail `{by}`: the host asked us to mute; the microphone
+ *                    is already off.
+ * `ended` has reason `removed` and `by` when the host removed us.
  */
 
 import { PeerLink } from './peer.js';
@@ -39,6 +49,19 @@ const SPEAKING_HOLD_MS = 700;
  * @property {boolean | null} video the member's camera is on (null: not told yet)
  */
 
+/**
+ * The access fields of a `joined` message, FALLBACK for those it lacks.
+ * @param {import('./signaling.js').JoinedMessage} msg
+ * @param {{host:string|null, locked:boolean, protected:boolean}} fallback
+ */
+function accessOf(msg, fallback) {
+  return {
+    host: typeof msg.host === 'string' ? msg.host : fallback.host,
+    locked: typeof msg.locked === 'boolean' ? msg.locked : fallback.locked,
+    protected: typeof msg.protected === 'boolean' ? msg.protected : fallback.protected,
+  };
+}
+
 export class Room extends EventTarget {
   /** @type {Map<string, Member>} remote members by name, in joining order */
   members = new Map();
@@ -49,6 +72,14 @@ export class Room extends EventTarget {
   /** @type {RTCIceServer[]} */
   iceServers = [];
   chat = new Chat();
+  /** @type {{host:string|null, locked:boolean, protected:boolean}} the room's
+   * access state as the server last told it (never the password itself) */
+  access = { host: null, locked: false, protected: false };
+  /** @type {string[]} who waits in the lobby, in knocking order (host only) */
+  knocks = [];
+  /** @type {string[]} admitted by us and not seen joining yet: a `room-full`
+   * error puts the first of them back among the knocks */
+  #admitting = [];
   #resizeQueued = false;
   /** @type {number | undefined} */
   #levelTimer;
@@ -73,18 +104,57 @@ export class Room extends EventTarget {
       client.addEventListener(type, (ev) => fn(/** @type {CustomEvent} */ (ev).detail));
     on('joined', (m) => this.#onJoined(m));
     on('resumed', (m) => this.#onResumed(m));
-    on('peer-joined', (m) => this.#onPeerJoined(m.name));
+    on('peer-joined', (m) => {
+      this.#admitting = this.#admitting.filter((n) => n !== m.name);
+      // However they got in, they no longer wait (no knock-gone follows an admit).
+      if (this.knocks.includes(m.name)) this.#setKnocks(this.knocks.filter((n) => n !== m.name));
+      this.#onPeerJoined(m.name);
+    });
     on('peer-left', (m) => this.#onPeerLeft(m.name));
     on('offer', (m) => this.#linkFor(m.from).handleDescription({ type: 'offer', sdp: m.sdp }));
     on('answer', (m) => this.members.get(m.from)?.link.handleDescription({ type: 'answer', sdp: m.sdp }));
     on('candidate', (m) => this.members.get(m.from)?.link.handleCandidate(m.candidate ?? null));
     on('status', (d) => this.#emit('signaling', d));
-    on('error', (d) => this.#emit('error', d));
+    on('error', (d) => {
+      if (d.code === 'room-full' && this.#admitting.length) {
+        // Our admit came past the room's size: that person still waits.
+        const name = /** @type {string} */ (this.#admitting.shift());
+        if (!this.knocks.includes(name)) this.#setKnocks([name, ...this.knocks]);
+      }
+      this.#emit('error', d);
+    });
     on('ended', (d) => {
-      const room = this.room;
+      const room = this.room || this.client.waiting?.room || null;
       this.#reset();
       this.room = null;
-      this.#emit('ended', { reason: d.reason, room });
+      this.#emit('ended', d.by === undefined ? { reason: d.reason, room } : { reason: d.reason, room, by: d.by });
+    });
+    on('waiting', (m) => {
+      this.#reset();
+      this.room = null;
+      this.#emit('waiting', { room: m.room });
+    });
+    on('host', (m) => this.#setAccess({ host: String(m.name) }));
+    on('room-settings', (m) => {
+      /** @type {Partial<Room['access']>} */
+      const change = {};
+      if (typeof m.locked === 'boolean') change.locked = m.locked;
+      if (typeof m.protected === 'boolean') change.protected = m.protected;
+      this.#setAccess(change);
+      // Unlocking admits everyone waiting (as far as the size allows; the
+      // rest are refused): the lobby is empty, and no knock-gone says so.
+      if (m.locked === false && this.knocks.length) this.#setKnocks([]);
+    });
+    on('knock', (m) => {
+      const name = String(m.name);
+      if (!this.knocks.includes(name)) this.#setKnocks([...this.knocks, name]);
+    });
+    on('knock-gone', (m) => this.#setKnocks(this.knocks.filter((n) => n !== m.name)));
+    on('ask-mute', (m) => {
+      // The person keeps the last word: this only switches the microphone
+      // off, as the mute button would; they can switch it on again.
+      if (this.media.audioTrack && this.media.audioEnabled) this.media.setAudioEnabled(false);
+      this.#emit('asked-mute', { by: String(m.by || '') });
     });
     media.addEventListener('change', () => this.#onLocalMedia());
   }
@@ -94,14 +164,70 @@ export class Room extends EventTarget {
     return this.room !== null;
   }
 
+  /** @returns {boolean} we are the room's host */
+  get isHost() {
+    return this.self !== null && this.access.host === this.self;
+  }
+
   /**
    * Joins ROOM as NAME, or moves there from the current room. Rejects with
-   * the server's refusal (a SignalingError) and then stays where it was.
+   * the server's refusal (a SignalingError) and then stays where it was. A
+   * locked room makes it wait (event `waiting`) until the host decides.
    * @param {string} room
    * @param {string} name
+   * @param {import('./signaling.js').JoinOptions} [opts] password, access token
    */
-  async join(room, name) {
-    await this.client.join(room, name);
+  async join(room, name, opts) {
+    await this.client.join(room, name, opts);
+  }
+
+  /** Stops waiting in a lobby; the pending join rejects with `stopped`. */
+  stopWaiting() {
+    this.client.stopWaiting();
+  }
+
+  // Host commands. Each returns false when nothing could be sent (socket
+  // down); the server refuses with an `error` event (`not-host`, …).
+
+  /** @param {string} password a non-empty password for the room */
+  setPassword(password) {
+    return this.client.command({ type: 'room-settings', password });
+  }
+
+  clearPassword() {
+    return this.client.command({ type: 'room-settings', password: null });
+  }
+
+  /** @param {boolean} locked new joiners wait in the lobby */
+  setLocked(locked) {
+    return this.client.command({ type: 'room-settings', locked });
+  }
+
+  /** @param {string} name someone waiting in the lobby */
+  admit(name) {
+    const sent = this.client.command({ type: 'admit', name });
+    if (sent) {
+      this.#admitting.push(name);
+      this.#setKnocks(this.knocks.filter((n) => n !== name));
+    }
+    return sent;
+  }
+
+  /** @param {string} name someone waiting in the lobby */
+  deny(name) {
+    const sent = this.client.command({ type: 'deny', name });
+    if (sent) this.#setKnocks(this.knocks.filter((n) => n !== name));
+    return sent;
+  }
+
+  /** @param {string} name a member */
+  remove(name) {
+    return this.client.command({ type: 'remove', name });
+  }
+
+  /** @param {string} name a member */
+  askMute(name) {
+    return this.client.command({ type: 'ask-mute', name });
   }
 
   /** Leaves the call (the socket stays open for another join). */
@@ -144,6 +270,7 @@ export class Room extends EventTarget {
     this.room = msg.room;
     this.self = msg.name;
     this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+    this.#setAccess(accessOf(msg, { host: null, locked: false, protected: false }), true);
     this.#emit('joined', { room: msg.room, name: msg.name, peers: msg.peers, rejoined: !!msg.rejoined });
     clearInterval(this.#levelTimer);
     this.#levelTimer = setInterval(() => this.#pollLevels(), SPEAKING_POLL_MS);
@@ -156,6 +283,7 @@ export class Room extends EventTarget {
   /** @param {import('./signaling.js').JoinedMessage} msg */
   #onResumed(msg) {
     this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : this.iceServers;
+    this.#setAccess(accessOf(msg, this.access));
     const peers = new Set(msg.peers);
     for (const name of [...this.members.keys()]) {
       if (!peers.has(name)) this.#onPeerLeft(name);
@@ -250,6 +378,9 @@ export class Room extends EventTarget {
   #reset() {
     for (const name of [...this.members.keys()]) this.#removeMember(name);
     this.self = null;
+    this.#admitting = [];
+    if (this.knocks.length) this.#setKnocks([]);
+    this.access = { host: null, locked: false, protected: false };
     clearInterval(this.#levelTimer);
     this.#speaking.clear();
     this.#speakingNow.clear();
@@ -288,6 +419,30 @@ export class Room extends EventTarget {
     } finally {
       this.#polling = false;
     }
+  }
+
+  /**
+   * Applies CHANGE to `access` and emits `access` if anything changed (or
+   * ALWAYS). Knocks are the host's alone: a member who is no longer host
+   * forgets them (a new host is sent a knock for everyone waiting).
+   * @param {Partial<Room['access']>} change
+   * @param {boolean} [always]
+   */
+  #setAccess(change, always = false) {
+    const next = { ...this.access, ...change };
+    const same = next.host === this.access.host && next.locked === this.access.locked && next.protected === this.access.protected;
+    this.access = next;
+    if (!this.isHost && this.knocks.length) {
+      this.#admitting = [];
+      this.#setKnocks([]);
+    }
+    if (!same || always) this.#emit('access', { ...next, joined: always });
+  }
+
+  /** @param {string[]} names */
+  #setKnocks(names) {
+    this.knocks = names;
+    this.#emit('knocks', { names: [...names] });
   }
 
   /** Adapts capture and encodings to the call size, once per burst of changes. */

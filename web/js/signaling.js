@@ -1,8 +1,10 @@
 // @ts-check
 /**
  * signaling.js — the WebSocket client for huddle's signaling protocol v1
- * (docs/protocol.md). It owns the socket: connecting, joining, relaying
- * offers/answers/candidates, and surviving a lost socket by reconnecting with
+ * and its v1.1 room access (docs/protocol.md). It owns the socket:
+ * connecting, joining (with a room password and an operator `access` token
+ * when there are), waiting in a lobby, relaying offers/answers/candidates,
+ * the host's commands, and surviving a lost socket by reconnecting with
  * backoff and resuming the membership with its token. It knows nothing of
  * WebRTC or the DOM.
  *
@@ -18,17 +20,34 @@
  *                 a pending join (those reject the `join()` promise instead).
  * - `status`      detail: `{state}` — one of `idle`, `connecting`, `open`,
  *                 `reconnecting`, `closed`.
- * - `ended`       detail: `{reason}` — the membership is over without the
- *                 person asking: `replaced` (4000), `protocol`
- *                 (1003/1008/1009), or a join error code when a resume failed.
+ * - `ended`       detail: `{reason, by?}` — the membership (or the wait in a
+ *                 lobby) is over without the person asking: `replaced`
+ *                 (4000), `protocol` (1003/1008/1009), `removed` (the host
+ *                 BY removed us; close 4001, never followed by a reconnect),
+ *                 or a join error code when a resume failed.
+ * - `waiting`     detail: the server's `waiting` message: the join waits in
+ *                 the room's lobby (any membership we had has ended). The
+ *                 pending `join()` settles when the host admits (`joined`)
+ *                 or denies (`denied`), or on `stopWaiting()`.
+ * - `host`, `room-settings`, `knock`, `knock-gone`, `ask-mute`: the
+ *                 server's v1.1 message as is (only while in a room).
  */
 
 /** Close codes after which reconnecting would only loop. */
 const PROTOCOL_CLOSE = new Set([1003, 1008, 1009]);
 /** The server closes a connection taken over by a resume with this code. */
 const CLOSE_REPLACED = 4000;
-/** Error codes that answer a `join`. */
-const JOIN_ERRORS = new Set(['invalid-name', 'invalid-room', 'name-taken', 'room-full', 'bad-message', 'rate-limited']);
+/** The server closes the socket of a member the host removed with this code. */
+const CLOSE_REMOVED = 4001;
+/** Error codes that answer a `join` (v1, then v1.1 room access). */
+const JOIN_ERRORS = new Set([
+  'invalid-name', 'invalid-room', 'name-taken', 'room-full', 'bad-message', 'rate-limited',
+  'password-required', 'wrong-password', 'denied', 'unauthorized', 'unavailable',
+]);
+/** Join errors after which a resume is worth trying again later. */
+const RETRY_ERRORS = new Set(['rate-limited', 'unavailable']);
+/** v1.1 messages passed on as events while in a room. */
+const ROOM_EVENTS = new Set(['host', 'room-settings', 'knock', 'knock-gone', 'ask-mute']);
 
 const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
@@ -41,15 +60,22 @@ const OUTBOX_MAX = 500;
 
 /**
  * @typedef {{type:'joined', room:string, name:string, peers:string[],
- *   iceServers:RTCIceServer[], token:string, resumed?:boolean, rejoined?:boolean}} JoinedMessage
- * @typedef {{room:string, name:string, token:string}} Session
+ *   iceServers:RTCIceServer[], token:string, resumed?:boolean, rejoined?:boolean,
+ *   host?:string, locked?:boolean, protected?:boolean}} JoinedMessage
+ * @typedef {{password?:string, access?:string}} JoinOptions the room's
+ *   password and the operator token, sent with the join when given
+ * @typedef {{room:string, name:string, token:string} & JoinOptions} Session
+ *   kept for resume joins, which carry `access` again (the server checks it
+ *   before the resume token) and the password (a resume after the grace
+ *   period is a fresh join that needs it)
  */
 
 /** An error from the server or the transport, with a protocol error code. */
 export class SignalingError extends Error {
   /**
    * @param {string} code `name-taken`, `room-full`, …, or a local one:
-   *   `unreachable`, `timeout`, `protocol`, `replaced`.
+   *   `unreachable`, `timeout`, `protocol`, `replaced`, `superseded` (another
+   *   join replaced this one), `stopped` (the person stopped waiting).
    * @param {string} [message]
    */
   constructor(code, message) {
@@ -72,8 +98,10 @@ export class Client extends EventTarget {
   #state = 'idle';
   /** @type {Session | null} the current membership, if any */
   #session = null;
-  /** @type {{resolve:(m:JoinedMessage)=>void, reject:(e:Error)=>void, timer:number, room:string, name:string} | null} */
+  /** @type {({resolve:(m:JoinedMessage)=>void, reject:(e:Error)=>void, timer:number, room:string, name:string} & JoinOptions) | null} */
   #pendingJoin = null;
+  /** @type {({room:string, name:string} & JoinOptions) | null} the lobby we wait in */
+  #waiting = null;
   /** @type {Promise<void> | null} */
   #connecting = null;
   /** @type {object[]} relayed messages held while the socket is down */
@@ -105,6 +133,11 @@ export class Client extends EventTarget {
   /** @returns {Session | null} */
   get session() {
     return this.#session;
+  }
+
+  /** @returns {{room:string, name:string} | null} the lobby we wait in, if any */
+  get waiting() {
+    return this.#waiting ? { room: this.#waiting.room, name: this.#waiting.name } : null;
   }
 
   /**
@@ -160,28 +193,66 @@ export class Client extends EventTarget {
    * Joins ROOM as NAME (a room change when already in a room). Resolves with
    * the `joined` message; rejects with a `SignalingError` whose `code` is the
    * server's error code (`name-taken`, `room-full`, `invalid-name`,
-   * `invalid-room`, …) or `unreachable` / `timeout`.
+   * `invalid-room`, `password-required`, `wrong-password`, `denied`,
+   * `unauthorized`, `unavailable`, …) or `unreachable` / `timeout` /
+   * `stopped`. A join that gets `waiting` stays pending (no timeout) until
+   * the host decides or `stopWaiting()`.
    * @param {string} room
    * @param {string} name
+   * @param {JoinOptions} [opts]
    * @returns {Promise<JoinedMessage>}
    */
-  async join(room, name) {
+  async join(room, name, opts = {}) {
     if (this.#pendingJoin) this.#pendingJoin.reject(new SignalingError('superseded'));
     this.#pendingJoin = null;
+    this.#waiting = null;
     clearTimeout(this.#retryTimer);
     await this.connect();
+    const extra = joinFields(opts);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.#pendingJoin && this.#pendingJoin.timer === timer) this.#pendingJoin = null;
         reject(new SignalingError('timeout'));
       }, JOIN_TIMEOUT_MS);
-      this.#pendingJoin = { resolve, reject, timer, room, name };
-      this.#sendNow({ type: 'join', room, name });
+      this.#pendingJoin = { resolve, reject, timer, room, name, ...extra };
+      this.#sendNow({ type: 'join', room, name, ...extra });
     });
+  }
+
+  /**
+   * Gives up waiting in a lobby: sends `leave` (the server answers `left`
+   * and tells the host `knock-gone`); the pending join rejects with
+   * `stopped`.
+   */
+  stopWaiting() {
+    if (!this.#waiting) return;
+    this.#waiting = null;
+    this.#sendNow({ type: 'leave' });
+    const pending = this.#pendingJoin;
+    this.#pendingJoin = null;
+    if (pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new SignalingError('stopped'));
+    }
+  }
+
+  /**
+   * Sends a v1.1 host command (`room-settings`, `admit`, `deny`, `remove`,
+   * `ask-mute`). The server answers refusals with an `error` event
+   * (`not-host`, `unknown-peer`, `room-full`, …). Returns false when the
+   * socket is not open or we are not in a room (nothing was sent).
+   * @param {{type:'room-settings', password?:string|null, locked?:boolean}
+   *   | {type:'admit'|'deny'|'remove'|'ask-mute', name:string}} msg
+   * @returns {boolean}
+   */
+  command(msg) {
+    if (!this.#session || this.#resuming || this.#state !== 'open') return false;
+    return this.#sendNow(msg);
   }
 
   /** Leaves the current room (if any). The socket stays open for a later join. */
   leave() {
+    if (this.#waiting) this.stopWaiting();
     this.#resuming = false;
     clearTimeout(this.#retryTimer);
     this.#outbox = [];
@@ -212,7 +283,7 @@ export class Client extends EventTarget {
     };
     const timer = setTimeout(done, LEAVE_TIMEOUT_MS);
     ws.addEventListener('open', () => {
-      ws.send(JSON.stringify({ type: 'join', room: session.room, name: session.name, token: session.token }));
+      ws.send(JSON.stringify({ type: 'join', room: session.room, name: session.name, token: session.token, ...joinFields(session) }));
     });
     ws.addEventListener('message', (ev) => {
       let msg;
@@ -302,6 +373,14 @@ export class Client extends EventTarget {
       case 'left':
         this.dispatchEvent(new CustomEvent('left', { detail: msg }));
         break;
+      case 'waiting':
+        this.#onWaiting(msg);
+        break;
+      case 'removed':
+        // The close (4001) follows; whatever comes first ends the call for
+        // good: the token no longer resumes, so there is nothing to retry.
+        this.#end('removed', String(msg.by || ''));
+        break;
       case 'peer-joined':
       case 'peer-left':
       case 'offer':
@@ -310,6 +389,9 @@ export class Client extends EventTarget {
         if (this.#session) this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
         break;
       default:
+        if (ROOM_EVENTS.has(msg.type)) {
+          if (this.#session) this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+        }
         // Fields and types may be added to the protocol: ignore the unknown.
         break;
     }
@@ -323,7 +405,12 @@ export class Client extends EventTarget {
     }
     const wasResuming = this.#resuming;
     this.#resuming = false;
-    this.#session = { room: msg.room, name: msg.name, token: msg.token };
+    // What this membership's resumes must carry again: from the join that
+    // got us in (pending, or the one that waited in the lobby), else the
+    // session being resumed.
+    const from = this.#pendingJoin || this.#waiting || this.#session || {};
+    this.#waiting = null;
+    this.#session = { room: msg.room, name: msg.name, token: msg.token, ...joinFields(from) };
     this.#backoff = BACKOFF_FIRST_MS;
     const pending = this.#pendingJoin;
     this.#pendingJoin = null;
@@ -342,10 +429,48 @@ export class Client extends EventTarget {
     if (pending) pending.resolve(msg);
   }
 
+  /**
+   * The join waits in the lobby. A room change into a locked room has left
+   * the old room on the server, and a resume after the grace period can
+   * land here too: either way the old membership is over.
+   * @param {{room:string}} msg
+   */
+  #onWaiting(msg) {
+    const pending = this.#pendingJoin;
+    const session = this.#session;
+    if (pending) {
+      // No timeout while waiting: the host may take a while.
+      clearTimeout(pending.timer);
+      pending.timer = 0;
+    }
+    const from = pending || session;
+    if (!from) return;
+    this.#waiting = { room: String(msg.room || from.room), name: from.name, ...joinFields(from) };
+    this.#resuming = false;
+    this.#session = null;
+    this.#outbox = [];
+    this.#setState('open');
+    this.dispatchEvent(new CustomEvent('waiting', { detail: msg }));
+  }
+
   /** @param {{code:string, message:string}} msg */
   #onError(msg) {
     const code = String(msg.code || '');
-    if (this.#resuming && JOIN_ERRORS.has(code) && code !== 'rate-limited') {
+    if (this.#resuming && RETRY_ERRORS.has(code)) {
+      // The server cannot take us right now; our place is still held.
+      this.#resuming = false;
+      this.#setState('reconnecting');
+      this.#scheduleReconnect();
+      return;
+    }
+    if (this.#waiting && !this.#pendingJoin && JOIN_ERRORS.has(code)) {
+      // A wait that no join() call is behind (a resume that landed in the
+      // lobby) ends like a failed resume.
+      this.#waiting = null;
+      this.dispatchEvent(new CustomEvent('ended', { detail: { reason: code } }));
+      return;
+    }
+    if (this.#resuming && JOIN_ERRORS.has(code)) {
       // The resume was refused: the membership is gone for good.
       this.#resuming = false;
       this.#session = null;
@@ -357,6 +482,7 @@ export class Client extends EventTarget {
     if (this.#pendingJoin && JOIN_ERRORS.has(code)) {
       const pending = this.#pendingJoin;
       this.#pendingJoin = null;
+      this.#waiting = null;
       clearTimeout(pending.timer);
       pending.reject(new SignalingError(code, msg.message));
       return;
@@ -373,6 +499,8 @@ export class Client extends EventTarget {
     console.info(`huddle: signaling closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
     this.#ws = null;
     this.#resuming = false;
+    // A lobby does not survive its socket: the server forgets the waiter.
+    this.#waiting = null;
     if (this.#pendingJoin && !this.#session) {
       const pending = this.#pendingJoin;
       this.#pendingJoin = null;
@@ -381,6 +509,12 @@ export class Client extends EventTarget {
     }
     if (ev.code === CLOSE_REPLACED) {
       this.#end('replaced');
+      return;
+    }
+    if (ev.code === CLOSE_REMOVED) {
+      // Usually `removed` came first and the call is already over; never
+      // reconnect after this close.
+      this.#end('removed');
       return;
     }
     if (PROTOCOL_CLOSE.has(ev.code)) {
@@ -395,14 +529,18 @@ export class Client extends EventTarget {
     }
   }
 
-  /** @param {string} reason */
-  #end(reason) {
+  /**
+   * @param {string} reason
+   * @param {string} [by] who removed us (reason `removed`)
+   */
+  #end(reason, by) {
     const hadSession = !!this.#session;
     this.#session = null;
     this.#outbox = [];
+    this.#resuming = false;
     clearTimeout(this.#retryTimer);
     this.#setState('closed');
-    if (hadSession) this.dispatchEvent(new CustomEvent('ended', { detail: { reason } }));
+    if (hadSession) this.dispatchEvent(new CustomEvent('ended', { detail: by === undefined ? { reason } : { reason, by } }));
   }
 
   #scheduleReconnect() {
@@ -439,7 +577,7 @@ export class Client extends EventTarget {
     if (this.#session !== session) return;
     this.#resuming = true;
     this.#setState('reconnecting');
-    this.#sendNow({ type: 'join', room: session.room, name: session.name, token: session.token });
+    this.#sendNow({ type: 'join', room: session.room, name: session.name, token: session.token, ...joinFields(session) });
   }
 
   /** The network came back: do not wait for the next backoff step. */
@@ -456,6 +594,19 @@ export class Client extends EventTarget {
       this.#resume();
     }
   }
+}
+
+/**
+ * The optional fields of a `join`: `password` and `access` when set.
+ * @param {JoinOptions} opts
+ * @returns {JoinOptions}
+ */
+function joinFields(opts) {
+  /** @type {JoinOptions} */
+  const out = {};
+  if (typeof opts.password === 'string' && opts.password !== '') out.password = opts.password;
+  if (typeof opts.access === 'string' && opts.access !== '') out.access = opts.access;
+  return out;
 }
 
 /**
@@ -489,15 +640,4 @@ export function checkRoom(raw) {
   if (len > 64) return { ok: false, error: 'long' };
   if (!/^[\p{L}\p{Nd}_.-]+$/u.test(value) || value === '.' || value === '..') return { ok: false, error: 'invalid' };
   return { ok: true, value };
-}
-
-/**
- * A fresh room name that is easy to read out: `abc-defg-hij`.
- * @returns {string}
- */
-export function randomRoomName() {
-  const letters = 'abcdefghijkmnopqrstuvwxyz';
-  const bytes = crypto.getRandomValues(new Uint8Array(10));
-  const s = [...bytes].map((b) => letters[b % letters.length]).join('');
-  return `${s.slice(0, 3)}-${s.slice(3, 7)}-${s.slice(7)}`;
 }

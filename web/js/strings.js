@@ -19,6 +19,8 @@ export const S = Object.freeze({
   roomHint: 'Letters, digits, - _ and . only. Share the link to invite others.',
   join: 'Join',
   joining: 'Joining…',
+  passwordLabel: 'Room password',
+  passwordHint: 'The host set a password for this room. Ask them for it.',
 
   // Preview on the join page
   previewCameraOff: 'Camera is off',
@@ -55,6 +57,33 @@ export const S = Object.freeze({
   errRejoinFailed: (room) => `The connection to “${room}” was lost and could not be restored. Join again.`,
   leftCall: 'You left the call.',
 
+  // Room access: password, lobby, invitation links, removal
+  errPasswordRequired: 'This room has a password. Enter it to join.',
+  errWrongPassword: 'That password is not right. Check it and try again.',
+  /** @param {string} room */
+  errDenied: (room) => `The host did not let you in to “${room}”.`,
+  errUnavailable: 'The server cannot take new calls right now. Try again in a few seconds.',
+  errNotHost: 'Only the host can do that.',
+  errAccessMissing: 'This server only lets people in with an invitation link. Ask the host for one.',
+  errAccessExpired: 'This invitation link has expired. Ask for a new one.',
+  errAccessInvalid: 'This invitation link is not valid. Check that you copied all of it, or ask for a new one.',
+  /** @param {string} room */
+  errAccessRoom: (room) => `This invitation link is not for “${room}”. Use the link you were sent, or ask for a new one.`,
+  /** @param {string} name */
+  errAccessName: (name) => `This invitation link is for “${name}”. Join as ${name}, or ask for a link of your own.`,
+  errRejoinUnauthorized: 'The connection was lost and your invitation link is no longer valid, so you could not rejoin. Ask for a new link.',
+  /** @param {string} by */
+  removedBy: (by) => `${by} removed you from the call.`,
+  removedNoName: 'The host removed you from the call.',
+  stoppedWaiting: 'You stopped waiting to join.',
+  waitingTitle: 'Waiting for the host to let you in…',
+  /** @param {string} room @param {string} name */
+  waitingRoom: (room, name) => `You asked to join “${room}” as “${name}”.`,
+  waitingHint: 'The host knows you are here. Meanwhile you can check your camera and microphone.',
+  stopWaiting: 'Stop waiting',
+  /** @param {string} room */
+  waitingDocTitle: (room) => `Waiting · ${room}`,
+
   // Call view
   /** @param {number} n */
   peopleCount: (n) => (n === 1 ? '1 person' : `${n} people`),
@@ -84,6 +113,52 @@ export const S = Object.freeze({
   mutedLabel: 'Microphone off',
   camOffLabel: 'Camera off',
   gridLabel: 'Videos',
+  host: 'Host',
+  youAreHost: 'You are now the host of this call.',
+  /** @param {string} name */
+  nowHost: (name) => `${name} is now the host.`,
+  protectedLabel: 'This room has a password',
+  lockedLabel: 'Lobby on: the host lets people in',
+  /** @param {string} by */
+  askedMute: (by) => `${by} asked you to mute. Your microphone is off; turn it on again when you want to speak.`,
+  /** @param {string} name */
+  askMuteLabel: (name) => `Ask ${name} to mute`,
+  /** @param {string} name */
+  askedMuteSent: (name) => `You asked ${name} to mute.`,
+  /** @param {string} name */
+  removeLabel: (name) => `Remove ${name} from the call`,
+  notConnected: 'Not connected to the server right now. Try again in a moment.',
+
+  // Lobby, as the host sees it
+  knocksLabel: 'People waiting to join',
+  /** @param {string} name */
+  knockText: (name) => `${name} wants to join`,
+  knockWhat: 'wants to join',
+  admit: 'Admit',
+  deny: 'Deny',
+  /** @param {string} name */
+  admitLabel: (name) => `Let ${name} in`,
+  /** @param {string} name */
+  denyLabel: (name) => `Turn ${name} away`,
+  /** @param {number} n */
+  waitingCount: (n) => (n === 1 ? '1 person is waiting to join' : `${n} people are waiting to join`),
+  errAdmitFull: 'The room is full, so nobody else can come in until someone leaves.',
+
+  // Room menu (host)
+  roomMenu: 'Room settings',
+  roomMenuTitle: 'Room settings',
+  roomMenuHelp: 'As the host, you decide who gets in.',
+  lockLabel: 'Lobby',
+  lockHint: 'New people wait until you let them in.',
+  roomPasswordLabel: 'Password',
+  roomPasswordPlaceholder: 'New password',
+  roomPasswordNone: 'No password: anyone with the link can join.',
+  roomPasswordSet: 'This room has a password. People already here stay.',
+  errRoomPasswordEmpty: 'Type a password first.',
+  errPasswordLong: 'That password is too long: 256 bytes at most (fewer for non-Latin letters).',
+  setPassword: 'Set',
+  clearPassword: 'Remove password',
+  done: 'Done',
 
   // Chat
   chatPlaceholder: 'Send a message to everyone',

@@ -6,16 +6,25 @@
  * LocalMedia. Every name and chat text goes in with `textContent`, never as
  * HTML. Every string a person reads comes from strings.js.
  *
- * Test hooks (kept stable): `form#join` with `input[name=name]` and
- * `input[name=room]`; tiles `[data-peer=NAME]` with a `<video>`, the own one
- * also `[data-self]`; `form#chat` with `input[name=text]`; chat entries
- * `[data-from=NAME]`; buttons `[data-action=mute|camera|leave]`; and on
- * `<body>`: `data-view` (join|call) and `data-signaling` (the socket state).
+ * Test hooks (kept stable): `form#join` with `input[name=name]`,
+ * `input[name=room]` and (when a room asks for one) `input[name=password]`;
+ * tiles `[data-peer=NAME]` with a `<video>`, the own one also `[data-self]`,
+ * the host's `[data-host]`; people list items `li[data-peer=NAME]` (host:
+ * `[data-host]`) with, for the host, `[data-action=ask-mute|remove]`;
+ * `form#chat` with `input[name=text]`; chat entries `[data-from=NAME]`;
+ * buttons `[data-action=mute|camera|leave|room-menu]`; the room menu's
+ * `input[name=room-password]`, `[data-action=set-password|clear-password|
+ * lock-room]`; knocks `[data-knock=NAME]` with `[data-action=admit|deny]`;
+ * `[data-action=stop-waiting]`; `#call-view[data-protected]` and
+ * `[data-locked]`; and on `<body>`: `data-view` (join|waiting|call) and
+ * `data-signaling` (the socket state). See docs/web-client.md.
  */
 
 import { MAX_CHAT_ENTRIES, MAX_CHAT_TEXT } from './limits.js';
 import { S } from './strings.js';
-import { checkName, checkRoom, randomRoomName } from './signaling.js';
+import { checkName, checkRoom } from './signaling.js';
+import { randomRoomName } from './roomname.js';
+import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims } from './access.js';
 
 const NAME_KEY = 'huddle.name';
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -169,6 +178,22 @@ export function gridLayout(n, W, H) {
   return { narrow, cols, rows, width: Math.max(80, Math.floor(width)) };
 }
 
+/** The server's limit on a room password (protocol: longer is `bad-message`). */
+const MAX_PASSWORD_BYTES = 256;
+
+/** @param {string} s */
+function utf8Length(s) {
+  return new TextEncoder().encode(s).length;
+}
+
+/**
+ * The error code of a rejected join (a SignalingError), or ''.
+ * @param {unknown} err
+ */
+function codeOf(err) {
+  return err && typeof err === 'object' && 'code' in err ? String(err.code) : '';
+}
+
 /**
  * @typedef {{el:HTMLElement, video:HTMLVideoElement, state:HTMLElement,
  *   stateTimer?:number}} Tile
@@ -185,6 +210,17 @@ export class UI {
   /** @type {number | undefined} */
   #copyTimer;
   #joining = false;
+  /** The operator token from the link (or kept by this tab), '' if none. */
+  #access = '';
+  /** The room the join form's password field was asked for ('' = hidden). */
+  #passwordFor = '';
+  /** The room the move dialog's password field was asked for. */
+  #movePasswordFor = '';
+  /** Where focus was before the room menu opened. */
+  /** @type {HTMLElement | null} */
+  #menuReturn = null;
+  /** @type {Map<string, HTMLElement>} knock cards by name, in order */
+  #knockEls = new Map();
   /** Sizes the tiles on the next frame. */
   #layout = oncePerFrame(() => this.#layoutNow());
   /** Redraws the people list on the next frame. */
@@ -213,6 +249,10 @@ export class UI {
     this.chatInput = /** @type {HTMLInputElement} */ ($('input[name=text]', this.chatForm));
     this.chatInput.maxLength = MAX_CHAT_TEXT;
     this.dialog = /** @type {HTMLDialogElement} */ ($('#room-dialog'));
+    this.roomMenu = /** @type {HTMLDialogElement} */ ($('#room-menu'));
+    this.passwordField = /** @type {HTMLElement} */ ($('#password-field'));
+    this.passwordInput = /** @type {HTMLInputElement} */ ($('input[name=password]', this.joinForm));
+    this.callView = /** @type {HTMLElement} */ ($('#call-view'));
   }
 
   /** Fills in the strings, wires every control and shows the join page. */
@@ -262,6 +302,10 @@ export class UI {
     } catch {
       /* storage may be off */
     }
+    // An invitation link may fix the name (its token's `name` claim).
+    this.#access = accessFromPage();
+    const claimed = this.#access ? readClaims(this.#access)?.name : undefined;
+    if (claimed) this.nameInput.value = claimed;
     // A shared link (/r/<room>) asks for the name only; Enter joins.
     if (room || !this.nameInput.value) {
       this.nameInput.focus();
@@ -274,9 +318,15 @@ export class UI {
       e.preventDefault();
       this.#submitJoin();
     });
-    for (const input of [this.nameInput, this.roomInput]) {
+    for (const input of [this.nameInput, this.roomInput, this.passwordInput]) {
       input.addEventListener('input', () => this.#fieldError(input, ''));
     }
+    // The password field belongs to the room that asked for it.
+    this.roomInput.addEventListener('input', () => {
+      const room = checkRoom(this.roomInput.value);
+      this.passwordField.hidden = !this.#passwordFor || !room.ok || room.value !== this.#passwordFor;
+    });
+    $('[data-action=stop-waiting]').addEventListener('click', () => this.room.stopWaiting());
     $('[data-action=preview-mute]').addEventListener('click', () => this.#toggleMic());
     $('[data-action=preview-camera]').addEventListener('click', () => this.#toggleCamera());
 
@@ -324,14 +374,23 @@ export class UI {
     } catch {
       /* storage may be off */
     }
+    this.#fieldError(this.passwordInput, '');
+    const password = !this.passwordField.hidden && this.#passwordFor === room.value ? this.passwordInput.value : '';
+    if (utf8Length(password) > MAX_PASSWORD_BYTES) {
+      this.#fieldError(this.passwordInput, S.errPasswordLong);
+      this.passwordInput.focus();
+      return;
+    }
     this.#joining = true;
     this.joinButton.disabled = true;
     this.joinButton.textContent = S.joining;
     this.joinForm.setAttribute('aria-busy', 'true');
     try {
       await this.media.start();
-      await this.room.join(room.value, name.value);
+      await this.room.join(room.value, name.value, { password, access: this.#access });
     } catch (err) {
+      // A join that waited in the lobby comes back to the form.
+      if (this.body.dataset.view === 'waiting') this.#showJoinView();
       this.#showJoinError(err, name.value, room.value);
     } finally {
       this.#joining = false;
@@ -347,8 +406,31 @@ export class UI {
    * @param {string} room
    */
   #showJoinError(err, name, room) {
-    const code = err && typeof err === 'object' && 'code' in err ? String(err.code) : '';
+    const code = codeOf(err);
     switch (code) {
+      case 'password-required':
+      case 'wrong-password':
+        this.#askPassword(room, code === 'wrong-password' ? S.errWrongPassword : S.errPasswordRequired);
+        break;
+      case 'unauthorized': {
+        const { why, claims } = explainUnauthorized(this.#access, name, room);
+        if (why === 'name' && claims?.name) {
+          this.#fieldError(this.nameInput, S.errAccessName(isolate(claims.name)));
+          this.nameInput.focus();
+        } else {
+          this.#formMessage(this.#accessError(why, room));
+          this.joinButton.focus();
+        }
+        break;
+      }
+      case 'denied':
+        this.#formMessage(S.errDenied(room));
+        this.joinButton.focus();
+        break;
+      case 'stopped':
+        this.#formMessage(S.stoppedWaiting, 'info');
+        this.joinButton.focus();
+        break;
       case 'name-taken':
         this.#fieldError(this.nameInput, S.errNameTaken(name));
         this.nameInput.focus();
@@ -385,9 +467,41 @@ export class UI {
         return S.errReplaced;
       case 'rate-limited':
         return S.errRateLimited;
+      case 'unavailable':
+        return S.errUnavailable;
+      case 'not-host':
+        return S.errNotHost;
+      case 'unauthorized':
+        return S.errAccessInvalid;
       default:
         return S.errGeneric;
     }
+  }
+
+  /**
+   * The words for an `unauthorized` join (see explainUnauthorized).
+   * @param {'missing'|'name'|'expired'|'room'|'invalid'} why
+   * @param {string} room
+   */
+  #accessError(why, room) {
+    if (why === 'missing') return S.errAccessMissing;
+    if (why === 'expired') return S.errAccessExpired;
+    if (why === 'room') return S.errAccessRoom(room);
+    return S.errAccessInvalid;
+  }
+
+  /**
+   * Shows the join form's password field for ROOM with MESSAGE under it,
+   * and puts the cursor there (what was typed stays, selected on a retry).
+   * @param {string} room
+   * @param {string} message
+   */
+  #askPassword(room, message) {
+    this.#passwordFor = room;
+    this.passwordField.hidden = false;
+    this.#fieldError(this.passwordInput, message);
+    this.passwordInput.focus();
+    this.passwordInput.select();
   }
 
   /**
@@ -418,8 +532,33 @@ export class UI {
     this.body.dataset.view = 'join';
     /** @type {HTMLElement} */ ($('#call-view')).hidden = true;
     /** @type {HTMLElement} */ ($('#join-view')).hidden = false;
+    /** @type {HTMLElement} */ ($('.join-card')).hidden = false;
+    /** @type {HTMLElement} */ ($('#waiting-card')).hidden = true;
     if (this.dialog.open) this.dialog.close();
+    if (this.roomMenu.open) this.roomMenu.close();
     document.title = S.appName;
+    const preview = /** @type {HTMLVideoElement} */ ($('#preview'));
+    preview.play().catch(() => {});
+  }
+
+  /**
+   * The lobby: the join page's card gives way to "Waiting for the host…";
+   * the camera preview stays, to fix one's setup meanwhile.
+   * @param {string} room
+   */
+  #showWaitingView(room) {
+    this.#clearGrid();
+    this.body.dataset.view = 'waiting';
+    /** @type {HTMLElement} */ ($('#call-view')).hidden = true;
+    /** @type {HTMLElement} */ ($('#join-view')).hidden = false;
+    /** @type {HTMLElement} */ ($('.join-card')).hidden = true;
+    /** @type {HTMLElement} */ ($('#waiting-card')).hidden = false;
+    if (this.dialog.open) this.dialog.close();
+    if (this.roomMenu.open) this.roomMenu.close();
+    const name = this.client.waiting?.name || this.nameInput.value.trim();
+    $('#waiting-room').textContent = S.waitingRoom(isolate(room), isolate(name));
+    document.title = `${S.waitingDocTitle(room)} · ${S.appName}`;
+    /** @type {HTMLElement} */ ($('#waiting-title')).focus();
     const preview = /** @type {HTMLVideoElement} */ ($('#preview'));
     preview.play().catch(() => {});
   }
@@ -459,7 +598,210 @@ export class UI {
       e.preventDefault();
       this.#submitMove();
     });
-    $('#move-room').addEventListener('input', () => this.#fieldError(/** @type {HTMLInputElement} */ ($('#move-room')), ''));
+    $('#move-room').addEventListener('input', () => {
+      const input = /** @type {HTMLInputElement} */ ($('#move-room'));
+      this.#fieldError(input, '');
+      const room = checkRoom(input.value);
+      /** @type {HTMLElement} */ ($('#move-password-field')).hidden =
+        !this.#movePasswordFor || !room.ok || room.value !== this.#movePasswordFor;
+    });
+    $('#move-password').addEventListener('input', () => this.#fieldError(/** @type {HTMLInputElement} */ ($('#move-password')), ''));
+    this.#initAccess();
+  }
+
+  // ------------------------------------------------------------ room access
+
+  /** The host's room menu, the knocks, and the per-member host actions. */
+  #initAccess() {
+    const menuButton = /** @type {HTMLButtonElement} */ ($('[data-action=room-menu]'));
+    menuButton.setAttribute('aria-expanded', 'false');
+    menuButton.addEventListener('click', () => this.#openRoomMenu());
+    $('[data-action=close-room-menu]', this.roomMenu).addEventListener('click', () => this.roomMenu.close());
+    this.roomMenu.addEventListener('close', () => {
+      menuButton.setAttribute('aria-expanded', 'false');
+      const back = this.#menuReturn;
+      this.#menuReturn = null;
+      if (back && back.isConnected && !back.hidden) back.focus();
+    });
+    // A click on the backdrop (outside the dialog's box) closes it too.
+    this.roomMenu.addEventListener('click', (e) => {
+      if (e.target !== this.roomMenu) return;
+      const r = this.roomMenu.getBoundingClientRect();
+      const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
+      if (!inside) this.roomMenu.close();
+    });
+    $('[data-action=lock-room]', this.roomMenu).addEventListener('click', () => {
+      if (!this.room.setLocked(!this.room.access.locked)) this.#toast(S.notConnected, 4000);
+    });
+    const pwInput = /** @type {HTMLInputElement} */ ($('input[name=room-password]', this.roomMenu));
+    pwInput.addEventListener('input', () => this.#fieldError(pwInput, ''));
+    $('form#room-password-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!pwInput.value) {
+        this.#fieldError(pwInput, S.errRoomPasswordEmpty);
+        pwInput.focus();
+        return;
+      }
+      if (utf8Length(pwInput.value) > MAX_PASSWORD_BYTES) {
+        this.#fieldError(pwInput, S.errPasswordLong);
+        pwInput.focus();
+        return;
+      }
+      if (!this.room.setPassword(pwInput.value)) {
+        this.#fieldError(pwInput, S.notConnected);
+        return;
+      }
+      pwInput.value = '';
+    });
+    $('[data-action=clear-password]', this.roomMenu).addEventListener('click', () => {
+      if (!this.room.clearPassword()) this.#fieldError(pwInput, S.notConnected);
+    });
+
+    // Host actions in the people list; the list is redrawn often, so one
+    // listener on the list.
+    $('#people').addEventListener('click', (e) => {
+      const b = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('button[data-action]'));
+      const li = /** @type {HTMLElement | null} */ (b?.closest('li[data-peer]') || null);
+      if (!b || !li) return;
+      const name = li.dataset.peer || '';
+      let sent = true;
+      if (b.dataset.action === 'remove') sent = this.room.remove(name);
+      else if (b.dataset.action === 'ask-mute') {
+        sent = this.room.askMute(name);
+        if (sent) this.#toast(S.askedMuteSent(isolate(name)), 3000);
+      }
+      if (!sent) this.#toast(S.notConnected, 4000);
+    });
+    const knocks = $('#knocks');
+    knocks.setAttribute('aria-label', S.knocksLabel);
+    knocks.addEventListener('click', (e) => {
+      const b = /** @type {HTMLElement | null} */ (/** @type {HTMLElement} */ (e.target).closest('button[data-action]'));
+      const card = /** @type {HTMLElement | null} */ (b?.closest('[data-knock]') || null);
+      if (!b || !card) return;
+      const name = card.dataset.knock || '';
+      const sent = b.dataset.action === 'admit' ? this.room.admit(name) : b.dataset.action === 'deny' ? this.room.deny(name) : true;
+      if (!sent) this.#toast(S.notConnected, 4000);
+    });
+  }
+
+  #openRoomMenu() {
+    if (!this.room.isHost || this.roomMenu.open) return;
+    const active = document.activeElement;
+    this.#menuReturn = active instanceof HTMLElement ? active : null;
+    const pwInput = /** @type {HTMLInputElement} */ ($('input[name=room-password]', this.roomMenu));
+    pwInput.value = '';
+    this.#fieldError(pwInput, '');
+    this.#renderAccess();
+    this.roomMenu.showModal();
+    $('[data-action=room-menu]').setAttribute('aria-expanded', 'true');
+    /** @type {HTMLElement} */ ($('[data-action=lock-room]', this.roomMenu)).focus();
+  }
+
+  /**
+   * Draws who is host, the password and lobby flags, and the room menu's
+   * state; the menu button is the host's alone.
+   * @param {string | null} [previousHost] the host before this change, to
+   *   say when the role came to us or went to someone else
+   */
+  #renderAccess(previousHost) {
+    const { host, locked } = this.room.access;
+    const isProtected = this.room.access.protected;
+    const isHost = this.room.isHost;
+    this.callView.toggleAttribute('data-protected', isProtected);
+    this.callView.toggleAttribute('data-locked', locked);
+    /** @type {HTMLElement} */ ($('#flag-protected')).hidden = !isProtected;
+    /** @type {HTMLElement} */ ($('#flag-locked')).hidden = !locked;
+    const menuButton = /** @type {HTMLElement} */ ($('[data-action=room-menu]'));
+    menuButton.hidden = !isHost;
+    if (!isHost && this.roomMenu.open) this.roomMenu.close();
+    const lock = /** @type {HTMLElement} */ ($('[data-action=lock-room]', this.roomMenu));
+    lock.setAttribute('aria-checked', String(locked));
+    lock.dataset.on = String(locked);
+    $('#room-password-status').textContent = isProtected ? S.roomPasswordSet : S.roomPasswordNone;
+    /** @type {HTMLButtonElement} */ ($('[data-action=clear-password]', this.roomMenu)).disabled = !isProtected;
+    for (const [key, t] of this.#tiles) {
+      const name = key === '' ? this.room.self : key;
+      t.el.toggleAttribute('data-host', !!host && name === host);
+    }
+    this.#renderPeople();
+    if (previousHost !== undefined && host && previousHost && host !== previousHost && this.body.dataset.view === 'call') {
+      this.#toast(isHost ? S.youAreHost : S.nowHost(isolate(host)), 4000);
+    }
+  }
+
+  /**
+   * The knock cards (host only): one per waiting person, in knocking order,
+   * with Admit and Deny. Cards are kept across redraws so focus stays; when
+   * the focused card goes, focus moves to the next one (or the room menu).
+   * @param {string[]} names
+   */
+  #renderKnocks(names) {
+    const box = $('#knocks');
+    const active = document.activeElement;
+    const focusedName = active instanceof HTMLElement && box.contains(active)
+      ? /** @type {HTMLElement} */ (active.closest('[data-knock]'))?.dataset.knock
+      : undefined;
+    const focusedAction = active instanceof HTMLElement ? active.dataset.action : undefined;
+    const keep = new Set(names);
+    const order = [...this.#knockEls.keys()];
+    for (const [name, card] of this.#knockEls) {
+      if (!keep.has(name)) {
+        card.remove();
+        this.#knockEls.delete(name);
+      }
+    }
+    for (const name of names) {
+      let card = this.#knockEls.get(name);
+      if (!card) {
+        card = this.#knockCard(name);
+        this.#knockEls.set(name, card);
+      }
+      box.append(card); // moves it into order
+    }
+    if (focusedName !== undefined && !keep.has(focusedName)) {
+      const i = order.indexOf(focusedName);
+      const next = names.find((n) => order.indexOf(n) > i) || names[names.length - 1];
+      const target = next ? $(`[data-action=${focusedAction === 'deny' ? 'deny' : 'admit'}]`, /** @type {HTMLElement} */ (this.#knockEls.get(next))) : null;
+      if (target) /** @type {HTMLElement} */ (target).focus();
+      else /** @type {HTMLElement} */ ($('[data-action=room-menu]')).focus();
+    }
+    const n = names.length;
+    const count = /** @type {HTMLElement} */ ($('#lobby-count'));
+    count.hidden = n === 0;
+    count.textContent = n ? S.waitingCount(n) : '';
+    const badge = /** @type {HTMLElement} */ ($('#knock-badge'));
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+    $('[data-action=people]').setAttribute('aria-label', n ? `${S.people} · ${S.waitingCount(n)}` : S.people);
+  }
+
+  /**
+   * @param {string} name
+   * @returns {HTMLElement}
+   */
+  #knockCard(name) {
+    const card = el('div', 'knock');
+    card.dataset.knock = name;
+    card.setAttribute('role', 'group');
+    card.setAttribute('aria-label', S.knockText(isolate(name)));
+    const av = el('span', 'avatar small', initial(name));
+    av.style.setProperty('--hue', hue(name));
+    av.setAttribute('aria-hidden', 'true');
+    const text = el('div', 'knock-text');
+    const who = nameEl('span', 'name', name);
+    text.append(who, el('span', 'knock-what', S.knockWhat));
+    const deny = el('button', 'secondary compact', S.deny);
+    deny.setAttribute('type', 'button');
+    deny.dataset.action = 'deny';
+    deny.setAttribute('aria-label', S.denyLabel(isolate(name)));
+    const admit = el('button', 'primary compact', S.admit);
+    admit.setAttribute('type', 'button');
+    admit.dataset.action = 'admit';
+    admit.setAttribute('aria-label', S.admitLabel(isolate(name)));
+    const actions = el('div', 'knock-actions');
+    actions.append(deny, admit);
+    card.append(av, text, actions);
+    return card;
   }
 
   #wireRoom() {
@@ -490,8 +832,33 @@ export class UI {
       this.#showJoinView();
       const reason = String(d.reason);
       const msg =
-        reason === 'replaced' || reason === 'protocol' ? this.#generalError(reason) : S.errRejoinFailed(d.room || '');
+        reason === 'removed'
+          ? d.by ? S.removedBy(isolate(d.by)) : S.removedNoName
+          : reason === 'replaced' || reason === 'protocol'
+            ? this.#generalError(reason)
+            : reason === 'unauthorized'
+              ? S.errRejoinUnauthorized
+              : reason === 'denied'
+                ? S.errDenied(d.room || '')
+                : S.errRejoinFailed(d.room || '');
       this.#formMessage(msg);
+      this.joinButton.focus();
+    });
+    on('waiting', (d) => this.#showWaitingView(String(d.room)));
+    /** @type {string | null} */
+    let lastHost = null;
+    on('access', (d) => {
+      this.#renderAccess(d.joined ? undefined : lastHost);
+      lastHost = d.host;
+    });
+    on('knocks', (d) => this.#renderKnocks(d.names));
+    on('asked-mute', (d) => this.#toast(d.by ? S.askedMute(isolate(d.by)) : S.askedMute(S.host), 8000));
+    on('error', (d) => {
+      // Errors not tied to a join: refusals of the host's commands and the like.
+      const code = String(d.code);
+      if (code === 'not-host') this.#toast(S.errNotHost, 4000);
+      else if (code === 'room-full') this.#toast(S.errAdmitFull, 5000);
+      else if (code === 'unavailable' || code === 'rate-limited') this.#toast(this.#generalError(code), 4000);
     });
     room.chat.addEventListener('entry', (ev) => this.#appendChat(/** @type {CustomEvent} */ (ev).detail));
     room.chat.addEventListener('clear', () => {
@@ -511,11 +878,14 @@ export class UI {
     $('#join-title').textContent = S.joinRoomTitle(d.room);
     $('#room-name').textContent = d.room;
     document.title = `${d.room} · ${S.appName}`;
-    const url = `/r/${encodeURIComponent(d.room)}`;
-    // Keep the query (e.g. ?relay=1) so a reload behaves the same.
-    if (location.pathname !== url) history.replaceState(null, '', url + location.search);
+    // Keep the query (e.g. ?relay=1) so a reload behaves the same, less the
+    // invitation token: it should not stay on screen, in the history or in
+    // a copied address (this tab keeps it for its own rejoins).
+    const url = addressWithoutAccess(`/r/${encodeURIComponent(d.room)}`);
+    if (location.pathname + location.search + location.hash !== url) history.replaceState(null, '', url);
     this.#formMessage('');
     this.#showCallView();
+    this.#renderAccess();
     this.#renderPeople();
     const r = this.media.result;
     if (r && !d.rejoined) {
@@ -552,6 +922,7 @@ export class UI {
     const tile = el('div', 'tile');
     tile.dataset.peer = name;
     if (self) tile.dataset.self = '';
+    if (this.room.access.host !== null && this.room.access.host === name) tile.dataset.host = '';
     tile.style.setProperty('--hue', hue(name));
 
     const video = document.createElement('video');
@@ -578,7 +949,11 @@ export class UI {
     muted.setAttribute('aria-hidden', 'false');
     muted.setAttribute('role', 'img');
     muted.setAttribute('aria-label', S.mutedLabel);
-    plate.append(muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
+    const crown = icon('i-host', 'host-icon');
+    crown.setAttribute('aria-hidden', 'false');
+    crown.setAttribute('role', 'img');
+    crown.setAttribute('aria-label', S.host);
+    plate.append(crown, muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
 
     tile.append(video, avatar, state, plate);
     this.#tiles.set(key, { el: tile, video, state });
@@ -835,6 +1210,13 @@ export class UI {
     const list = $('#people');
     const items = [];
     const self = this.room.self;
+    const host = this.room.access.host;
+    const amHost = this.room.isHost;
+    // The list is rebuilt: put focus back on the same button afterwards.
+    const active = document.activeElement;
+    const focused = active instanceof HTMLElement && list.contains(active)
+      ? { peer: /** @type {HTMLElement | null} */ (active.closest('li[data-peer]'))?.dataset.peer, action: active.dataset.action }
+      : null;
     /** @type {[string, string, boolean, boolean, boolean][]} name, state, audio, video, self */
     const rows = [];
     if (self) rows.push([self, 'connected', !!this.media.activeTrack('audio'), !!this.media.activeTrack('video'), true]);
@@ -842,12 +1224,15 @@ export class UI {
     for (const [name, state, audio, video, isSelf] of rows) {
       const li = el('li', 'person');
       li.dataset.name = name;
+      li.dataset.peer = name;
       li.dataset.state = state;
+      if (host !== null && name === host) li.dataset.host = '';
       const av = el('span', 'avatar small', initial(name));
       av.style.setProperty('--hue', hue(name));
       av.setAttribute('aria-hidden', 'true');
       const who = el('span', 'who');
       who.append(nameEl('span', 'name', isSelf ? S.youSuffix(isolate(name)) : name));
+      if (host !== null && name === host) who.append(el('span', 'role', S.host));
       if (state !== 'connected') {
         const label = state === 'reconnecting' ? S.stateReconnecting : state === 'failed' ? S.stateFailed : S.stateConnecting;
         who.append(el('span', 'state', label));
@@ -868,12 +1253,41 @@ export class UI {
         icons.append(i);
       }
       li.append(av, who, icons);
+      if (amHost && !isSelf) {
+        const actions = el('span', 'person-actions');
+        actions.append(
+          this.#personButton('ask-mute', 'i-mic-off', S.askMuteLabel(isolate(name))),
+          this.#personButton('remove', 'i-user-x', S.removeLabel(isolate(name))),
+        );
+        li.append(actions);
+      }
       items.push(li);
     }
     list.replaceChildren(...items);
+    if (focused?.peer !== undefined) {
+      const li = [...list.children].find((e) => /** @type {HTMLElement} */ (e).dataset.peer === focused.peer);
+      const b = li && focused.action ? li.querySelector(`[data-action=${focused.action}]`) : null;
+      if (b instanceof HTMLElement) b.focus();
+    }
     const n = rows.length;
     $('#people-count').textContent = S.peopleCount(n);
     $('#people-tab-count').textContent = String(n);
+  }
+
+  /**
+   * A small icon button for the host's actions on a member.
+   * @param {string} action
+   * @param {string} iconId
+   * @param {string} label
+   */
+  #personButton(action, iconId, label) {
+    const b = el('button', 'icon-button');
+    b.setAttribute('type', 'button');
+    b.dataset.action = action;
+    b.setAttribute('aria-label', label);
+    b.title = label;
+    b.append(icon(iconId));
+    return b;
   }
 
   // ------------------------------------------------------- link, room, keys
@@ -916,6 +1330,11 @@ export class UI {
     input.value = '';
     input.placeholder = this.room.room || '';
     this.#fieldError(input, '');
+    const pw = /** @type {HTMLInputElement} */ ($('#move-password'));
+    pw.value = '';
+    this.#fieldError(pw, '');
+    this.#movePasswordFor = '';
+    /** @type {HTMLElement} */ ($('#move-password-field')).hidden = true;
     this.dialog.showModal();
     input.focus();
   }
@@ -934,11 +1353,30 @@ export class UI {
       this.dialog.close();
       return;
     }
+    const pwInput = /** @type {HTMLInputElement} */ ($('#move-password'));
+    const password = this.#movePasswordFor === room.value ? pwInput.value : '';
+    this.#fieldError(pwInput, '');
     try {
-      await this.room.join(room.value, name);
+      await this.room.join(room.value, name, { password, access: this.#access });
       if (this.dialog.open) this.dialog.close();
     } catch (err) {
-      const code = err && typeof err === 'object' && 'code' in err ? String(err.code) : '';
+      const code = codeOf(err);
+      if (this.body.dataset.view !== 'call') {
+        // The move waited in a locked room's lobby (the old call is over),
+        // or the call ended meanwhile: the answer belongs on the join page.
+        if (this.body.dataset.view === 'waiting') this.#showJoinView();
+        this.roomInput.value = room.value;
+        this.#showJoinError(err, name, room.value);
+        return;
+      }
+      if (code === 'password-required' || code === 'wrong-password') {
+        this.#movePasswordFor = room.value;
+        /** @type {HTMLElement} */ ($('#move-password-field')).hidden = false;
+        this.#fieldError(pwInput, code === 'wrong-password' ? S.errWrongPassword : S.errPasswordRequired);
+        pwInput.focus();
+        pwInput.select();
+        return;
+      }
       const msg =
         code === 'name-taken'
           ? S.errNameTaken(name)
@@ -946,7 +1384,11 @@ export class UI {
             ? S.errRoomFull(room.value)
             : code === 'invalid-room'
               ? S.errRoomInvalid
-              : this.#generalError(code);
+              : code === 'denied'
+                ? S.errDenied(room.value)
+                : code === 'unauthorized'
+                  ? S.errAccessRoom(room.value)
+                  : this.#generalError(code);
       this.#fieldError(input, msg);
     }
   }
@@ -956,7 +1398,7 @@ export class UI {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const t = /** @type {HTMLElement | null} */ (e.target);
     if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
-    if (this.dialog.open) return;
+    if (this.dialog.open || this.roomMenu.open) return;
     const key = e.key.toLowerCase();
     if (key === 'm') this.#toggleMic();
     else if (key === 'v') this.#toggleCamera();
