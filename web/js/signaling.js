@@ -65,9 +65,9 @@ const OUTBOX_MAX = 500;
  * @typedef {{password?:string, access?:string}} JoinOptions the room's
  *   password and the operator token, sent with the join when given
  * @typedef {{room:string, name:string, token:string} & JoinOptions} Session
- *   kept for resume joins, which carry `access` again (the server checks it
- *   before the resume token) and the password (a resume after the grace
- *   period is a fresh join that needs it)
+ *   kept for resume joins, which carry `access` and the password again: a
+ *   resume in time needs neither, but one after the grace period is a fresh
+ *   join that needs both
  */
 
 /** An error from the server or the transport, with a protocol error code. */
