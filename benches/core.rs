@@ -138,5 +138,20 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(core, benches);
+/// The cost of a room password: what `--max-password-hashes` and the
+/// wrong-password delay budget for.
+fn passwords(c: &mut Criterion) {
+    let mut g = c.benchmark_group("password");
+    g.sample_size(20);
+    g.bench_function("Argon2id hash (set by a host)", |b| {
+        b.iter(|| huddle::password::hash(black_box("correct horse battery staple")));
+    });
+    let phc = huddle::password::hash("correct horse battery staple");
+    g.bench_function("Argon2id verify (a join to a protected room)", |b| {
+        b.iter(|| huddle::password::verify(black_box("correct horse battery stapler"), &phc));
+    });
+    g.finish();
+}
+
+criterion_group!(core, benches, passwords);
 criterion_main!(core);

@@ -223,7 +223,7 @@ struct ServeArgs {
     #[arg(long, env = "HUDDLE_MAX_LOBBY_SIZE", default_value_t = config::DEFAULT_MAX_LOBBY_SIZE)]
     max_lobby_size: usize,
 
-    /// Room-password hashes (Argon2id, about 20 MiB and 20-50 ms of CPU
+    /// Room-password hashes (Argon2id, about 20 MiB and 13 ms of CPU
     /// each) computed at once; more wait their turn.
     #[arg(long, env = "HUDDLE_MAX_PASSWORD_HASHES", default_value_t = config::DEFAULT_MAX_PASSWORD_HASHES,
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
