@@ -1,4 +1,4 @@
-// Checks every web/js file parses as an ES module (what `node --check`
+// Checks every web/js and web/i18n file parses as an ES module (what `node --check`
 // does, in module mode: the browser loads these files as modules), and
 // that the HTML keeps to the Content-Security-Policy (no inline scripts,
 // styles or event handlers). Exits non-zero on the first kind of problem.
@@ -13,8 +13,13 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const jsDir = path.join(root, 'web', 'js');
 let failed = 0;
+/** @param {string} f a file under web/js (or ../i18n/…) */
+const shown = (f) => path.posix.normalize(`web/js/${f}`);
 
-const files = readdirSync(jsDir).filter((f) => f.endsWith('.js')).sort();
+const files = [
+  ...readdirSync(jsDir).filter((f) => f.endsWith('.js')).sort(),
+  ...readdirSync(path.join(root, 'web', 'i18n')).filter((f) => f.endsWith('.js')).sort().map((f) => `../i18n/${f}`),
+];
 if (files.length === 0) {
   console.error('check-syntax: no files in web/js');
   process.exit(1);
@@ -28,9 +33,9 @@ for (const f of files) {
   });
   if (r.status !== 0) {
     failed += 1;
-    console.error(`not ok web/js/${f}\n${(r.stderr || '').replace(/\[stdin\]/g, `web/js/${f}`)}`);
+    console.error(`not ok ${shown(f)}\n${(r.stderr || '').replace(/\[stdin\]/g, shown(f))}`);
   } else {
-    console.log(`ok web/js/${f}`);
+    console.log(`ok ${shown(f)}`);
   }
 }
 
@@ -53,7 +58,7 @@ for (const f of files) {
   const src = readFileSync(path.join(jsDir, f), 'utf8');
   if (/\.innerHTML\s*=|\.outerHTML\s*=|insertAdjacentHTML|document\.write/.test(src)) {
     failed += 1;
-    console.error(`not ok web/js/${f}: builds HTML from strings (use textContent)`);
+    console.error(`not ok ${shown(f)}: builds HTML from strings (use textContent)`);
   }
 }
 

@@ -118,12 +118,14 @@ export function launchBrowser(opts = {}) {
  * A new browser context (own storage) and page. Records page errors and CSP
  * violations on `page.problems`.
  * @param {import('playwright-core').Browser} browser
- * @param {{viewport?:{width:number, height:number}, init?:string|Function, colorScheme?:'light'|'dark'}} [opts]
+ * @param {{viewport?:{width:number, height:number}, init?:string|Function, colorScheme?:'light'|'dark', locale?:string}} [opts]
+ *   locale: the browser's language (navigator.languages, Accept-Language), e.g. `ru-RU`
  */
 export async function newPage(browser, opts = {}) {
   const context = await browser.newContext({
     viewport: opts.viewport || { width: 1280, height: 800 },
     colorScheme: opts.colorScheme || 'light',
+    ...(opts.locale ? { locale: opts.locale } : {}),
   });
   await context.addInitScript(() => {
     // @ts-ignore

@@ -1,181 +1,91 @@
 // @ts-check
 /**
- * Every string a person reads, in one place. A translation is a copy of this
- * file. Functions build strings that contain a value (a name, a room, a count).
- * ui.js fills elements marked `data-i18n="key"` (textContent),
- * `data-i18n-label="key"` (aria-label and title) and
- * `data-i18n-placeholder="key"` from here.
+ * The strings a person reads, in the language the page speaks. The texts
+ * live in the locale files (`web/i18n/en.js`, `web/i18n/ru.js`, the same
+ * keys); this module picks one and keeps `S` filled with it.
+ *
+ * The language: the one chosen with the page's switch (remembered in
+ * localStorage), else the first of `navigator.languages` that the page
+ * speaks, else English. `setLanguage` changes it in place: `S` is one object
+ * whose values are swapped, so every module that imported it reads the new
+ * texts; ui.js then fills the marked elements again.
  */
-export const S = Object.freeze({
-  appName: 'huddle',
-  tagline: 'Video calls in your browser. No account, no install.',
-  joinTitle: 'Start or join a call',
-  /** @param {string} room */
-  joinRoomTitle: (room) => `Join ${room}`,
-  nameLabel: 'Your name',
-  namePlaceholder: 'How others will see you',
-  roomLabel: 'Room',
-  roomPlaceholder: 'Leave empty for a new room',
-  roomHint: 'Letters, digits, - _ and . only. Share the link to invite others.',
-  join: 'Join',
-  joining: 'Joining…',
-  passwordLabel: 'Room password',
-  passwordHint: 'The host set a password for this room. Ask them for it.',
+import EN from '../i18n/en.js';
+import RU from '../i18n/ru.js';
 
-  // Preview on the join page
-  previewCameraOff: 'Camera is off',
-  previewStarting: 'Starting camera…',
-  mediaAudioOnly: 'No camera available: you will join with audio only.',
-  mediaVideoOnly: 'No microphone available: you will join with video only.',
-  mediaNone: 'No camera or microphone available: you can still watch and listen, and chat.',
-  mediaDenied: 'Camera and microphone are blocked. Allow them in the address bar to be seen and heard; you can still join to watch and chat.',
-  mediaDeniedAudioOnly: 'Camera is blocked or missing: you will join with audio only.',
-  mediaUnsupported: 'This browser cannot use a camera or microphone here (it needs HTTPS). You can still watch and chat.',
-  inCallMediaNote: {
-    audioOnly: 'You joined with audio only: no camera was available.',
-    videoOnly: 'You joined without a microphone: none was available.',
-    none: 'You joined without camera or microphone: you can watch, listen and chat.',
-  },
-
-  // Form validation and join errors
-  errNameEmpty: 'Enter a name so others know who you are.',
-  errNameLong: 'That name is too long: 32 characters at most.',
-  errNameInvalid: 'That name contains characters that are not allowed (control or invisible characters).',
-  errRoomLong: 'That room name is too long: 64 characters at most.',
-  errRoomInvalid: 'Room names can only use letters, digits, -, _ and . (and cannot be just . or ..)',
-  /** @param {string} name */
-  errNameTaken: (name) => `Someone called “${name}” is already in this room. Pick another name.`,
-  /** @param {string} room */
-  errRoomFull: (room) => `Room “${room}” is full. Try again later or pick another room.`,
-  errUnreachable: 'Cannot reach the server. Check your connection and try again.',
-  errTimeout: 'The server did not answer in time. Try again.',
-  errProtocol: 'The server closed the connection because of an error. Reload the page to try again.',
-  errReplaced: 'You joined this call from another tab or window, so this one was disconnected.',
-  errRateLimited: 'Too many messages at once. Wait a moment and try again.',
-  errGeneric: 'Something went wrong. Try again.',
-  /** @param {string} room */
-  errRejoinFailed: (room) => `The connection to “${room}” was lost and could not be restored. Join again.`,
-  leftCall: 'You left the call.',
-
-  // Room access: password, lobby, invitation links, removal
-  errPasswordRequired: 'This room has a password. Enter it to join.',
-  errWrongPassword: 'That password is not right. Check it and try again.',
-  /** @param {string} room */
-  errDenied: (room) => `The host did not let you in to “${room}”.`,
-  errUnavailable: 'The server cannot take new calls right now. Try again in a few seconds.',
-  errNotHost: 'Only the host can do that.',
-  errAccessMissing: 'This server only lets people in with an invitation link. Ask the host for one.',
-  errAccessExpired: 'This invitation link has expired. Ask for a new one.',
-  errAccessInvalid: 'This invitation link is not valid. Check that you copied all of it, or ask for a new one.',
-  /** @param {string} room */
-  errAccessRoom: (room) => `This invitation link is not for “${room}”. Use the link you were sent, or ask for a new one.`,
-  /** @param {string} name */
-  errAccessName: (name) => `This invitation link is for “${name}”. Join as ${name}, or ask for a link of your own.`,
-  errRejoinUnauthorized: 'The connection was lost and your invitation link is no longer valid, so you could not rejoin. Ask for a new link.',
-  /** @param {string} by */
-  removedBy: (by) => `${by} removed you from the call.`,
-  removedNoName: 'The host removed you from the call.',
-  stoppedWaiting: 'You stopped waiting to join.',
-  waitingTitle: 'Waiting for the host to let you in…',
-  /** @param {string} room @param {string} name */
-  waitingRoom: (room, name) => `You asked to join “${room}” as “${name}”.`,
-  waitingHint: 'The host knows you are here. Meanwhile you can check your camera and microphone.',
-  stopWaiting: 'Stop waiting',
-  /** @param {string} room */
-  waitingDocTitle: (room) => `Waiting · ${room}`,
-
-  // Call view
-  /** @param {number} n */
-  peopleCount: (n) => (n === 1 ? '1 person' : `${n} people`),
-  you: 'You',
-  /** @param {string} name */
-  youSuffix: (name) => `${name} (you)`,
-  stateConnecting: 'Connecting…',
-  stateConnected: 'Connected',
-  stateReconnecting: 'Reconnecting…',
-  stateFailed: 'Connection failed',
-  signalingReconnecting: 'Connection to the server lost. Reconnecting… Your call continues.',
-  signalingBack: 'Back online.',
-  micOn: 'Turn off microphone (m)',
-  micOff: 'Turn on microphone (m)',
-  micMissing: 'No microphone available',
-  camOn: 'Turn off camera (v)',
-  camOff: 'Turn on camera (v)',
-  camMissing: 'No camera available',
-  copyLink: 'Copy room link',
-  copied: 'Copied',
-  copyFailed: 'Copy failed: select the address bar',
-  changeRoom: 'Change room',
-  people: 'People',
-  chat: 'Chat',
-  closePanel: 'Close panel',
-  leave: 'Leave call',
-  mutedLabel: 'Microphone off',
-  camOffLabel: 'Camera off',
-  gridLabel: 'Videos',
-  host: 'Host',
-  youAreHost: 'You are now the host of this call.',
-  /** @param {string} name */
-  nowHost: (name) => `${name} is now the host.`,
-  protectedLabel: 'This room has a password',
-  lockedLabel: 'Lobby on: the host lets people in',
-  /** @param {string} by */
-  askedMute: (by) => `${by} asked you to mute. Your microphone is off; turn it on again when you want to speak.`,
-  /** @param {string} name */
-  askMuteLabel: (name) => `Ask ${name} to mute`,
-  /** @param {string} name */
-  askedMuteSent: (name) => `You asked ${name} to mute.`,
-  /** @param {string} name */
-  removeLabel: (name) => `Remove ${name} from the call`,
-  notConnected: 'Not connected to the server right now. Try again in a moment.',
-
-  // Lobby, as the host sees it
-  knocksLabel: 'People waiting to join',
-  /** @param {string} name */
-  knockText: (name) => `${name} wants to join`,
-  knockWhat: 'wants to join',
-  admit: 'Admit',
-  deny: 'Deny',
-  /** @param {string} name */
-  admitLabel: (name) => `Let ${name} in`,
-  /** @param {string} name */
-  denyLabel: (name) => `Turn ${name} away`,
-  /** @param {number} n */
-  waitingCount: (n) => (n === 1 ? '1 person is waiting to join' : `${n} people are waiting to join`),
-  errAdmitFull: 'The room is full, so nobody else can come in until someone leaves.',
-
-  // Room menu (host)
-  roomMenu: 'Room settings',
-  roomMenuTitle: 'Room settings',
-  roomMenuHelp: 'As the host, you decide who gets in.',
-  lockLabel: 'Lobby',
-  lockHint: 'New people wait until you let them in.',
-  roomPasswordLabel: 'Password',
-  roomPasswordPlaceholder: 'New password',
-  roomPasswordNone: 'No password: anyone with the link can join.',
-  roomPasswordSet: 'This room has a password. People already here stay.',
-  errRoomPasswordEmpty: 'Type a password first.',
-  errPasswordLong: 'That password is too long: 256 bytes at most (fewer for non-Latin letters).',
-  setPassword: 'Set',
-  clearPassword: 'Remove password',
-  done: 'Done',
-
-  // Chat
-  chatPlaceholder: 'Send a message to everyone',
-  chatSend: 'Send',
-  chatEmpty: 'Messages are sent straight to the others and are not stored.',
-  /** @param {string} name */
-  joinedLine: (name) => `${name} joined`,
-  /** @param {string} name */
-  leftLine: (name) => `${name} left`,
-  /** @param {string} room */
-  youJoinedLine: (room) => `You joined ${room}`,
-  /** @param {number} n */
-  unread: (n) => (n === 1 ? '1 unread message' : `${n} unread messages`),
-
-  // Change room dialog
-  changeRoomTitle: 'Move to another room',
-  changeRoomHelp: 'You leave this call and join the other room with the same name.',
-  move: 'Move',
-  cancel: 'Cancel',
+/** The languages the page speaks: code → its own name and texts. */
+export const LANGUAGES = Object.freeze({
+  en: { name: 'English', strings: EN },
+  ru: { name: 'Русский', strings: RU },
 });
+
+/** @typedef {keyof typeof LANGUAGES} Lang */
+/** @typedef {typeof EN} Strings */
+
+/** localStorage key of the language chosen with the switch. */
+const LANG_KEY = 'huddle.lang';
+
+/**
+ * @param {string} code
+ * @returns {code is Lang}
+ */
+function spoken(code) {
+  return Object.hasOwn(LANGUAGES, code);
+}
+
+/**
+ * The language to speak: the remembered choice, else the browser's first
+ * preference the page speaks (`ru-RU` counts as `ru`), else English.
+ * @param {readonly string[]} [preferred] navigator.languages
+ * @param {string | null} [stored] the remembered choice
+ * @returns {Lang}
+ */
+export function pickLanguage(preferred = globalThis.navigator?.languages ?? [], stored = readStored()) {
+  if (stored && spoken(stored)) return stored;
+  for (const tag of preferred) {
+    const primary = String(tag).toLowerCase().split('-')[0];
+    if (spoken(primary)) return primary;
+  }
+  return 'en';
+}
+
+/** @returns {string | null} */
+function readStored() {
+  try {
+    return globalThis.localStorage?.getItem(LANG_KEY) ?? null;
+  } catch {
+    return null; // storage may be off
+  }
+}
+
+/** @type {Lang} */
+let current = pickLanguage();
+
+/** The texts of the current language (the same object for the page's life). */
+export const S = /** @type {Strings} */ ({ ...LANGUAGES[current].strings });
+
+/** @returns {Lang} the language the page speaks now */
+export function language() {
+  return current;
+}
+
+/**
+ * Speaks LANG from now on (and remembers the choice when REMEMBER):
+ * swaps the texts in `S` and sets `<html lang>`.
+ * @param {Lang} lang
+ * @param {boolean} [remember]
+ */
+export function setLanguage(lang, remember = true) {
+  current = lang;
+  Object.assign(S, LANGUAGES[lang].strings);
+  if (globalThis.document) document.documentElement.lang = lang;
+  if (remember) {
+    try {
+      localStorage.setItem(LANG_KEY, lang);
+    } catch {
+      /* storage may be off */
+    }
+  }
+}
+
+setLanguage(current, false);

@@ -4,7 +4,8 @@
  * (form, camera preview, errors) and the call view (video grid, control bar,
  * chat and people panel), and turns clicks and keys into calls on Room and
  * LocalMedia. Every name and chat text goes in with `textContent`, never as
- * HTML. Every string a person reads comes from strings.js.
+ * HTML. Every string a person reads comes from `S` (strings.js: the locale
+ * files in web/i18n).
  *
  * Test hooks (kept stable): `form#join` with `input[name=name]`,
  * `input[name=room]` and (when a room asks for one) `input[name=password]`;
@@ -21,7 +22,7 @@
  */
 
 import { MAX_CHAT_ENTRIES, MAX_CHAT_TEXT } from './limits.js';
-import { S } from './strings.js';
+import { LANGUAGES, S, language, setLanguage } from './strings.js';
 import { checkName, checkRoom } from './signaling.js';
 import { randomRoomName } from './roomname.js';
 import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims } from './access.js';
@@ -114,11 +115,15 @@ function hue(name) {
   return String(h);
 }
 
-/** One formatter for all chat times (making one per call is slow). */
-const CLOCK = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' });
+/** One formatter for all chat times (making one per call is slow), made
+ * again when the page's language changes. */
+let CLOCK = new Intl.DateTimeFormat(language(), { hour: '2-digit', minute: '2-digit' });
 
 /** @param {number} millis */
 function clock(millis) {
+  if (CLOCK.resolvedOptions().locale.split('-')[0] !== language()) {
+    CLOCK = new Intl.DateTimeFormat(language(), { hour: '2-digit', minute: '2-digit' });
+  }
   return CLOCK.format(millis);
 }
 
@@ -339,13 +344,41 @@ export class UI {
         preview.srcObject = this.media.stream;
         preview.play().catch(() => {});
       }
-      const note = $('#media-note');
-      let text = '';
-      if (r.problem === 'unsupported') text = S.mediaUnsupported;
-      else if (!r.audio && !r.video) text = r.problem === 'denied' ? S.mediaDenied : S.mediaNone;
-      else if (!r.video) text = r.problem === 'denied' ? S.mediaDeniedAudioOnly : S.mediaAudioOnly;
-      else if (!r.audio) text = S.mediaVideoOnly;
-      note.textContent = text;
+      this.#renderMediaNote();
+      this.#renderMediaControls();
+    });
+    this.#initLanguage();
+  }
+
+  /** The note under the preview: what the page could not get. */
+  #renderMediaNote() {
+    const r = this.media.result;
+    if (!r) return;
+    let text = '';
+    if (r.problem === 'unsupported') text = S.mediaUnsupported;
+    else if (!r.audio && !r.video) text = r.problem === 'denied' ? S.mediaDenied : S.mediaNone;
+    else if (!r.video) text = r.problem === 'denied' ? S.mediaDeniedAudioOnly : S.mediaAudioOnly;
+    else if (!r.audio) text = S.mediaVideoOnly;
+    $('#media-note').textContent = text;
+  }
+
+  /** The language switch on the join page: each language in its own name. */
+  #initLanguage() {
+    const select = /** @type {HTMLSelectElement} */ ($('select[name=lang]'));
+    for (const [code, { name }] of Object.entries(LANGUAGES)) {
+      const option = new Option(name, code);
+      option.lang = code;
+      select.append(option);
+    }
+    select.value = language();
+    select.addEventListener('change', () => {
+      const code = select.value;
+      if (!Object.hasOwn(LANGUAGES, code)) return;
+      setLanguage(/** @type {keyof typeof LANGUAGES} */ (code));
+      this.#translate();
+      const room = roomFromPath();
+      if (room) $('#join-title').textContent = S.joinRoomTitle(room);
+      this.#renderMediaNote();
       this.#renderMediaControls();
     });
   }

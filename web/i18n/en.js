@@ -1,0 +1,186 @@
+// @ts-check
+/**
+ * English: every string a person reads. `ru.js` has the same keys (a test
+ * fails if one is missing from either). Functions build strings that hold a
+ * value (a name, a room, a count); counts go through `plural` (the
+ * language's own rules, `Intl.PluralRules`). ui.js fills elements marked
+ * `data-i18n="key"` (textContent), `data-i18n-label="key"` (aria-label and
+ * title) and `data-i18n-placeholder="key"` from the current language.
+ */
+import { plural } from '../js/plural.js';
+
+export default Object.freeze({
+  appName: 'huddle',
+  tagline: 'Video calls in your browser. No account, no install.',
+  joinTitle: 'Start or join a call',
+  /** @param {string} room */
+  joinRoomTitle: (room) => `Join ${room}`,
+  nameLabel: 'Your name',
+  namePlaceholder: 'How others will see you',
+  roomLabel: 'Room',
+  roomPlaceholder: 'Leave empty for a new room',
+  roomHint: 'Letters, digits, - _ and . only. Share the link to invite others.',
+  join: 'Join',
+  joining: 'Joining…',
+  passwordLabel: 'Room password',
+  languageLabel: 'Language',
+  passwordHint: 'The host set a password for this room. Ask them for it.',
+
+  // Preview on the join page
+  previewLabel: 'Camera preview',
+  previewCameraOff: 'Camera is off',
+  previewStarting: 'Starting camera…',
+  mediaAudioOnly: 'No camera available: you will join with audio only.',
+  mediaVideoOnly: 'No microphone available: you will join with video only.',
+  mediaNone: 'No camera or microphone available: you can still watch and listen, and chat.',
+  mediaDenied: 'Camera and microphone are blocked. Allow them in the address bar to be seen and heard; you can still join to watch and chat.',
+  mediaDeniedAudioOnly: 'Camera is blocked or missing: you will join with audio only.',
+  mediaUnsupported: 'This browser cannot use a camera or microphone here (it needs HTTPS). You can still watch and chat.',
+  inCallMediaNote: {
+    audioOnly: 'You joined with audio only: no camera was available.',
+    videoOnly: 'You joined without a microphone: none was available.',
+    none: 'You joined without camera or microphone: you can watch, listen and chat.',
+  },
+
+  // Form validation and join errors
+  errNameEmpty: 'Enter a name so others know who you are.',
+  errNameLong: 'That name is too long: 32 characters at most.',
+  errNameInvalid: 'That name contains characters that are not allowed (control or invisible characters).',
+  errRoomLong: 'That room name is too long: 64 characters at most.',
+  errRoomInvalid: 'Room names can only use letters, digits, -, _ and . (and cannot be just . or ..)',
+  /** @param {string} name */
+  errNameTaken: (name) => `Someone called “${name}” is already in this room. Pick another name.`,
+  /** @param {string} room */
+  errRoomFull: (room) => `Room “${room}” is full. Try again later or pick another room.`,
+  errUnreachable: 'Cannot reach the server. Check your connection and try again.',
+  errTimeout: 'The server did not answer in time. Try again.',
+  errProtocol: 'The server closed the connection because of an error. Reload the page to try again.',
+  errReplaced: 'You joined this call from another tab or window, so this one was disconnected.',
+  errRateLimited: 'Too many messages at once. Wait a moment and try again.',
+  errGeneric: 'Something went wrong. Try again.',
+  /** @param {string} room */
+  errRejoinFailed: (room) => `The connection to “${room}” was lost and could not be restored. Join again.`,
+  leftCall: 'You left the call.',
+
+  // Room access: password, lobby, invitation links, removal
+  errPasswordRequired: 'This room has a password. Enter it to join.',
+  errWrongPassword: 'That password is not right. Check it and try again.',
+  /** @param {string} room */
+  errDenied: (room) => `The host did not let you in to “${room}”.`,
+  errUnavailable: 'The server cannot take new calls right now. Try again in a few seconds.',
+  errNotHost: 'Only the host can do that.',
+  errAccessMissing: 'This server only lets people in with an invitation link. Ask the host for one.',
+  errAccessExpired: 'This invitation link has expired. Ask for a new one.',
+  errAccessInvalid: 'This invitation link is not valid. Check that you copied all of it, or ask for a new one.',
+  /** @param {string} room */
+  errAccessRoom: (room) => `This invitation link is not for “${room}”. Use the link you were sent, or ask for a new one.`,
+  /** @param {string} name */
+  errAccessName: (name) => `This invitation link is for “${name}”. Join as ${name}, or ask for a link of your own.`,
+  errRejoinUnauthorized: 'The connection was lost and your invitation link is no longer valid, so you could not rejoin. Ask for a new link.',
+  /** @param {string} by */
+  removedBy: (by) => `${by} removed you from the call.`,
+  removedNoName: 'The host removed you from the call.',
+  stoppedWaiting: 'You stopped waiting to join.',
+  waitingTitle: 'Waiting for the host to let you in…',
+  /** @param {string} room @param {string} name */
+  waitingRoom: (room, name) => `You asked to join “${room}” as “${name}”.`,
+  waitingHint: 'The host knows you are here. Meanwhile you can check your camera and microphone.',
+  stopWaiting: 'Stop waiting',
+  /** @param {string} room */
+  waitingDocTitle: (room) => `Waiting · ${room}`,
+
+  // Call view
+  /** @param {number} n */
+  peopleCount: (n) => plural('en', n, { one: `${n} person`, other: `${n} people` }),
+  you: 'You',
+  /** @param {string} name */
+  youSuffix: (name) => `${name} (you)`,
+  stateConnecting: 'Connecting…',
+  stateConnected: 'Connected',
+  stateReconnecting: 'Reconnecting…',
+  stateFailed: 'Connection failed',
+  signalingReconnecting: 'Connection to the server lost. Reconnecting… Your call continues.',
+  signalingBack: 'Back online.',
+  micOn: 'Turn off microphone (m)',
+  micOff: 'Turn on microphone (m)',
+  micMissing: 'No microphone available',
+  camOn: 'Turn off camera (v)',
+  camOff: 'Turn on camera (v)',
+  camMissing: 'No camera available',
+  copyLink: 'Copy room link',
+  copied: 'Copied',
+  copyFailed: 'Copy failed: select the address bar',
+  changeRoom: 'Change room',
+  people: 'People',
+  chat: 'Chat',
+  closePanel: 'Close panel',
+  leave: 'Leave call',
+  mutedLabel: 'Microphone off',
+  camOffLabel: 'Camera off',
+  gridLabel: 'Videos',
+  host: 'Host',
+  youAreHost: 'You are now the host of this call.',
+  /** @param {string} name */
+  nowHost: (name) => `${name} is now the host.`,
+  protectedLabel: 'This room has a password',
+  lockedLabel: 'Lobby on: the host lets people in',
+  /** @param {string} by */
+  askedMute: (by) => `${by} asked you to mute. Your microphone is off; turn it on again when you want to speak.`,
+  /** @param {string} name */
+  askMuteLabel: (name) => `Ask ${name} to mute`,
+  /** @param {string} name */
+  askedMuteSent: (name) => `You asked ${name} to mute.`,
+  /** @param {string} name */
+  removeLabel: (name) => `Remove ${name} from the call`,
+  notConnected: 'Not connected to the server right now. Try again in a moment.',
+
+  // Lobby, as the host sees it
+  knocksLabel: 'People waiting to join',
+  /** @param {string} name */
+  knockText: (name) => `${name} wants to join`,
+  knockWhat: 'wants to join',
+  admit: 'Admit',
+  deny: 'Deny',
+  /** @param {string} name */
+  admitLabel: (name) => `Let ${name} in`,
+  /** @param {string} name */
+  denyLabel: (name) => `Turn ${name} away`,
+  /** @param {number} n */
+  waitingCount: (n) => plural('en', n, { one: `${n} person is waiting to join`, other: `${n} people are waiting to join` }),
+  errAdmitFull: 'The room is full, so nobody else can come in until someone leaves.',
+
+  // Room menu (host)
+  roomMenu: 'Room settings',
+  roomMenuTitle: 'Room settings',
+  roomMenuHelp: 'As the host, you decide who gets in.',
+  lockLabel: 'Lobby',
+  lockHint: 'New people wait until you let them in.',
+  roomPasswordLabel: 'Password',
+  roomPasswordPlaceholder: 'New password',
+  roomPasswordNone: 'No password: anyone with the link can join.',
+  roomPasswordSet: 'This room has a password. People already here stay.',
+  errRoomPasswordEmpty: 'Type a password first.',
+  errPasswordLong: 'That password is too long: 256 bytes at most (fewer for non-Latin letters).',
+  setPassword: 'Set',
+  clearPassword: 'Remove password',
+  done: 'Done',
+
+  // Chat
+  chatPlaceholder: 'Send a message to everyone',
+  chatSend: 'Send',
+  chatEmpty: 'Messages are sent straight to the others and are not stored.',
+  /** @param {string} name */
+  joinedLine: (name) => `${name} joined`,
+  /** @param {string} name */
+  leftLine: (name) => `${name} left`,
+  /** @param {string} room */
+  youJoinedLine: (room) => `You joined ${room}`,
+  /** @param {number} n */
+  unread: (n) => plural('en', n, { one: `${n} unread message`, other: `${n} unread messages` }),
+
+  // Change room dialog
+  changeRoomTitle: 'Move to another room',
+  changeRoomHelp: 'You leave this call and join the other room with the same name.',
+  move: 'Move',
+  cancel: 'Cancel',
+});

@@ -1,0 +1,196 @@
+// @ts-check
+/**
+ * Русский: те же ключи, что в `en.js` (тест проверяет, что ни одного не
+ * пропущено). Числа склоняются по правилам языка (`plural`,
+ * `Intl.PluralRules`): 1 человек, 2 человека, 5 человек.
+ */
+import { plural } from '../js/plural.js';
+
+export default Object.freeze({
+  appName: 'huddle',
+  tagline: 'Видеозвонки в браузере. Без регистрации и установки.',
+  joinTitle: 'Начать звонок или присоединиться',
+  /** @param {string} room */
+  joinRoomTitle: (room) => `Войти в ${room}`,
+  nameLabel: 'Ваше имя',
+  namePlaceholder: 'Так вас увидят другие',
+  roomLabel: 'Комната',
+  roomPlaceholder: 'Оставьте пустым для новой комнаты',
+  roomHint: 'Только буквы, цифры, - _ и точка. Чтобы пригласить других, отправьте им ссылку.',
+  join: 'Войти',
+  joining: 'Входим…',
+  passwordLabel: 'Пароль комнаты',
+  languageLabel: 'Язык',
+  passwordHint: 'Организатор защитил комнату паролем. Узнайте пароль у него.',
+
+  // Preview on the join page
+  previewLabel: 'Предпросмотр камеры',
+  previewCameraOff: 'Камера выключена',
+  previewStarting: 'Включаем камеру…',
+  mediaAudioOnly: 'Камеры нет: вы войдёте только со звуком.',
+  mediaVideoOnly: 'Микрофона нет: вы войдёте только с видео.',
+  mediaNone: 'Нет ни камеры, ни микрофона: вы сможете смотреть, слушать и писать в чат.',
+  mediaDenied: 'Доступ к камере и микрофону запрещён. Разрешите его в адресной строке, чтобы вас видели и слышали; войти, чтобы смотреть и писать в чат, можно и так.',
+  mediaDeniedAudioOnly: 'Камера недоступна или запрещена: вы войдёте только со звуком.',
+  mediaUnsupported: 'Здесь браузер не может использовать камеру и микрофон (нужен HTTPS). Смотреть и писать в чат можно.',
+  inCallMediaNote: {
+    audioOnly: 'Вы вошли только со звуком: камеры не было.',
+    videoOnly: 'Вы вошли без микрофона: его не было.',
+    none: 'Вы вошли без камеры и микрофона: можно смотреть, слушать и писать в чат.',
+  },
+
+  // Form validation and join errors
+  errNameEmpty: 'Введите имя, чтобы другие знали, кто вы.',
+  errNameLong: 'Имя слишком длинное: не больше 32 символов.',
+  errNameInvalid: 'В имени есть недопустимые символы (управляющие или невидимые).',
+  errRoomLong: 'Название комнаты слишком длинное: не больше 64 символов.',
+  errRoomInvalid: 'В названии комнаты можно использовать только буквы, цифры, -, _ и точку (и оно не может быть просто . или ..)',
+  /** @param {string} name */
+  errNameTaken: (name) => `В этой комнате уже есть «${name}». Выберите другое имя.`,
+  /** @param {string} room */
+  errRoomFull: (room) => `Комната «${room}» заполнена. Попробуйте позже или выберите другую.`,
+  errUnreachable: 'Не удаётся связаться с сервером. Проверьте подключение и попробуйте ещё раз.',
+  errTimeout: 'Сервер не ответил вовремя. Попробуйте ещё раз.',
+  errProtocol: 'Сервер закрыл соединение из-за ошибки. Перезагрузите страницу и попробуйте снова.',
+  errReplaced: 'Вы вошли в этот звонок из другой вкладки или окна, поэтому здесь соединение закрыто.',
+  errRateLimited: 'Слишком много сообщений сразу. Подождите немного и попробуйте снова.',
+  errGeneric: 'Что-то пошло не так. Попробуйте ещё раз.',
+  /** @param {string} room */
+  errRejoinFailed: (room) => `Связь с «${room}» потеряна, и восстановить её не удалось. Войдите снова.`,
+  leftCall: 'Вы вышли из звонка.',
+
+  // Room access: password, lobby, invitation links, removal
+  errPasswordRequired: 'У этой комнаты есть пароль. Введите его, чтобы войти.',
+  errWrongPassword: 'Пароль неверный. Проверьте его и попробуйте снова.',
+  /** @param {string} room */
+  errDenied: (room) => `Организатор не впустил вас в «${room}».`,
+  errUnavailable: 'Сервер сейчас не может принять новый звонок. Попробуйте через несколько секунд.',
+  errNotHost: 'Это может сделать только организатор.',
+  errAccessMissing: 'На этот сервер пускают только по приглашению. Попросите ссылку у организатора.',
+  errAccessExpired: 'Срок действия ссылки-приглашения истёк. Попросите новую.',
+  errAccessInvalid: 'Ссылка-приглашение недействительна. Проверьте, что скопировали её целиком, или попросите новую.',
+  /** @param {string} room */
+  errAccessRoom: (room) => `Эта ссылка-приглашение не для «${room}». Откройте ссылку, которую вам прислали, или попросите новую.`,
+  /** @param {string} name */
+  errAccessName: (name) => `Эта ссылка-приглашение для «${name}». Войдите как ${name} или попросите свою ссылку.`,
+  errRejoinUnauthorized: 'Связь прервалась, а ваша ссылка-приглашение больше не действует, поэтому вернуться не удалось. Попросите новую ссылку.',
+  /** @param {string} by */
+  removedBy: (by) => `${by} удалил(а) вас из звонка.`,
+  removedNoName: 'Организатор удалил вас из звонка.',
+  stoppedWaiting: 'Вы перестали ждать входа.',
+  waitingTitle: 'Ждём, когда организатор вас впустит…',
+  /** @param {string} room @param {string} name */
+  waitingRoom: (room, name) => `Вы попросились в «${room}» как «${name}».`,
+  waitingHint: 'Организатор знает, что вы здесь. А пока можно проверить камеру и микрофон.',
+  stopWaiting: 'Не ждать',
+  /** @param {string} room */
+  waitingDocTitle: (room) => `Ожидание · ${room}`,
+
+  // Call view
+  /** @param {number} n */
+  peopleCount: (n) =>
+    plural('ru', n, { one: `${n} человек`, few: `${n} человека`, many: `${n} человек`, other: `${n} человека` }),
+  you: 'Вы',
+  /** @param {string} name */
+  youSuffix: (name) => `${name} (вы)`,
+  stateConnecting: 'Подключаемся…',
+  stateConnected: 'Подключено',
+  stateReconnecting: 'Переподключаемся…',
+  stateFailed: 'Не удалось подключиться',
+  signalingReconnecting: 'Связь с сервером потеряна. Переподключаемся… Звонок продолжается.',
+  signalingBack: 'Связь восстановлена.',
+  micOn: 'Выключить микрофон (m)',
+  micOff: 'Включить микрофон (m)',
+  micMissing: 'Микрофона нет',
+  camOn: 'Выключить камеру (v)',
+  camOff: 'Включить камеру (v)',
+  camMissing: 'Камеры нет',
+  copyLink: 'Скопировать ссылку на комнату',
+  copied: 'Скопировано',
+  copyFailed: 'Не удалось скопировать: выделите адресную строку',
+  changeRoom: 'Сменить комнату',
+  people: 'Участники',
+  chat: 'Чат',
+  closePanel: 'Закрыть панель',
+  leave: 'Выйти из звонка',
+  mutedLabel: 'Микрофон выключен',
+  camOffLabel: 'Камера выключена',
+  gridLabel: 'Видео',
+  host: 'Организатор',
+  youAreHost: 'Теперь вы организатор этого звонка.',
+  /** @param {string} name */
+  nowHost: (name) => `Теперь организатор — ${name}.`,
+  protectedLabel: 'У этой комнаты есть пароль',
+  lockedLabel: 'Зал ожидания включён: организатор впускает участников',
+  /** @param {string} by */
+  askedMute: (by) => `${by} просит вас выключить микрофон. Микрофон выключен; включите его, когда захотите говорить.`,
+  /** @param {string} name */
+  askMuteLabel: (name) => `Попросить ${name} выключить микрофон`,
+  /** @param {string} name */
+  askedMuteSent: (name) => `Вы попросили ${name} выключить микрофон.`,
+  /** @param {string} name */
+  removeLabel: (name) => `Удалить ${name} из звонка`,
+  notConnected: 'Сейчас нет связи с сервером. Попробуйте через минуту.',
+
+  // Lobby, as the host sees it
+  knocksLabel: 'Ждут входа',
+  /** @param {string} name */
+  knockText: (name) => `${name} просит войти`,
+  knockWhat: 'просит войти',
+  admit: 'Впустить',
+  deny: 'Отклонить',
+  /** @param {string} name */
+  admitLabel: (name) => `Впустить ${name}`,
+  /** @param {string} name */
+  denyLabel: (name) => `Не впускать ${name}`,
+  /** @param {number} n */
+  waitingCount: (n) =>
+    plural('ru', n, {
+      one: `${n} человек ждёт входа`,
+      few: `${n} человека ждут входа`,
+      many: `${n} человек ждут входа`,
+      other: `${n} человека ждут входа`,
+    }),
+  errAdmitFull: 'Комната заполнена: никто не сможет войти, пока кто-нибудь не выйдет.',
+
+  // Room menu (host)
+  roomMenu: 'Настройки комнаты',
+  roomMenuTitle: 'Настройки комнаты',
+  roomMenuHelp: 'Вы организатор и решаете, кого впускать.',
+  lockLabel: 'Зал ожидания',
+  lockHint: 'Новые участники ждут, пока вы их впустите.',
+  roomPasswordLabel: 'Пароль',
+  roomPasswordPlaceholder: 'Новый пароль',
+  roomPasswordNone: 'Пароля нет: войти может любой, у кого есть ссылка.',
+  roomPasswordSet: 'У комнаты есть пароль. Те, кто уже здесь, остаются.',
+  errRoomPasswordEmpty: 'Сначала введите пароль.',
+  errPasswordLong: 'Пароль слишком длинный: не больше 256 байт (для кириллицы — примерно 128 букв).',
+  setPassword: 'Задать',
+  clearPassword: 'Убрать пароль',
+  done: 'Готово',
+
+  // Chat
+  chatPlaceholder: 'Сообщение для всех',
+  chatSend: 'Отправить',
+  chatEmpty: 'Сообщения идут напрямую к участникам и нигде не хранятся.',
+  /** @param {string} name */
+  joinedLine: (name) => `${name} входит в звонок`,
+  /** @param {string} name */
+  leftLine: (name) => `${name} выходит из звонка`,
+  /** @param {string} room */
+  youJoinedLine: (room) => `Вы вошли в ${room}`,
+  /** @param {number} n */
+  unread: (n) =>
+    plural('ru', n, {
+      one: `${n} непрочитанное сообщение`,
+      few: `${n} непрочитанных сообщения`,
+      many: `${n} непрочитанных сообщений`,
+      other: `${n} непрочитанного сообщения`,
+    }),
+
+  // Change room dialog
+  changeRoomTitle: 'Перейти в другую комнату',
+  changeRoomHelp: 'Вы выйдете из этого звонка и войдёте в другую комнату под тем же именем.',
+  move: 'Перейти',
+  cancel: 'Отмена',
+});
