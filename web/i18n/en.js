@@ -165,6 +165,24 @@ export default Object.freeze({
   clearPassword: 'Remove password',
   done: 'Done',
 
+  // Hands and reactions
+  raiseHand: 'Raise hand (h)',
+  lowerHand: 'Lower hand (h)',
+  handRaised: 'Hand raised',
+  /** @param {string} name */
+  handRaisedBy: (name) => `${name} raised a hand`,
+  react: 'Send a reaction',
+  /** @param {string} name @param {string} what */
+  reactedBy: (name, what) => `${name}: ${what}`,
+  reactionNames: {
+    '👍': 'Thumbs up',
+    '👏': 'Applause',
+    '😂': 'Laughing',
+    '❤️': 'Love',
+    '🎉': 'Celebrate',
+    '😮': 'Surprised',
+  },
+
   // Chat
   chatPlaceholder: 'Send a message to everyone',
   chatSend: 'Send',

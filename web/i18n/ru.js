@@ -169,6 +169,24 @@ export default Object.freeze({
   clearPassword: 'Убрать пароль',
   done: 'Готово',
 
+  // Hands and reactions
+  raiseHand: 'Поднять руку (h)',
+  lowerHand: 'Опустить руку (h)',
+  handRaised: 'Рука поднята',
+  /** @param {string} name */
+  handRaisedBy: (name) => `${name} поднимает руку`,
+  react: 'Отправить реакцию',
+  /** @param {string} name @param {string} what */
+  reactedBy: (name, what) => `${name}: ${what}`,
+  reactionNames: {
+    '👍': 'Нравится',
+    '👏': 'Аплодисменты',
+    '😂': 'Смешно',
+    '❤️': 'Люблю',
+    '🎉': 'Ура',
+    '😮': 'Ух ты',
+  },
+
   // Chat
   chatPlaceholder: 'Сообщение для всех',
   chatSend: 'Отправить',

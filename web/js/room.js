@@ -31,10 +31,17 @@
  * - `asked-mute`     detail `{by}`: the host asked us to mute; the microphone
  *                    is already off.
  * `ended` has reason `removed` and `by` when the host removed us.
+ * Hands and reactions (over the data channel):
+ * - `hand`           detail `{name, up}`: someone ('' = us) raised or lowered
+ *                    a hand; `raisedHands()` lists them, first raised first.
+ * - `reaction`       detail `{name, emoji}`: someone ('' = us) reacted.
  */
 
 import { PeerLink } from './peer.js';
 import { Chat } from './chat.js';
+
+/** The reactions a member may send; anything else that arrives is dropped. */
+export const REACTIONS = Object.freeze(['👍', '👏', '😂', '❤️', '🎉', '😮']);
 
 const SPEAKING_POLL_MS = 300;
 /** Audio level (0..1, linear) from which someone counts as speaking. */
@@ -47,6 +54,8 @@ const SPEAKING_HOLD_MS = 700;
  * @property {PeerLink} link
  * @property {boolean | null} audio the member's microphone is on (null: not told yet)
  * @property {boolean | null} video the member's camera is on (null: not told yet)
+ * @property {number | null} hand when the member raised its hand (its own
+ *   clock, ms since the epoch), null when it is down
  */
 
 /**
@@ -88,6 +97,8 @@ export class Room extends EventTarget {
   /** @type {Set<string>} who is shown as speaking */
   #speakingNow = new Set();
   #polling = false;
+  /** @type {number | null} when we raised our hand (ms since the epoch), null: down */
+  handRaisedAt = null;
 
   /**
    * @param {{client: import('./signaling.js').Client, media: import('./media.js').LocalMedia,
@@ -252,6 +263,43 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Raises (UP true) or lowers our hand, for everyone.
+   * @param {boolean} up
+   */
+  raiseHand(up) {
+    if (!this.self || up === (this.handRaisedAt !== null)) return;
+    this.handRaisedAt = up ? Date.now() : null;
+    const msg = this.#handState();
+    for (const m of this.members.values()) m.link.send(msg);
+    this.#emit('hand', { name: '', up });
+  }
+
+  /**
+   * Sends a reaction (one of REACTIONS) to everyone. Returns false for
+   * anything else.
+   * @param {string} emoji
+   * @returns {boolean}
+   */
+  react(emoji) {
+    if (!this.self || !REACTIONS.includes(emoji)) return false;
+    for (const m of this.members.values()) m.link.send({ type: 'reaction', emoji });
+    this.#emit('reaction', { name: '', emoji });
+    return true;
+  }
+
+  /**
+   * Everyone whose hand is up ('' = us), first raised first.
+   * @returns {string[]}
+   */
+  raisedHands() {
+    /** @type {[string, number][]} */
+    const up = [];
+    if (this.handRaisedAt !== null) up.push(['', this.handRaisedAt]);
+    for (const m of this.members.values()) if (m.hand !== null) up.push([m.name, m.hand]);
+    return up.sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  }
+
+  /**
    * What arrives from each member (inbound-rtp counters, live tracks).
    * @returns {Promise<Record<string, Awaited<ReturnType<PeerLink['stats']>>>>}
    */
@@ -335,12 +383,16 @@ export class Room extends EventTarget {
       callSize,
     });
     /** @type {Member} */
-    const member = { name, link, audio: null, video: null };
+    const member = { name, link, audio: null, video: null, hand: null };
     this.members.set(name, member);
     const current = () => this.members.get(name) === member;
     link.addEventListener('state', () => current() && this.#emit('member-updated', { name }));
     link.addEventListener('track', () => current() && this.#emit('member-track', { name }));
-    link.addEventListener('open', () => link.send(this.#mediaState()));
+    link.addEventListener('open', () => {
+      link.send(this.#mediaState());
+      // A member who joins late learns a raised hand at once.
+      if (this.handRaisedAt !== null) link.send(this.#handState());
+    });
     link.addEventListener('message', (ev) => {
       if (!current()) return;
       const msg = /** @type {CustomEvent} */ (ev).detail;
@@ -350,6 +402,17 @@ export class Room extends EventTarget {
         member.audio = typeof msg.audio === 'boolean' ? msg.audio : member.audio;
         member.video = typeof msg.video === 'boolean' ? msg.video : member.video;
         this.#emit('member-updated', { name });
+      } else if (msg.type === 'hand') {
+        const at = Number.isFinite(msg.at) ? Number(msg.at) : Date.now();
+        const hand = msg.up === true ? at : null;
+        if ((member.hand === null) !== (hand === null)) {
+          member.hand = hand;
+          this.#emit('hand', { name, up: hand !== null });
+        }
+      } else if (msg.type === 'reaction') {
+        if (typeof msg.emoji === 'string' && REACTIONS.includes(msg.emoji)) {
+          this.#emit('reaction', { name, emoji: msg.emoji });
+        }
       }
       // Other types: ignored, as the protocol asks.
     });
@@ -378,6 +441,7 @@ export class Room extends EventTarget {
   #reset() {
     for (const name of [...this.members.keys()]) this.#removeMember(name);
     this.self = null;
+    this.handRaisedAt = null;
     this.#admitting = [];
     if (this.knocks.length) this.#setKnocks([]);
     this.access = { host: null, locked: false, protected: false };
@@ -455,6 +519,11 @@ export class Room extends EventTarget {
       this.media.fitToCall(n);
       for (const m of this.members.values()) m.link.setCallSize(n);
     }, 0);
+  }
+
+  /** @returns {{type:'hand', up:boolean, at?:number}} */
+  #handState() {
+    return this.handRaisedAt === null ? { type: 'hand', up: false } : { type: 'hand', up: true, at: this.handRaisedAt };
   }
 
   /** @returns {{type:'media', audio:boolean, video:boolean}} */

@@ -26,6 +26,12 @@ import { LANGUAGES, S, language, setLanguage } from './strings.js';
 import { checkName, checkRoom } from './signaling.js';
 import { randomRoomName } from './roomname.js';
 import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims } from './access.js';
+import { REACTIONS } from './room.js';
+
+/** How long a reaction floats over its sender's tile. */
+const REACTION_MS = 4000;
+/** At most this many reactions float over one tile at once; more are dropped. */
+const MAX_FLOATING_REACTIONS = 6;
 
 const NAME_KEY = 'huddle.name';
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -380,6 +386,7 @@ export class UI {
       if (room) $('#join-title').textContent = S.joinRoomTitle(room);
       this.#renderMediaNote();
       this.#renderMediaControls();
+      this.#renderHands();
     });
   }
 
@@ -618,6 +625,9 @@ export class UI {
     on('people', () => (this.#panel === 'people' ? this.#closePanel() : this.#openPanel('people')));
     on('close-panel', () => this.#closePanel());
     on('cancel-move', () => this.dialog.close());
+    on('raise-hand', () => this.room.raiseHand(this.room.handRaisedAt === null));
+    this.#initReactions();
+    this.#renderHands();
     for (const tab of document.querySelectorAll('[role=tab]')) {
       tab.addEventListener('click', () => this.#openPanel(/** @type {'chat'|'people'} */ (/** @type {HTMLElement} */ (tab).dataset.tab)));
     }
@@ -640,6 +650,93 @@ export class UI {
     });
     $('#move-password').addEventListener('input', () => this.#fieldError(/** @type {HTMLInputElement} */ ($('#move-password')), ''));
     this.#initAccess();
+  }
+
+  // ------------------------------------------------------ hands, reactions
+
+  /** The reactions menu: a button per emoji, closed by a choice, Escape or a click elsewhere. */
+  #initReactions() {
+    const button = /** @type {HTMLButtonElement} */ ($('[data-action=react]'));
+    const menu = /** @type {HTMLElement} */ ($('#reactions'));
+    for (const emoji of REACTIONS) {
+      const b = el('button', 'reaction', emoji);
+      b.setAttribute('type', 'button');
+      b.setAttribute('role', 'menuitem');
+      b.dataset.reaction = emoji;
+      b.addEventListener('click', () => {
+        this.room.react(emoji);
+        close(true);
+      });
+      menu.append(b);
+    }
+    const close = (/** @type {boolean} */ focusButton) => {
+      if (menu.hidden) return;
+      menu.hidden = true;
+      button.setAttribute('aria-expanded', 'false');
+      if (focusButton) button.focus();
+    };
+    button.addEventListener('click', () => {
+      if (!menu.hidden) return close(false);
+      // Labels in the page's current language.
+      const names = /** @type {Record<string, string>} */ (S.reactionNames);
+      for (const b of menu.querySelectorAll('button')) {
+        b.setAttribute('aria-label', names[/** @type {HTMLElement} */ (b).dataset.reaction || ''] || '');
+      }
+      menu.hidden = false;
+      button.setAttribute('aria-expanded', 'true');
+      /** @type {HTMLElement | null} */ (menu.querySelector('button'))?.focus();
+    });
+    menu.addEventListener('keydown', (e) => {
+      const items = /** @type {HTMLElement[]} */ ([...menu.querySelectorAll('button')]);
+      const i = items.indexOf(/** @type {HTMLElement} */ (document.activeElement));
+      if (e.key === 'Escape') {
+        e.stopPropagation();
+        close(true);
+      } else if (e.key === 'ArrowRight' || e.key === 'ArrowDown') {
+        e.preventDefault();
+        items[(i + 1) % items.length].focus();
+      } else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        items[(i - 1 + items.length) % items.length].focus();
+      }
+    });
+    document.addEventListener('pointerdown', (e) => {
+      if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest('.react-wrap')) close(false);
+    });
+  }
+
+  /** Raised hands on the tiles, the people list and the button. */
+  #renderHands() {
+    const up = new Set(this.room.raisedHands());
+    for (const [key, t] of this.#tiles) {
+      if (up.has(key)) t.el.dataset.hand = 'up';
+      else delete t.el.dataset.hand;
+    }
+    const mine = this.room.handRaisedAt !== null;
+    const b = /** @type {HTMLButtonElement} */ ($('[data-action=raise-hand]'));
+    b.setAttribute('aria-pressed', String(mine));
+    b.setAttribute('aria-label', mine ? S.lowerHand : S.raiseHand);
+    this.#renderPeople();
+  }
+
+  /**
+   * Floats EMOJI over NAME's tile ('' = ours) for a few seconds.
+   * @param {string} name
+   * @param {string} emoji
+   */
+  #floatReaction(name, emoji) {
+    const t = this.#tiles.get(name);
+    if (!t || t.el.querySelectorAll('[data-reaction-float]').length >= MAX_FLOATING_REACTIONS) return;
+    const f = el('span', 'reaction-float', emoji);
+    f.dataset.reactionFloat = emoji;
+    f.setAttribute('aria-hidden', 'true');
+    f.style.setProperty('--x', `${12 + Math.random() * 64}%`);
+    t.el.append(f);
+    setTimeout(() => f.remove(), REACTION_MS);
+    if (name) {
+      const label = /** @type {Record<string, string>} */ (S.reactionNames)[emoji] || emoji;
+      $('#announce').textContent = S.reactedBy(isolate(name), label);
+    }
   }
 
   // ------------------------------------------------------------ room access
@@ -885,6 +982,11 @@ export class UI {
       lastHost = d.host;
     });
     on('knocks', (d) => this.#renderKnocks(d.names));
+    on('hand', (d) => {
+      this.#renderHands();
+      if (d.name && d.up) $('#announce').textContent = S.handRaisedBy(isolate(d.name));
+    });
+    on('reaction', (d) => this.#floatReaction(d.name, d.emoji));
     on('asked-mute', (d) => this.#toast(d.by ? S.askedMute(isolate(d.by)) : S.askedMute(S.host), 8000));
     on('error', (d) => {
       // Errors not tied to a join: refusals of the host's commands and the like.
@@ -919,7 +1021,7 @@ export class UI {
     this.#formMessage('');
     this.#showCallView();
     this.#renderAccess();
-    this.#renderPeople();
+    this.#renderHands();
     const r = this.media.result;
     if (r && !d.rejoined) {
       if (r.audio && !r.video) this.#toast(S.inCallMediaNote.audioOnly, 6000);
@@ -986,7 +1088,11 @@ export class UI {
     crown.setAttribute('aria-hidden', 'false');
     crown.setAttribute('role', 'img');
     crown.setAttribute('aria-label', S.host);
-    plate.append(crown, muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
+    const hand = el('span', 'hand-icon', '✋');
+    hand.setAttribute('role', 'img');
+    hand.setAttribute('aria-label', S.handRaised);
+    plate.append(crown, hand, muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
+    if (this.room.raisedHands().includes(key)) tile.dataset.hand = 'up';
 
     tile.append(video, avatar, state, plate);
     this.#tiles.set(key, { el: tile, video, state });
@@ -1254,6 +1360,13 @@ export class UI {
     const rows = [];
     if (self) rows.push([self, 'connected', !!this.media.activeTrack('audio'), !!this.media.activeTrack('video'), true]);
     for (const m of this.room.members.values()) rows.push([m.name, m.link.state, m.audio !== false, m.video !== false, false]);
+    // Raised hands first, in the order they went up; the rest as they joined.
+    const hands = this.room.raisedHands();
+    const rank = (/** @type {string} */ name, /** @type {boolean} */ isSelf) => {
+      const i = hands.indexOf(isSelf ? '' : name);
+      return i < 0 ? hands.length : i;
+    };
+    rows.sort((a, b) => rank(a[0], a[4]) - rank(b[0], b[4]));
     for (const [name, state, audio, video, isSelf] of rows) {
       const li = el('li', 'person');
       li.dataset.name = name;
@@ -1271,6 +1384,13 @@ export class UI {
         who.append(el('span', 'state', label));
       }
       const icons = el('span', 'icons');
+      if (hands.includes(isSelf ? '' : name)) {
+        li.dataset.hand = 'up';
+        const h = el('span', 'hand-mark', '✋');
+        h.setAttribute('role', 'img');
+        h.setAttribute('aria-label', S.handRaised);
+        icons.append(h);
+      }
       if (!audio) {
         const i = icon('i-mic-off');
         i.setAttribute('aria-hidden', 'false');
@@ -1435,6 +1555,7 @@ export class UI {
     const key = e.key.toLowerCase();
     if (key === 'm') this.#toggleMic();
     else if (key === 'v') this.#toggleCamera();
+    else if (key === 'h' && this.room.inRoom) this.room.raiseHand(this.room.handRaisedAt === null);
     else if (key === 'escape' && this.#panel) this.#closePanel();
   }
 
