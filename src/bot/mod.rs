@@ -378,6 +378,14 @@ fn print_event(ev: &BotEvent, json: bool) {
             format!("signaling connection lost ({why}); resuming"),
             json!({"type":"signal-lost","why":why}),
         ),
+        BotEvent::Hand { from, up } => (
+            format!("{from} {} a hand", if *up { "raised" } else { "lowered" }),
+            json!({"type":"hand","from":from,"up":up}),
+        ),
+        BotEvent::Reaction { from, emoji } => (
+            format!("{from} reacted {emoji}"),
+            json!({"type":"reaction","from":from,"emoji":emoji}),
+        ),
         BotEvent::Waiting(room) => (
             format!("waiting in the lobby of {room} for the host"),
             json!({"type":"waiting","room":room}),

@@ -84,6 +84,20 @@ pub enum BotEvent {
         /// Text.
         text: String,
     },
+    /// A member raised or lowered its hand.
+    Hand {
+        /// The member.
+        from: String,
+        /// Raised.
+        up: bool,
+    },
+    /// A member sent a reaction.
+    Reaction {
+        /// The member.
+        from: String,
+        /// The emoji.
+        emoji: String,
+    },
     /// The signaling connection was lost; the bot is resuming.
     SignalLost(String),
     /// We wait in a locked room's lobby for the host.
@@ -695,6 +709,14 @@ impl Participant {
                         }
                     }
                 }
+                PeerEvent::Hand { up } => self.emit(BotEvent::Hand {
+                    from: name.to_owned(),
+                    up,
+                }),
+                PeerEvent::Reaction { emoji } => self.emit(BotEvent::Reaction {
+                    from: name.to_owned(),
+                    emoji: emoji.clone(),
+                }),
                 PeerEvent::Disconnected => {
                     tracing::debug!(peer = name, "ICE disconnected");
                 }

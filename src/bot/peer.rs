@@ -56,6 +56,16 @@ pub enum PeerEvent {
         /// The text.
         text: String,
     },
+    /// The member raised (`up`) or lowered its hand.
+    Hand {
+        /// Raised.
+        up: bool,
+    },
+    /// The member sent a reaction (one of [`REACTIONS`]).
+    Reaction {
+        /// The emoji.
+        emoji: String,
+    },
     /// The first video frame arrived.
     FirstFrame,
     /// ICE gave up on the connection.
@@ -349,6 +359,8 @@ impl Peer {
                 if let Some(text) = chat_text(&d.data) {
                     self.stats.chat_in += 1;
                     out.events.push(PeerEvent::Chat { text });
+                } else if let Some(ev) = hand_or_reaction(&d.data) {
+                    out.events.push(ev);
                 }
             }
             Event::ChannelClose(id) if Some(id) == self.channel => {
@@ -560,9 +572,57 @@ pub fn chat_text(data: &[u8]) -> Option<String> {
     Some(text.chars().take(MAX_CHAT_TEXT).collect())
 }
 
+/// The reactions the web client offers; others are dropped, as it does.
+pub const REACTIONS: [&str; 6] = ["👍", "👏", "😂", "❤️", "🎉", "😮"];
+
+/// A `hand` or `reaction` data-channel message (protocol.md, "Chat and other
+/// data between browsers"), or `None` for anything else.
+pub fn hand_or_reaction(data: &[u8]) -> Option<PeerEvent> {
+    let v: Value = serde_json::from_slice(data).ok()?;
+    match v.get("type")?.as_str()? {
+        "hand" => Some(PeerEvent::Hand {
+            up: v.get("up")?.as_bool()?,
+        }),
+        "reaction" => {
+            let emoji = v.get("emoji")?.as_str()?;
+            REACTIONS.contains(&emoji).then(|| PeerEvent::Reaction {
+                emoji: emoji.to_owned(),
+            })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hands_and_reactions_are_read_and_others_ignored() {
+        assert_eq!(
+            hand_or_reaction(br#"{"type":"hand","up":true,"at":5}"#),
+            Some(PeerEvent::Hand { up: true })
+        );
+        assert_eq!(
+            hand_or_reaction(br#"{"type":"hand","up":false}"#),
+            Some(PeerEvent::Hand { up: false })
+        );
+        assert_eq!(
+            hand_or_reaction("{\"type\":\"reaction\",\"emoji\":\"🎉\"}".as_bytes()),
+            Some(PeerEvent::Reaction {
+                emoji: "🎉".into()
+            })
+        );
+        for other in [
+            &br#"{"type":"reaction","emoji":"<b>"}"#[..],
+            br#"{"type":"hand","up":"yes"}"#,
+            br#"{"type":"media","audio":true,"video":false}"#,
+            br#"{"type":"file-offer"}"#,
+            b"nope",
+        ] {
+            assert_eq!(hand_or_reaction(other), None);
+        }
+    }
 
     #[test]
     fn chat_wire_format() {

@@ -75,6 +75,19 @@ async function story(env, order) {
     });
     await waitForChat(page, 'robo', 'echo: hi robo');
 
+    // A raised hand and a reaction from the browser show in the bot's output.
+    await page.click('[data-action=raise-hand]');
+    await until(() => b.lines.some((l) => l.type === 'hand' && l.from === 'web' && l.up === true), {
+      timeout: T.short,
+      what: 'the bot to print the raised hand',
+    });
+    await page.click('[data-action=react]');
+    await page.click('#reactions [data-reaction="👍"]');
+    await until(() => b.lines.some((l) => l.type === 'reaction' && l.from === 'web' && l.emoji === '👍'), {
+      timeout: T.short,
+      what: 'the bot to print the reaction',
+    });
+
     // Ctrl-C: the bot leaves cleanly and its tile goes.
     const gone = page.waitForSelector(tileOf('robo'), { state: 'detached', timeout: T.short });
     const code = await b.stop();
