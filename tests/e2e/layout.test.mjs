@@ -1,6 +1,7 @@
 // The grid resizes with the number of people (1 to 16) and the window
 // (phone to desktop): ceil(sqrt(n)) columns on wide screens without
-// scrolling, one column on narrow ones; tiles stay 16:9.
+// scrolling; on narrow ones one column for one or two tiles and two from
+// three on, with up to six fitting without scrolling; tiles stay 16:9.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,8 +54,9 @@ describe('grid layout', () => {
         assert.ok(Math.abs(r.ratio - 16 / 9) < 0.02, `${at}: 16:9`);
         assert.ok(r.insideX, `${at}: no horizontal overflow`);
         if (r.narrow) {
-          assert.equal(r.cols, 1, `${at}: one column on a narrow screen`);
-          if (r.n <= 3) assert.ok(r.insideY, `${at}: up to three fit without scrolling`);
+          assert.equal(r.cols, r.n >= 3 ? 2 : 1, `${at}: ${r.n >= 3 ? 'two columns' : 'one column'} on a narrow screen`);
+          assert.equal(r.firstRow, Math.min(r.cols, r.n), `${at}: laid out in ${r.cols} columns`);
+          if (r.n <= 6) assert.ok(r.insideY, `${at}: up to six fit without scrolling`);
         } else {
           assert.equal(r.cols, Math.ceil(Math.sqrt(r.n)), `${at}: ceil(sqrt(n)) columns`);
           assert.equal(r.firstRow, Math.min(r.cols, r.n), `${at}: laid out in ${r.cols} columns`);

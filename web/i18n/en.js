@@ -165,6 +165,10 @@ export default Object.freeze({
   clearPassword: 'Remove password',
   done: 'Done',
 
+  pin: 'Pin (double-click)',
+  unpin: 'Unpin (double-click)',
+  fullscreen: 'Full screen',
+  fullscreenFailed: 'This browser did not allow full screen.',
   // Hands and reactions
   raiseHand: 'Raise hand (h)',
   lowerHand: 'Lower hand (h)',

@@ -169,6 +169,10 @@ export default Object.freeze({
   clearPassword: 'Убрать пароль',
   done: 'Готово',
 
+  pin: 'Закрепить (двойной щелчок)',
+  unpin: 'Открепить (двойной щелчок)',
+  fullscreen: 'Во весь экран',
+  fullscreenFailed: 'Браузер не разрешил полноэкранный режим.',
   // Hands and reactions
   raiseHand: 'Поднять руку (h)',
   lowerHand: 'Опустить руку (h)',

@@ -181,12 +181,31 @@ function roomUrl(room) {
  */
 export function gridLayout(n, W, H) {
   const narrow = W < NARROW_PX;
-  const cols = narrow ? 1 : Math.ceil(Math.sqrt(n));
+  // Phones: two columns from three tiles on, so six fit a 390×844 screen.
+  const cols = narrow ? (n >= 3 ? 2 : 1) : Math.ceil(Math.sqrt(n));
   const rows = Math.ceil(n / cols);
   const byWidth = (W - GAP_PX * (cols - 1)) / cols;
   const byHeight = ((H - GAP_PX * (rows - 1)) / rows) * (16 / 9);
-  const width = narrow && n > 3 ? W : Math.min(byWidth, byHeight);
+  // Past six on a phone the grid scrolls rather than shrink the tiles.
+  const width = narrow && n > 6 ? byWidth : Math.min(byWidth, byHeight);
   return { narrow, cols, rows, width: Math.max(80, Math.floor(width)) };
+}
+
+/**
+ * Sizes for a pinned tile and the strip of the others under it, in a grid
+ * of W×H px holding N tiles: the strip's tiles share one row (at most
+ * 220 px each), the pinned one takes what is left, 16:9.
+ * @param {number} n
+ * @param {number} W
+ * @param {number} H
+ * @returns {{pinned:number, strip:number}}
+ */
+export function pinLayout(n, W, H) {
+  const others = Math.max(1, n - 1);
+  const strip = Math.max(64, Math.min(220, Math.floor((W - GAP_PX * (others - 1)) / others)));
+  const stripH = (strip * 9) / 16;
+  const pinned = Math.max(80, Math.floor(Math.min(W, (H - stripH - GAP_PX) * (16 / 9))));
+  return { pinned, strip };
 }
 
 /** The server's limit on a room password (protocol: longer is `bad-message`). */
@@ -213,6 +232,8 @@ function codeOf(err) {
 export class UI {
   /** @type {Map<string, Tile>} tiles by member name; the own one under '' */
   #tiles = new Map();
+  /** @type {string | null} the pinned tile's key ('' = ours), if any */
+  #pinned = null;
   #unread = 0;
   /** @type {'chat'|'people'|null} */
   #panel = null;
@@ -1094,7 +1115,28 @@ export class UI {
     plate.append(crown, hand, muted, nameEl('span', 'name', self ? S.youSuffix(isolate(name)) : name));
     if (this.room.raisedHands().includes(key)) tile.dataset.hand = 'up';
 
-    tile.append(video, avatar, state, plate);
+    const actions = el('div', 'tile-actions');
+    const pin = el('button', 'tile-button');
+    pin.setAttribute('type', 'button');
+    pin.dataset.action = 'pin';
+    pin.setAttribute('aria-pressed', 'false');
+    pin.setAttribute('aria-label', S.pin);
+    pin.setAttribute('title', S.pin);
+    pin.append(icon('i-pin'));
+    pin.addEventListener('click', () => this.#togglePin(key));
+    const full = el('button', 'tile-button');
+    full.setAttribute('type', 'button');
+    full.dataset.action = 'fullscreen';
+    full.setAttribute('aria-label', S.fullscreen);
+    full.setAttribute('title', S.fullscreen);
+    full.append(icon('i-expand'));
+    full.addEventListener('click', () => this.#toggleFullscreen(tile));
+    actions.append(pin, full);
+    tile.addEventListener('dblclick', (e) => {
+      if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
+    });
+
+    tile.append(video, avatar, state, plate, actions);
     this.#tiles.set(key, { el: tile, video, state });
     this.grid.append(tile);
     this.#updateTile(key);
@@ -1111,6 +1153,7 @@ export class UI {
     t.video.srcObject = null;
     t.el.remove();
     this.#tiles.delete(key);
+    if (this.#pinned === key) this.#pinned = null;
     this.#layout();
     this.#renderPeople();
   }
@@ -1177,10 +1220,54 @@ export class UI {
     const H = this.grid.clientHeight;
     this.grid.dataset.count = String(n);
     if (!n || !W || !H) return;
+    const pinned = this.#pinned !== null && n > 1 ? this.#pinned : null;
+    if (pinned !== null) {
+      // The pinned tile large on a row of its own, the rest in a strip below.
+      const pin = pinLayout(n, W, H);
+      delete this.grid.dataset.cols;
+      this.grid.dataset.pinned = '';
+      this.grid.classList.remove('narrow');
+      this.grid.style.setProperty('--tile-w', `${pin.strip}px`);
+      this.grid.style.setProperty('--pin-w', `${pin.pinned}px`);
+      return;
+    }
+    delete this.grid.dataset.pinned;
     const { narrow, cols, width } = gridLayout(n, W, H);
     this.grid.dataset.cols = String(cols);
     this.grid.classList.toggle('narrow', narrow);
     this.grid.style.setProperty('--tile-w', `${width}px`);
+  }
+
+  /**
+   * Pins the tile KEY ('' = ours), or unpins it if it is the pinned one.
+   * @param {string} key
+   */
+  #togglePin(key) {
+    this.#pinned = this.#pinned === key ? null : key;
+    for (const [k, t] of this.#tiles) {
+      const on = k === this.#pinned;
+      if (on) t.el.dataset.pinned = '';
+      else delete t.el.dataset.pinned;
+      const b = t.el.querySelector('[data-action=pin]');
+      if (b) {
+        b.setAttribute('aria-pressed', String(on));
+        b.setAttribute('aria-label', on ? S.unpin : S.pin);
+        b.setAttribute('title', on ? S.unpin : S.pin);
+      }
+    }
+    this.#layout();
+  }
+
+  /**
+   * Shows TILE on the whole screen, or leaves full screen.
+   * @param {HTMLElement} tile
+   */
+  #toggleFullscreen(tile) {
+    if (document.fullscreenElement === tile) {
+      document.exitFullscreen().catch(() => {});
+      return;
+    }
+    tile.requestFullscreen?.().catch(() => this.#toast(S.fullscreenFailed, 3000));
   }
 
   // ----------------------------------------------------------- media toggles
