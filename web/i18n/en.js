@@ -169,6 +169,27 @@ export default Object.freeze({
   unpin: 'Unpin (double-click)',
   fullscreen: 'Full screen',
   fullscreenFailed: 'This browser did not allow full screen.',
+  qualityGood: 'Connection: good (details)',
+  qualityWeak: 'Connection: weak (details)',
+  qualityBad: 'Connection: bad (details)',
+  connPath: 'Path',
+  pathDirect: 'Direct',
+  pathNat: 'Direct, through NAT',
+  pathRelay: 'Through the relay (TURN)',
+  pathUnknown: 'Not connected yet',
+  connRtt: 'Round trip',
+  connIn: 'Receiving',
+  connOut: 'Sending',
+  connLoss: 'Packet loss',
+  connVideo: 'Video',
+  connAudio: 'Audio',
+  connNone: '—',
+  /** @param {number} n */
+  connMs: (n) => `${n} ms`,
+  /** @param {number} n */
+  connKbps: (n) => `${n} kbit/s`,
+  /** @param {string} codec @param {number} w @param {number} h @param {number|null} fps */
+  connVideoValue: (codec, w, h, fps) => `${codec} ${w}×${h}${fps === null ? '' : `, ${fps} fps`}`,
   // Hands and reactions
   raiseHand: 'Raise hand (h)',
   lowerHand: 'Lower hand (h)',

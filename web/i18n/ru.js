@@ -173,6 +173,27 @@ export default Object.freeze({
   unpin: 'Открепить (двойной щелчок)',
   fullscreen: 'Во весь экран',
   fullscreenFailed: 'Браузер не разрешил полноэкранный режим.',
+  qualityGood: 'Связь: хорошая (подробности)',
+  qualityWeak: 'Связь: слабая (подробности)',
+  qualityBad: 'Связь: плохая (подробности)',
+  connPath: 'Путь',
+  pathDirect: 'Напрямую',
+  pathNat: 'Напрямую, через NAT',
+  pathRelay: 'Через ретранслятор (TURN)',
+  pathUnknown: 'Ещё не подключено',
+  connRtt: 'Задержка туда и обратно',
+  connIn: 'Приём',
+  connOut: 'Отправка',
+  connLoss: 'Потери пакетов',
+  connVideo: 'Видео',
+  connAudio: 'Звук',
+  connNone: '—',
+  /** @param {number} n */
+  connMs: (n) => `${n} мс`,
+  /** @param {number} n */
+  connKbps: (n) => `${n} кбит/с`,
+  /** @param {string} codec @param {number} w @param {number} h @param {number|null} fps */
+  connVideoValue: (codec, w, h, fps) => `${codec} ${w}×${h}${fps === null ? '' : `, ${fps} кадр/с`}`,
   // Hands and reactions
   raiseHand: 'Поднять руку (h)',
   lowerHand: 'Опустить руку (h)',

@@ -27,6 +27,7 @@ import { checkName, checkRoom } from './signaling.js';
 import { randomRoomName } from './roomname.js';
 import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims } from './access.js';
 import { REACTIONS } from './room.js';
+import { QualityProbe, SAMPLE_MS } from './quality.js';
 
 /** How long a reaction floats over its sender's tile. */
 const REACTION_MS = 4000;
@@ -234,6 +235,11 @@ export class UI {
   #tiles = new Map();
   /** @type {string | null} the pinned tile's key ('' = ours), if any */
   #pinned = null;
+  /** @type {Map<string, QualityProbe>} getStats samplers by member name */
+  #probes = new Map();
+  /** @type {Map<string, import('./quality.js').Quality>} the latest sample by member name */
+  #quality = new Map();
+  #sampling = false;
   #unread = 0;
   /** @type {'chat'|'people'|null} */
   #panel = null;
@@ -296,6 +302,7 @@ export class UI {
     this.#renderMediaControls();
     this.body.dataset.signaling = this.client.state;
     new ResizeObserver(() => this.#layout()).observe(this.grid);
+    setInterval(() => this.#sampleQuality(), SAMPLE_MS);
     addEventListener('keydown', (e) => this.#onKey(e));
   }
 
@@ -1131,6 +1138,24 @@ export class UI {
     full.setAttribute('title', S.fullscreen);
     full.append(icon('i-expand'));
     full.addEventListener('click', () => this.#toggleFullscreen(tile));
+    if (!self) {
+      const q = el('button', 'tile-button quality-button');
+      q.setAttribute('type', 'button');
+      q.dataset.action = 'connection-info';
+      q.setAttribute('aria-expanded', 'false');
+      q.setAttribute('aria-label', S.qualityGood);
+      q.setAttribute('title', S.qualityGood);
+      q.append(icon('i-signal'));
+      const info = el('dl', 'conn-info');
+      info.hidden = true;
+      q.addEventListener('click', () => {
+        info.hidden = !info.hidden;
+        q.setAttribute('aria-expanded', String(!info.hidden));
+        if (!info.hidden) this.#renderConnInfo(name);
+      });
+      actions.append(q);
+      tile.append(info);
+    }
     actions.append(pin, full);
     tile.addEventListener('dblclick', (e) => {
       if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
@@ -1154,6 +1179,8 @@ export class UI {
     t.el.remove();
     this.#tiles.delete(key);
     if (this.#pinned === key) this.#pinned = null;
+    this.#probes.delete(key);
+    this.#quality.delete(key);
     this.#layout();
     this.#renderPeople();
   }
@@ -1236,6 +1263,69 @@ export class UI {
     this.grid.dataset.cols = String(cols);
     this.grid.classList.toggle('narrow', narrow);
     this.grid.style.setProperty('--tile-w', `${width}px`);
+  }
+
+  /** Samples every member's connection and updates the tiles' indicators. */
+  async #sampleQuality() {
+    if (this.#sampling || document.hidden) return;
+    this.#sampling = true;
+    try {
+      for (const [name, m] of [...this.room.members]) {
+        let probe = this.#probes.get(name);
+        if (!probe || probe.pc !== m.link.pc) {
+          probe = new QualityProbe(m.link.pc);
+          this.#probes.set(name, probe);
+        }
+        const q = await probe.sample(m.video !== false);
+        if (this.room.members.get(name) !== m) continue;
+        this.#quality.set(name, q);
+        const t = this.#tiles.get(name);
+        if (!t) continue;
+        t.el.dataset.quality = q.grade;
+        const b = t.el.querySelector('[data-action=connection-info]');
+        if (b) {
+          const label = q.grade === 'bad' ? S.qualityBad : q.grade === 'weak' ? S.qualityWeak : S.qualityGood;
+          b.setAttribute('aria-label', label);
+          b.setAttribute('title', label);
+        }
+        if (!(/** @type {HTMLElement} */ (t.el.querySelector('.conn-info'))).hidden) this.#renderConnInfo(name);
+      }
+    } catch {
+      /* a connection closed while it was sampled: the next round skips it */
+    } finally {
+      this.#sampling = false;
+    }
+  }
+
+  /**
+   * The details of NAME's connection, in its tile.
+   * @param {string} name
+   */
+  #renderConnInfo(name) {
+    const t = this.#tiles.get(name);
+    const info = t?.el.querySelector('.conn-info');
+    if (!t || !info) return;
+    const q = this.#quality.get(name);
+    const none = S.connNone;
+    const pct = new Intl.NumberFormat(language(), { style: 'percent', maximumFractionDigits: 1 });
+    /** @type {[string, string, string][]} key, label, value */
+    const rows = [
+      ['path', S.connPath, !q?.path ? S.pathUnknown : `${q.path === 'relay' ? S.pathRelay : q.path === 'nat' ? S.pathNat : S.pathDirect}${q.protocol ? ` (${q.protocol.toUpperCase()})` : ''}`],
+      ['rtt', S.connRtt, q?.rttMs == null ? none : S.connMs(q.rttMs)],
+      ['in', S.connIn, q ? S.connKbps(q.inKbps) : none],
+      ['out', S.connOut, q ? S.connKbps(q.outKbps) : none],
+      ['loss', S.connLoss, q?.loss == null ? none : pct.format(q.loss)],
+      ['video', S.connVideo, q?.videoCodec && q.width ? S.connVideoValue(q.videoCodec, q.width, q.height, q.fps) : none],
+      ['audio', S.connAudio, q?.audioCodec || none],
+    ];
+    info.replaceChildren(
+      ...rows.flatMap(([key, label, value]) => {
+        const dt = el('dt', '', label);
+        const dd = el('dd', '', value);
+        dd.dataset.stat = key;
+        return [dt, dd];
+      }),
+    );
   }
 
   /**
