@@ -190,6 +190,11 @@ export default Object.freeze({
   connKbps: (n) => `${n} kbit/s`,
   /** @param {string} codec @param {number} w @param {number} h @param {number|null} fps */
   connVideoValue: (codec, w, h, fps) => `${codec} ${w}×${h}${fps === null ? '' : `, ${fps} fps`}`,
+  shareScreen: 'Share screen (s)',
+  stopShare: 'Stop sharing (s)',
+  shareFailed: 'The screen was not shared (cancelled, or this browser cannot).',
+  /** @param {string} name */
+  screenOf: (name) => `${name}'s screen`,
   // Hands and reactions
   raiseHand: 'Raise hand (h)',
   lowerHand: 'Lower hand (h)',

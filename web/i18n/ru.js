@@ -194,6 +194,11 @@ export default Object.freeze({
   connKbps: (n) => `${n} кбит/с`,
   /** @param {string} codec @param {number} w @param {number} h @param {number|null} fps */
   connVideoValue: (codec, w, h, fps) => `${codec} ${w}×${h}${fps === null ? '' : `, ${fps} кадр/с`}`,
+  shareScreen: 'Показать экран (s)',
+  stopShare: 'Перестать показывать (s)',
+  shareFailed: 'Экран не показан (отменено, или браузер этого не умеет).',
+  /** @param {string} name */
+  screenOf: (name) => `Экран: ${name}`,
   // Hands and reactions
   raiseHand: 'Поднять руку (h)',
   lowerHand: 'Опустить руку (h)',

@@ -17,9 +17,17 @@
  * sender stops sending RTP at all (a disabled track would still send
  * silence or black frames), without renegotiation.
  *
+ * Screen share: the sharer adds a transceiver per screen track (video, and
+ * audio when the browser captures it), `sendonly`, on a stream of its own,
+ * after the camera's; stopping makes them `inactive` (and a new share
+ * reuses them). On the receiving side the first transceiver of each kind is
+ * the camera or microphone and any later one a screen: its tracks go to
+ * `screenStream`.
+ *
  * Events:
  * - `state`   detail `{state}`: `connecting`, `connected`, `reconnecting`, `failed`.
  * - `track`   detail `{track}`: a remote track (also added to `remoteStream`).
+ * - `screen-track` detail `{track}`: a remote screen track (in `screenStream`).
  * - `message` detail: a parsed data-channel message (an object with `type`).
  * - `open`    the data channel is open.
  * - `reset`   detail: an offer this connection cannot apply (the member
@@ -51,11 +59,27 @@ export function videoEncodingFor(peers) {
   return { maxBitrate: 180_000, scaleResolutionDownBy: 2, maxFramerate: 12 };
 }
 
+/**
+ * Screen-share sending settings for a call with PEERS remote members: text
+ * stays sharp at a low frame rate, and a mesh sends one copy per member.
+ * @param {number} peers
+ * @returns {{maxBitrate:number, maxFramerate:number}}
+ */
+export function screenEncodingFor(peers) {
+  if (peers <= 1) return { maxBitrate: 2_500_000, maxFramerate: 15 };
+  if (peers <= 3) return { maxBitrate: 1_200_000, maxFramerate: 10 };
+  return { maxBitrate: 600_000, maxFramerate: 5 };
+}
+
 export class PeerLink extends EventTarget {
   /** @type {LinkState} */
   state = 'connecting';
   /** Everything received from this member, for its tile. */
   remoteStream = new MediaStream();
+  /** The member's screen share, when it shares. */
+  screenStream = new MediaStream();
+  /** @type {{audio: RTCRtpTransceiver | null, video: RTCRtpTransceiver | null}} ours, for sharing */
+  #screenTx = { audio: null, video: null };
   makingOffer = false;
   ignoreOffer = false;
   /** @type {RTCDataChannel | null} */
@@ -100,9 +124,14 @@ export class PeerLink extends EventTarget {
     pc.onicecandidate = ({ candidate }) => {
       this.signal('candidate', { candidate: candidate ? candidate.toJSON() : null });
     };
-    pc.ontrack = ({ track }) => {
-      if (!this.remoteStream.getTracks().includes(track)) this.remoteStream.addTrack(track);
-      this.dispatchEvent(new CustomEvent('track', { detail: { track } }));
+    pc.ontrack = ({ track, transceiver }) => {
+      // The first transceiver of a kind is the camera or microphone; a
+      // later one carries a screen share.
+      const first = pc.getTransceivers().find((t) => t.receiver.track.kind === track.kind);
+      const screen = !!first && first !== transceiver;
+      const stream = screen ? this.screenStream : this.remoteStream;
+      if (!stream.getTracks().includes(track)) stream.addTrack(track);
+      this.dispatchEvent(new CustomEvent(screen ? 'screen-track' : 'track', { detail: { track } }));
     };
     pc.ondatachannel = ({ channel }) => {
       if (channel.label === 'sendDataChannel') this.#setChannel(channel);
@@ -215,11 +244,58 @@ export class PeerLink extends EventTarget {
   }
 
   /**
+   * Sends STREAM's tracks as our screen share (null: stop sending it). The
+   * first share adds transceivers (a renegotiation); later ones reuse them.
+   * @param {MediaStream | null} stream
+   */
+  async setScreen(stream) {
+    if (this.#closed) return;
+    for (const kind of /** @type {const} */ (['video', 'audio'])) {
+      const track = stream?.getTracks().find((t) => t.kind === kind) || null;
+      let tx = this.#screenTx[kind];
+      try {
+        if (track && stream) {
+          if (!tx) {
+            tx = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+            this.#screenTx[kind] = tx;
+          } else {
+            await tx.sender.replaceTrack(track);
+            if (typeof tx.sender.setStreams === 'function') tx.sender.setStreams(stream);
+            tx.direction = 'sendonly';
+          }
+          if (kind === 'video') await this.#fitScreen();
+        } else if (tx) {
+          await tx.sender.replaceTrack(null);
+          tx.direction = 'inactive';
+        }
+      } catch (e) {
+        console.warn(`huddle: screen ${kind} for ${this.name}`, e);
+      }
+    }
+  }
+
+  /** The screen share's bitrate and frame rate for the call size. */
+  async #fitScreen() {
+    const tx = this.#screenTx.video;
+    if (!tx || !tx.sender.track) return;
+    try {
+      const params = tx.sender.getParameters();
+      if (!params.encodings || !params.encodings.length) return;
+      Object.assign(params.encodings[0], screenEncodingFor(this.#peers));
+      await tx.sender.setParameters(params);
+    } catch (e) {
+      console.debug(`huddle: screen setParameters for ${this.name}`, e);
+    }
+  }
+
+  /**
    * Adapts the video sent to this member to the call size.
    * @param {number} peers number of remote members in the call
    */
   async setCallSize(peers) {
+    const changed = peers !== this.#peers;
     this.#peers = peers;
+    if (changed) this.#fitScreen();
     const t = this.#transceivers.video;
     if (!t || this.#closed || this.#appliedPeers === peers) return;
     try {

@@ -35,6 +35,9 @@
  * - `hand`           detail `{name, up}`: someone ('' = us) raised or lowered
  *                    a hand; `raisedHands()` lists them, first raised first.
  * - `reaction`       detail `{name, emoji}`: someone ('' = us) reacted.
+ * Screen share:
+ * - `screen`         detail `{name, on}`: NAME ('' = us) started or stopped
+ *                    sharing; a member's share is `member.link.screenStream`.
  */
 
 import { PeerLink } from './peer.js';
@@ -56,6 +59,7 @@ const SPEAKING_HOLD_MS = 700;
  * @property {boolean | null} video the member's camera is on (null: not told yet)
  * @property {number | null} hand when the member raised its hand (its own
  *   clock, ms since the epoch), null when it is down
+ * @property {boolean} screen the member says it shares its screen
  */
 
 /**
@@ -99,6 +103,8 @@ export class Room extends EventTarget {
   #polling = false;
   /** @type {number | null} when we raised our hand (ms since the epoch), null: down */
   handRaisedAt = null;
+  /** @type {MediaStream | null} our screen share, while we share */
+  screen = null;
 
   /**
    * @param {{client: import('./signaling.js').Client, media: import('./media.js').LocalMedia,
@@ -275,6 +281,52 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Starts sharing the screen (the browser asks which one). Call it from a
+   * click: browsers allow `getDisplayMedia` only then. Resolves to false if
+   * the person cancelled or the browser cannot share.
+   * @returns {Promise<boolean>}
+   */
+  async startShare() {
+    if (this.screen || !this.self) return !!this.screen;
+    if (!navigator.mediaDevices?.getDisplayMedia) return false;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+    } catch {
+      return false;
+    }
+    if (!this.self) {
+      for (const t of stream.getTracks()) t.stop();
+      return false;
+    }
+    const video = stream.getVideoTracks()[0];
+    // Text and lines stay sharp; motion may stutter.
+    if (video && 'contentHint' in video) video.contentHint = 'detail';
+    // The browser's own "Stop sharing" ends the track.
+    if (video) video.addEventListener('ended', () => this.stopShare());
+    this.screen = stream;
+    for (const m of this.members.values()) {
+      m.link.setScreen(stream);
+      m.link.send({ type: 'screen', on: true });
+    }
+    this.#emit('screen', { name: '', on: true });
+    return true;
+  }
+
+  /** Stops sharing the screen, for everyone. */
+  stopShare() {
+    const stream = this.screen;
+    if (!stream) return;
+    this.screen = null;
+    for (const t of stream.getTracks()) t.stop();
+    for (const m of this.members.values()) {
+      m.link.send({ type: 'screen', on: false });
+      m.link.setScreen(null);
+    }
+    this.#emit('screen', { name: '', on: false });
+  }
+
+  /**
    * Sends a reaction (one of REACTIONS) to everyone. Returns false for
    * anything else.
    * @param {string} emoji
@@ -383,16 +435,23 @@ export class Room extends EventTarget {
       callSize,
     });
     /** @type {Member} */
-    const member = { name, link, audio: null, video: null, hand: null };
+    const member = { name, link, audio: null, video: null, hand: null, screen: false };
     this.members.set(name, member);
     const current = () => this.members.get(name) === member;
     link.addEventListener('state', () => current() && this.#emit('member-updated', { name }));
     link.addEventListener('track', () => current() && this.#emit('member-track', { name }));
     link.addEventListener('open', () => {
       link.send(this.#mediaState());
-      // A member who joins late learns a raised hand at once.
+      // A member who joins late learns a raised hand and a share at once.
       if (this.handRaisedAt !== null) link.send(this.#handState());
+      // The share joins once the first negotiation is done (the channel is
+      // open), so it never races the joiner's offer.
+      if (this.screen) {
+        link.setScreen(this.screen);
+        link.send({ type: 'screen', on: true });
+      }
     });
+    link.addEventListener('screen-track', () => current() && member.screen && this.#emit('screen', { name, on: true }));
     link.addEventListener('message', (ev) => {
       if (!current()) return;
       const msg = /** @type {CustomEvent} */ (ev).detail;
@@ -408,6 +467,12 @@ export class Room extends EventTarget {
         if ((member.hand === null) !== (hand === null)) {
           member.hand = hand;
           this.#emit('hand', { name, up: hand !== null });
+        }
+      } else if (msg.type === 'screen') {
+        const on = msg.on === true;
+        if (on !== member.screen) {
+          member.screen = on;
+          this.#emit('screen', { name, on });
         }
       } else if (msg.type === 'reaction') {
         if (typeof msg.emoji === 'string' && REACTIONS.includes(msg.emoji)) {
@@ -439,6 +504,7 @@ export class Room extends EventTarget {
   }
 
   #reset() {
+    this.stopShare();
     for (const name of [...this.members.keys()]) this.#removeMember(name);
     this.self = null;
     this.handRaisedAt = null;

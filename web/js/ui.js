@@ -29,6 +29,9 @@ import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims }
 import { REACTIONS } from './room.js';
 import { QualityProbe, SAMPLE_MS } from './quality.js';
 
+/** The end of a screen share tile's key: `NAME` + this (names hold no NUL). */
+const SCREEN_KEY = '\u0000screen';
+
 /** How long a reaction floats over its sender's tile. */
 const REACTION_MS = 4000;
 /** At most this many reactions float over one tile at once; more are dropped. */
@@ -233,8 +236,10 @@ function codeOf(err) {
 export class UI {
   /** @type {Map<string, Tile>} tiles by member name; the own one under '' */
   #tiles = new Map();
-  /** @type {string | null} the pinned tile's key ('' = ours), if any */
+  /** @type {string | null} the tile the person pinned ('' = ours), if any */
   #pinned = null;
+  /** The person unpinned the spotlighted screen share: no spotlight until a new share. */
+  #noSpotlight = false;
   /** @type {Map<string, QualityProbe>} getStats samplers by member name */
   #probes = new Map();
   /** @type {Map<string, import('./quality.js').Quality>} the latest sample by member name */
@@ -415,6 +420,7 @@ export class UI {
       this.#renderMediaNote();
       this.#renderMediaControls();
       this.#renderHands();
+      this.#renderShare();
     });
   }
 
@@ -654,6 +660,9 @@ export class UI {
     on('close-panel', () => this.#closePanel());
     on('cancel-move', () => this.dialog.close());
     on('raise-hand', () => this.room.raiseHand(this.room.handRaisedAt === null));
+    on('share-screen', () => this.#toggleShare());
+    if (!navigator.mediaDevices?.getDisplayMedia) /** @type {HTMLElement} */ ($('[data-action=share-screen]')).hidden = true;
+    this.#renderShare();
     this.#initReactions();
     this.#renderHands();
     for (const tab of document.querySelectorAll('[role=tab]')) {
@@ -678,6 +687,79 @@ export class UI {
     });
     $('#move-password').addEventListener('input', () => this.#fieldError(/** @type {HTMLInputElement} */ ($('#move-password')), ''));
     this.#initAccess();
+  }
+
+  // ----------------------------------------------------------- screen share
+
+  #toggleShare() {
+    if (this.room.screen) this.room.stopShare();
+    else {
+      this.room.startShare().then((ok) => {
+        if (!ok && this.room.inRoom) this.#toast(S.shareFailed, 4000);
+      });
+    }
+  }
+
+  #renderShare() {
+    const b = /** @type {HTMLButtonElement} */ ($('[data-action=share-screen]'));
+    const on = !!this.room.screen;
+    b.setAttribute('aria-pressed', String(on));
+    b.setAttribute('aria-label', on ? S.stopShare : S.shareScreen);
+  }
+
+  /**
+   * NAME ('' = us) started or stopped sharing.
+   * @param {string} name
+   * @param {boolean} on
+   */
+  #onScreen(name, on) {
+    if (name === '') {
+      this.#renderShare();
+      return;
+    }
+    const key = name + SCREEN_KEY;
+    const m = this.room.members.get(name);
+    if (!on || !m) {
+      this.#removeTile(key);
+      return;
+    }
+    if (!m.link.screenStream.getVideoTracks().length) return; // the track follows (screen-track)
+    if (this.#tiles.has(key)) return;
+    this.#noSpotlight = false;
+    const tile = el('div', 'tile screen-tile');
+    tile.dataset.peer = name;
+    tile.dataset.kind = 'screen';
+    tile.style.setProperty('--hue', hue(name));
+    const video = document.createElement('video');
+    video.autoplay = true;
+    video.playsInline = true;
+    video.srcObject = m.link.screenStream;
+    const plate = el('div', 'nameplate');
+    plate.append(icon('i-screen'), nameEl('span', 'name', S.screenOf(isolate(name))));
+    const actions = el('div', 'tile-actions');
+    const pin = el('button', 'tile-button');
+    pin.setAttribute('type', 'button');
+    pin.dataset.action = 'pin';
+    pin.append(icon('i-pin'));
+    pin.addEventListener('click', () => this.#togglePin(key));
+    const full = el('button', 'tile-button');
+    full.setAttribute('type', 'button');
+    full.dataset.action = 'fullscreen';
+    full.setAttribute('aria-label', S.fullscreen);
+    full.setAttribute('title', S.fullscreen);
+    full.append(icon('i-expand'));
+    full.addEventListener('click', () => this.#toggleFullscreen(tile));
+    actions.append(pin, full);
+    tile.addEventListener('dblclick', (e) => {
+      if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
+    });
+    tile.append(video, plate, actions);
+    /** @type {Tile} */
+    const t = { el: tile, video, state: el('div', 'tile-state') };
+    this.#tiles.set(key, t);
+    this.grid.append(tile);
+    this.#layout();
+    video.play().catch(() => {});
   }
 
   // ------------------------------------------------------ hands, reactions
@@ -969,7 +1051,11 @@ export class UI {
     on('joined', (d) => this.#onJoined(d));
     on('resumed', () => this.#renderPeople());
     on('member-added', (d) => this.#addTile(d.name));
-    on('member-removed', (d) => this.#removeTile(d.name));
+    on('member-removed', (d) => {
+      this.#removeTile(d.name);
+      this.#removeTile(d.name + SCREEN_KEY);
+    });
+    on('screen', (d) => this.#onScreen(d.name, d.on));
     on('member-updated', (d) => this.#updateTile(d.name));
     on('member-track', (d) => this.#onTrack(d.name));
     on('signaling', (d) => this.#onSignaling(d.state));
@@ -1153,10 +1239,11 @@ export class UI {
         q.setAttribute('aria-expanded', String(!info.hidden));
         if (!info.hidden) this.#renderConnInfo(name);
       });
-      actions.append(q);
       tile.append(info);
+      actions.append(pin, full, q);
+    } else {
+      actions.append(pin, full);
     }
-    actions.append(pin, full);
     tile.addEventListener('dblclick', (e) => {
       if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
     });
@@ -1247,7 +1334,8 @@ export class UI {
     const H = this.grid.clientHeight;
     this.grid.dataset.count = String(n);
     if (!n || !W || !H) return;
-    const pinned = this.#pinned !== null && n > 1 ? this.#pinned : null;
+    const marked = this.#markPinned();
+    const pinned = n > 1 ? marked : null;
     if (pinned !== null) {
       // The pinned tile large on a row of its own, the rest in a strip below.
       const pin = pinLayout(n, W, H);
@@ -1333,9 +1421,32 @@ export class UI {
    * @param {string} key
    */
   #togglePin(key) {
-    this.#pinned = this.#pinned === key ? null : key;
+    if (this.#effectivePin() === key) {
+      this.#pinned = null;
+      this.#noSpotlight = true;
+    } else {
+      this.#pinned = key;
+    }
+    this.#layout();
+  }
+
+  /**
+   * The tile shown large: the one the person pinned, else the first screen
+   * share (spotlighted), else none.
+   * @returns {string | null}
+   */
+  #effectivePin() {
+    if (this.#pinned !== null && this.#tiles.has(this.#pinned)) return this.#pinned;
+    if (this.#noSpotlight) return null;
+    for (const key of this.#tiles.keys()) if (key.endsWith(SCREEN_KEY)) return key;
+    return null;
+  }
+
+  /** Marks the tile shown large, and the pin buttons. */
+  #markPinned() {
+    const pinned = this.#effectivePin();
     for (const [k, t] of this.#tiles) {
-      const on = k === this.#pinned;
+      const on = k === pinned;
       if (on) t.el.dataset.pinned = '';
       else delete t.el.dataset.pinned;
       const b = t.el.querySelector('[data-action=pin]');
@@ -1345,7 +1456,7 @@ export class UI {
         b.setAttribute('title', on ? S.unpin : S.pin);
       }
     }
-    this.#layout();
+    return pinned;
   }
 
   /**
@@ -1733,6 +1844,7 @@ export class UI {
     if (key === 'm') this.#toggleMic();
     else if (key === 'v') this.#toggleCamera();
     else if (key === 'h' && this.room.inRoom) this.room.raiseHand(this.room.handRaisedAt === null);
+    else if (key === 's' && this.room.inRoom) this.#toggleShare();
     else if (key === 'escape' && this.#panel) this.#closePanel();
   }
 
