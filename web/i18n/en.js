@@ -195,6 +195,24 @@ export default Object.freeze({
   shareFailed: 'The screen was not shared (cancelled, or this browser cannot).',
   /** @param {string} name */
   screenOf: (name) => `${name}'s screen`,
+  settings: 'Settings',
+  settingsTitle: 'Camera and sound',
+  settingsHelp: 'A change applies at once, also during a call.',
+  cameraLabel: 'Camera',
+  microphoneLabel: 'Microphone',
+  speakerLabel: 'Speaker',
+  noiseSuppression: 'Noise suppression',
+  deviceDefault: 'Default',
+  deviceNone: 'None available',
+  /** @param {number} n */
+  cameraN: (n) => `Camera ${n}`,
+  /** @param {number} n */
+  microphoneN: (n) => `Microphone ${n}`,
+  /** @param {number} n */
+  speakerN: (n) => `Speaker ${n}`,
+  deviceFailed: 'That device could not be opened (in use by another app?). The previous one stays.',
+  cameraGone: 'Your camera was disconnected: using the default camera now.',
+  microphoneGone: 'Your microphone was disconnected: using the default microphone now.',
   // Hands and reactions
   raiseHand: 'Raise hand (h)',
   lowerHand: 'Lower hand (h)',

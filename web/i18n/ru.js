@@ -199,6 +199,24 @@ export default Object.freeze({
   shareFailed: 'Экран не показан (отменено, или браузер этого не умеет).',
   /** @param {string} name */
   screenOf: (name) => `Экран: ${name}`,
+  settings: 'Настройки',
+  settingsTitle: 'Камера и звук',
+  settingsHelp: 'Изменения применяются сразу, и во время звонка тоже.',
+  cameraLabel: 'Камера',
+  microphoneLabel: 'Микрофон',
+  speakerLabel: 'Динамик',
+  noiseSuppression: 'Шумоподавление',
+  deviceDefault: 'По умолчанию',
+  deviceNone: 'Нет доступных',
+  /** @param {number} n */
+  cameraN: (n) => `Камера ${n}`,
+  /** @param {number} n */
+  microphoneN: (n) => `Микрофон ${n}`,
+  /** @param {number} n */
+  speakerN: (n) => `Динамик ${n}`,
+  deviceFailed: 'Не удалось открыть это устройство (занято другим приложением?). Осталось прежнее.',
+  cameraGone: 'Камера отключена: теперь используется камера по умолчанию.',
+  microphoneGone: 'Микрофон отключён: теперь используется микрофон по умолчанию.',
   // Hands and reactions
   raiseHand: 'Поднять руку (h)',
   lowerHand: 'Опустить руку (h)',

@@ -373,6 +373,7 @@ export class UI {
     $('[data-action=stop-waiting]').addEventListener('click', () => this.room.stopWaiting());
     $('[data-action=preview-mute]').addEventListener('click', () => this.#toggleMic());
     $('[data-action=preview-camera]').addEventListener('click', () => this.#toggleCamera());
+    this.#initSettings();
 
     const preview = /** @type {HTMLVideoElement} */ ($('#preview'));
     this.media.addEventListener('change', () => this.#renderMediaControls());
@@ -687,6 +688,80 @@ export class UI {
     });
     $('#move-password').addEventListener('input', () => this.#fieldError(/** @type {HTMLInputElement} */ ($('#move-password')), ''));
     this.#initAccess();
+  }
+
+  // --------------------------------------------------------------- settings
+
+  /** The camera-and-sound dialog, from the join page and from the call. */
+  #initSettings() {
+    const dialog = /** @type {HTMLDialogElement} */ ($('#settings'));
+    /** @type {HTMLElement | null} */
+    let back = null;
+    for (const b of document.querySelectorAll('[data-action=settings]')) {
+      b.addEventListener('click', async () => {
+        back = /** @type {HTMLElement} */ (b);
+        await this.#fillDevices();
+        $('#settings-note').textContent = '';
+        if (!dialog.open) dialog.showModal();
+        /** @type {HTMLElement} */ ($('select[name=camera]', dialog)).focus();
+      });
+    }
+    dialog.addEventListener('close', () => back?.focus());
+    for (const kind of /** @type {const} */ (['camera', 'microphone'])) {
+      const select = /** @type {HTMLSelectElement} */ ($(`select[name=${kind}]`, dialog));
+      select.addEventListener('change', async () => {
+        const ok = await this.media.useDevice(kind, select.value);
+        if (!ok) {
+          $('#settings-note').textContent = S.deviceFailed;
+          select.value = this.media.currentDevice(kind);
+        }
+      });
+    }
+    const speaker = /** @type {HTMLSelectElement} */ ($('select[name=speaker]', dialog));
+    speaker.addEventListener('change', () => {
+      this.media.setSpeaker(speaker.value);
+      this.#applySpeaker();
+    });
+    const noise = /** @type {HTMLInputElement} */ ($('input[name=noise-suppression]', dialog));
+    noise.addEventListener('change', () => this.media.setNoiseSuppression(noise.checked));
+    this.media.addEventListener('devices', () => {
+      if (dialog.open) this.#fillDevices();
+    });
+    this.media.addEventListener('fallback', (ev) => {
+      const kind = /** @type {CustomEvent} */ (ev).detail.kind;
+      this.#toast(kind === 'camera' ? S.cameraGone : S.microphoneGone, 6000);
+      if (dialog.open) this.#fillDevices();
+    });
+  }
+
+  /** The device lists, by label, with what is in use selected. */
+  async #fillDevices() {
+    const dialog = /** @type {HTMLElement} */ ($('#settings'));
+    const list = await this.media.listDevices((kind, n) =>
+      kind === 'camera' ? S.cameraN(n) : kind === 'microphone' ? S.microphoneN(n) : S.speakerN(n),
+    );
+    for (const kind of /** @type {const} */ (['camera', 'microphone', 'speaker'])) {
+      const select = /** @type {HTMLSelectElement} */ ($(`select[name=${kind}]`, dialog));
+      const options = list[kind].map((d) => new Option(d.label, d.id));
+      if (kind === 'speaker') options.unshift(new Option(S.deviceDefault, ''));
+      if (!options.length) options.push(new Option(S.deviceNone, ''));
+      select.replaceChildren(...options);
+      select.disabled = !list[kind].length;
+      select.value = kind === 'speaker' ? this.media.prefs.speaker : this.media.currentDevice(kind) || this.media.prefs[kind];
+      if (select.selectedIndex < 0) select.selectedIndex = 0;
+    }
+    /** @type {HTMLElement} */ ($('#speaker-field')).hidden = !('setSinkId' in HTMLMediaElement.prototype);
+    /** @type {HTMLInputElement} */ ($('input[name=noise-suppression]', dialog)).checked = this.media.prefs.noiseSuppression;
+  }
+
+  /** Plays the others through the chosen speaker, where the browser can. */
+  #applySpeaker() {
+    const id = this.media.prefs.speaker;
+    for (const [key, t] of this.#tiles) {
+      if (key === '') continue;
+      const v = /** @type {HTMLVideoElement & {setSinkId?: (id:string) => Promise<void>}} */ (t.video);
+      if (typeof v.setSinkId === 'function') v.setSinkId(id).catch(() => {});
+    }
   }
 
   // ----------------------------------------------------------- screen share
@@ -1187,6 +1262,10 @@ export class UI {
     }
     video.addEventListener('resize', () => this.#updateTile(key));
     video.addEventListener('playing', () => this.#updateTile(key));
+    const sink = /** @type {HTMLVideoElement & {setSinkId?: (id:string) => Promise<void>}} */ (video);
+    if (!self && this.media.prefs.speaker && typeof sink.setSinkId === 'function') {
+      sink.setSinkId(this.media.prefs.speaker).catch(() => {});
+    }
 
     const avatar = el('div', 'avatar');
     avatar.setAttribute('aria-hidden', 'true');
