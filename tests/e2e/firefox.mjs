@@ -64,11 +64,21 @@ export const FIREFOX_PREFS = {
   'dom.timeout.enable_budget_timer_throttling': false,
 };
 
-/** Processes started and not yet ended (their groups are killed on exit). */
-const running = new Set();
+/** geckodrivers started and not yet ended, with their folders: on exit the
+ * groups are killed and the folders removed. */
+const running = new Map();
 process.on('exit', () => {
-  for (const p of running) killGroup(p, 'SIGKILL');
+  for (const [p, dir] of running) {
+    killGroup(p, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
+// node --test ends a file that hangs past its timeout with SIGTERM, which
+// by default exits without 'exit' handlers: exit properly, so they run (these
+// and helpers.mjs' for the servers).
+for (const sig of /** @type {const} */ (['SIGTERM', 'SIGINT', 'SIGHUP'])) {
+  process.once(sig, () => process.exit(128 + os.constants.signals[sig]));
+}
 
 /**
  * @param {import('node:child_process').ChildProcess} proc
@@ -137,7 +147,7 @@ export async function openFirefox(opts = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TMPDIR: dir, MOZ_HEADLESS: '1' },
   });
-  running.add(proc);
+  running.set(proc, dir);
   let log = '';
   const keep = (/** @type {Buffer} */ d) => { log = (log + d).slice(-50_000); };
   proc.stdout?.on('data', keep);
