@@ -130,9 +130,9 @@ const PRELOAD = `() => {
 
 /**
  * Starts geckodriver and Firefox and opens one page.
- * @param {{prefs?: Record<string, unknown>, viewport?: {width:number, height:number}, init?: string}} [opts]
- *   more prefs; the window size (1280×800); a function's source to run before
- *   any page script, as newPage()'s `init`
+ * @param {{prefs?: Record<string, unknown>, viewport?: {width:number, height:number}, init?: string | Function}} [opts]
+ *   more prefs; the viewport (1280×800); what to run before any page script,
+ *   as newPage()'s `init` (a function without closures, or a script's text)
  */
 export async function openFirefox(opts = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-firefox-'));
@@ -226,10 +226,11 @@ export async function openFirefox(opts = {}) {
       if (process.env.E2E_CONSOLE) console.log(`[firefox] ${e?.level}: ${e?.text}`);
     });
     await bounded(bidi.subscribe('log.entryAdded', [context]), T.join, 'log subscription');
-    for (const script of [PRELOAD, ...(opts.init ? [opts.init] : [])]) {
+    const init = typeof opts.init === 'function' ? opts.init.toString() : opts.init ? `() => {\n${opts.init}\n}` : null;
+    for (const script of [PRELOAD, ...(init ? [init] : [])]) {
       const r = await bounded(
         bidi.send({ method: 'script.addPreloadScript', params: { functionDeclaration: script, contexts: [context] } }),
-        T.short,
+        T.join,
         'preload script',
       );
       if (r.type === 'error' || r.error) throw new Error(`preload script refused: ${JSON.stringify(r)}`);
