@@ -193,7 +193,8 @@ export function stats(page) {
  * Polls FN until it returns a truthy value; throws after TIMEOUT ms.
  * @template T
  * @param {() => Promise<T> | T} fn
- * @param {{timeout?:number, interval?:number, what?:string}} [opts]
+ * @param {{timeout?:number, interval?:number, what?:string | (() => string)}} [opts]
+ *   what: what is awaited, for the error (a function: asked when it times out)
  * @returns {Promise<T>}
  */
 export async function until(fn, { timeout = T.media, interval = 250, what = 'condition' } = {}) {
@@ -206,7 +207,10 @@ export async function until(fn, { timeout = T.media, interval = 250, what = 'con
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${String(last)})`);
+    if (Date.now() > deadline) {
+      const w = typeof what === 'function' ? what() : what;
+      throw new Error(`timed out after ${timeout} ms waiting for ${w} (last: ${String(last)})`);
+    }
     await new Promise((r) => setTimeout(r, interval));
   }
 }
@@ -268,7 +272,7 @@ export async function waitForStall(page, name, pick, { window = 1500, slack = 0,
       growth = b - a;
       return growth <= slack;
     },
-    { timeout, interval: 0, what: `${name}'s counter to stop growing (last growth ${growth})` },
+    { timeout, interval: 0, what: () => `${name}'s counter to stop growing (last growth ${growth})` },
   );
   return growth;
 }

@@ -70,6 +70,8 @@ export class LocalMedia extends EventTarget {
   #smallCapture = false;
   /** The remembered choices. */
   prefs = loadPrefs();
+  /** @type {{ctx: AudioContext, analyser: AnalyserNode, track: MediaStreamTrack, buf: Float32Array} | null} */
+  #meter = null;
 
   /** @returns {MediaStreamTrack | null} */
   get audioTrack() {
@@ -346,6 +348,44 @@ export class LocalMedia extends EventTarget {
     if (!track || small === this.#smallCapture) return;
     this.#smallCapture = small;
     track.applyConstraints(small ? VIDEO_SMALL : VIDEO).catch(() => {});
+  }
+
+  /**
+   * The microphone's level now (0..1, linear: the peak of the last ~40 ms),
+   * through Web Audio. For browsers whose WebRTC stats count no energy for
+   * what is sent (Firefox's `media-source` has no `totalAudioEnergy`); the
+   * stats are better where they exist, since they also count the sound
+   * between two readings. 0 while the microphone is off or absent.
+   * @returns {number}
+   */
+  audioLevel() {
+    const track = this.activeTrack('audio');
+    if (!track || typeof AudioContext !== 'function') return 0;
+    if (!this.#meter || this.#meter.track !== track) {
+      this.stopAudioMeter();
+      try {
+        const ctx = new AudioContext();
+        const analyser = ctx.createAnalyser();
+        analyser.fftSize = 2048;
+        ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+        this.#meter = { ctx, analyser, track, buf: new Float32Array(analyser.fftSize) };
+      } catch {
+        return 0;
+      }
+    }
+    const m = this.#meter;
+    if (m.ctx.state === 'suspended') m.ctx.resume().catch(() => {});
+    m.analyser.getFloatTimeDomainData(m.buf);
+    let peak = 0;
+    for (const x of m.buf) peak = Math.max(peak, Math.abs(x));
+    return peak;
+  }
+
+  /** Ends what audioLevel() set up (when the call ends). */
+  stopAudioMeter() {
+    if (!this.#meter) return;
+    this.#meter.ctx.close().catch(() => {});
+    this.#meter = null;
   }
 
   /** @param {boolean} on */

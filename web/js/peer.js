@@ -101,8 +101,8 @@ export class PeerLink extends EventTarget {
   #peers = 1;
   /** @type {{remote: {e:number, d:number} | null, local: {e:number, d:number} | null}} */
   #energy = { remote: null, local: null };
-  /** The call size the sender's encoding was last set for (0: not yet). */
-  #appliedPeers = 0;
+  /** @type {Promise<void>} video sender parameter changes, in order */
+  #parameters = Promise.resolve();
 
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
@@ -231,6 +231,11 @@ export class PeerLink extends EventTarget {
   /**
    * Sends what LocalMedia says should be sent for KIND (the track, or nothing
    * when switched off). Safe at any time; no renegotiation.
+   *
+   * Video also switches the encoding's `active` flag: Firefox keeps sending
+   * about one frame a second on a sender whose track was replaced by null
+   * (the others' framesDecoded keeps growing), Chromium does not. An
+   * inactive encoding sends nothing in both.
    * @param {'audio'|'video'} kind
    */
   async updateLocalTrack(kind) {
@@ -241,6 +246,7 @@ export class PeerLink extends EventTarget {
     } catch (e) {
       console.warn(`huddle: replaceTrack(${kind}) for ${this.name}`, e);
     }
+    if (kind === 'video') await this.#applyVideoParameters();
   }
 
   /**
@@ -296,52 +302,77 @@ export class PeerLink extends EventTarget {
     const changed = peers !== this.#peers;
     this.#peers = peers;
     if (changed) this.#fitScreen();
-    const t = this.#transceivers.video;
-    if (!t || this.#closed || this.#appliedPeers === peers) return;
-    try {
-      const params = t.sender.getParameters();
-      if (!params.encodings || !params.encodings.length) return;
-      const want = videoEncodingFor(peers);
-      const enc = params.encodings[0];
-      if (
-        enc.maxBitrate === want.maxBitrate &&
-        enc.scaleResolutionDownBy === want.scaleResolutionDownBy &&
-        enc.maxFramerate === want.maxFramerate
-      ) {
-        this.#appliedPeers = peers;
-        return;
+    await this.#applyVideoParameters();
+  }
+
+  /**
+   * Sets the video sender's encoding for the call size and whether the
+   * camera is on, if it differs. One at a time: a `setParameters` that
+   * overlaps another fails (its parameters are stale).
+   */
+  #applyVideoParameters() {
+    const run = async () => {
+      const t = this.#transceivers.video;
+      if (!t || this.#closed) return;
+      try {
+        const params = t.sender.getParameters();
+        // Before negotiation some browsers have no encodings yet; this runs
+        // again once connected.
+        if (!params.encodings || !params.encodings.length) return;
+        const want = { ...videoEncodingFor(this.#peers), active: !!this.media.activeTrack('video') };
+        const enc = params.encodings[0];
+        if (
+          enc.maxBitrate === want.maxBitrate &&
+          enc.scaleResolutionDownBy === want.scaleResolutionDownBy &&
+          enc.maxFramerate === want.maxFramerate &&
+          (enc.active ?? true) === want.active
+        ) return;
+        Object.assign(enc, want);
+        await t.sender.setParameters(params);
+      } catch (e) {
+        console.debug(`huddle: setParameters for ${this.name}`, e);
       }
-      Object.assign(enc, want);
-      await t.sender.setParameters(params);
-      this.#appliedPeers = peers;
-    } catch (e) {
-      console.debug(`huddle: setParameters for ${this.name}`, e);
-    }
+    };
+    this.#parameters = this.#parameters.then(run);
+    return this.#parameters;
   }
 
   /**
    * Mean audio levels (0..1, linear) since the last call: what arrives from
    * this member, and what we send it (our microphone). From the energy
    * counters of `inbound-rtp` and `media-source`, so short sounds between
-   * two calls count too.
+   * two calls count too. `local` is null when the browser's `media-source`
+   * has no energy counters (Firefox): measure the microphone another way
+   * (LocalMedia.audioLevel).
    * @param {boolean} [withLocal] also measure our microphone (one link is enough)
-   * @returns {Promise<{remote:number, local:number}>}
+   * @returns {Promise<{remote:number, local:number|null}>}
    */
   async audioLevels(withLocal = true) {
+    /** @type {{remote:number, local:number|null}} */
     const out = { remote: 0, local: 0 };
     const t = this.#transceivers.audio || this.pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
     if (!t || this.#closed) return out;
     const level = (/** @type {'remote'|'local'} */ key, /** @type {any} */ s) => {
-      if (!s || typeof s.totalAudioEnergy !== 'number') return;
       const prev = this.#energy[key];
       this.#energy[key] = { e: s.totalAudioEnergy, d: s.totalSamplesDuration };
       const dd = s.totalSamplesDuration - (prev ? prev.d : 0);
       if (prev && dd > 0) out[key] = Math.sqrt(Math.max(0, s.totalAudioEnergy - prev.e) / dd);
     };
+    const hasEnergy = (/** @type {any} */ s) => typeof s.totalAudioEnergy === 'number' && typeof s.totalSamplesDuration === 'number';
     try {
-      (await t.receiver.getStats()).forEach((s) => s.type === 'inbound-rtp' && level('remote', s));
-      if (withLocal && t.sender.track) (await t.sender.getStats()).forEach((s) => s.type === 'media-source' && level('local', s));
-      else this.#energy.local = null;
+      (await t.receiver.getStats()).forEach((s) => s.type === 'inbound-rtp' && hasEnergy(s) && level('remote', s));
+      if (withLocal && t.sender.track) {
+        let counted = false;
+        (await t.sender.getStats()).forEach((s) => {
+          if (s.type === 'media-source' && hasEnergy(s)) {
+            counted = true;
+            level('local', s);
+          }
+        });
+        if (!counted) out.local = null;
+      } else {
+        this.#energy.local = null;
+      }
     } catch {
       /* closed meanwhile */
     }
@@ -370,7 +401,7 @@ export class PeerLink extends EventTarget {
   /**
    * A summary of what arrives from this member, for tests and diagnostics.
    * @returns {Promise<{connectionState:string, audioTracks:number, videoTracks:number,
-   *   audio:{packetsReceived:number, bytesReceived:number},
+   *   audio:{packetsReceived:number, bytesReceived:number, totalAudioEnergy:number},
    *   video:{packetsReceived:number, bytesReceived:number, framesDecoded:number, frameWidth:number}}>}
    */
   async stats() {
@@ -378,7 +409,7 @@ export class PeerLink extends EventTarget {
       connectionState: this.pc.connectionState,
       audioTracks: 0,
       videoTracks: 0,
-      audio: { packetsReceived: 0, bytesReceived: 0 },
+      audio: { packetsReceived: 0, bytesReceived: 0, totalAudioEnergy: 0 },
       video: { packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, frameWidth: 0 },
       /** Data-channel messages from this member that were dropped (see limits.js). */
       dropped: this.dropped,
@@ -415,6 +446,8 @@ export class PeerLink extends EventTarget {
       if (s.kind === 'audio') {
         out.audio.packetsReceived += s.packetsReceived || 0;
         out.audio.bytesReceived += s.bytesReceived || 0;
+        // Energy of what was decoded and played out: grows only for sound.
+        out.audio.totalAudioEnergy += s.totalAudioEnergy || 0;
       } else if (s.kind === 'video') {
         out.video.packetsReceived += s.packetsReceived || 0;
         out.video.bytesReceived += s.bytesReceived || 0;

@@ -512,6 +512,7 @@ export class Room extends EventTarget {
     if (this.knocks.length) this.#setKnocks([]);
     this.access = { host: null, locked: false, protected: false };
     clearInterval(this.#levelTimer);
+    this.media.stopAudioMeter();
     this.#speaking.clear();
     this.#speakingNow.clear();
   }
@@ -534,7 +535,8 @@ export class Room extends EventTarget {
         const l = await m.link.audioLevels(first);
         first = false;
         levels.push([name, m.audio === false ? 0 : l.remote]);
-        local = Math.max(local, l.local);
+        // No energy counters for what we send (Firefox): listen to the microphone.
+        local = Math.max(local, l.local === null ? this.media.audioLevel() : l.local);
       }
       levels.push(['', this.media.activeTrack('audio') ? local : 0]);
       for (const [name, level] of levels) {
