@@ -649,7 +649,11 @@ impl Core {
         // Decide everything before changing anything: a failed join leaves
         // the client where it was.
         let room = self.rooms.get(room_name);
-        if let (Some(room), Some(token)) = (room, req.token)
+        // A connection in no room (or lobby) that brings a removed member's
+        // token is that member coming back by itself; from anywhere else
+        // the token is just not a resume.
+        let placeless = current.is_none() && waiting_in.is_none();
+        if let (Some(room), Some(token), true) = (room, req.token, placeless)
             && let Some(by) = room.revoked_by(token, now)
         {
             // The host removed this member while its connection was lost:
