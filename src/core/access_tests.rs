@@ -728,3 +728,24 @@ fn without_a_secret_access_is_ignored() {
     w.send(c, with_access("r", "carol", "whatever"));
     w.expect_joined(c, "r", "carol", &[], false);
 }
+
+#[test]
+fn a_removed_token_from_a_member_elsewhere_is_just_not_a_resume() {
+    let mut w = World::default_world();
+    let (a, b) = alice_and_bob(&mut w);
+    let token = w.membership_of(b).unwrap().2;
+    w.lose(b);
+    w.send(a, json!({"type":"remove","name":"bob"}));
+    w.take(a);
+    // Someone in another room brings bob's token: no removal, no close; a
+    // fresh join (a room change), as with any token that matches nobody.
+    let x = w.connect();
+    w.join(x, "other", "xena", &[]);
+    w.send(
+        x,
+        json!({"type":"join","room":"r","name":"bob","token":token}),
+    );
+    w.expect_joined(x, "r", "bob", &["alice"], false);
+    assert_eq!(w.closed_with(x), None);
+    assert_eq!(w.core.room_count(), 1, "the other room went with xena");
+}
