@@ -238,11 +238,7 @@ impl Room {
 
     /// The waiting joiner a host's `admit`/`deny` names.
     fn find_knocker(&self, to: &str) -> Option<usize> {
-        if let Some(i) = self.lobby.iter().position(|k| k.name.is_exactly(to)) {
-            return Some(i);
-        }
-        let query = NameQuery::new(to);
-        self.lobby.iter().position(|k| query.names(&k.name))
+        position_named(self.lobby.iter().map(|k| &k.name), to)
     }
 
     /// Whether `token` belongs to a member the host removed, and by whom.
@@ -252,14 +248,9 @@ impl Room {
             .find(|r| r.until > now && tokens_equal(token, &r.token))
             .map(|r| &r.by)
     }
-    /// The member a relay's `to` names: spelled exactly as in `peers` (the
-    /// common case, without allocating), or matched as names are compared.
+    /// The member a relay's `to` names (see [`position_named`]).
     fn find_name(&self, to: &str) -> Option<usize> {
-        if let Some(i) = self.members.iter().position(|m| m.name.is_exactly(to)) {
-            return Some(i);
-        }
-        let query = NameQuery::new(to);
-        self.members.iter().position(|m| query.names(&m.name))
+        position_named(self.members.iter().map(|m| &m.name), to)
     }
 
     /// A member or waiting joiner other than `conn` whose name clashes
@@ -1468,6 +1459,17 @@ impl Core {
             "the resume budget holds"
         );
     }
+}
+
+/// The position of the name that `to` (as a client wrote it) names:
+/// spelled exactly as the server spells it (the common case, without
+/// allocating), or matched as names are compared.
+fn position_named<'a>(names: impl Iterator<Item = &'a Name> + Clone, to: &str) -> Option<usize> {
+    if let Some(i) = names.clone().position(|n| n.is_exactly(to)) {
+        return Some(i);
+    }
+    let query = NameQuery::new(to);
+    names.into_iter().position(|n| query.names(n))
 }
 
 fn live_conn(m: &Member) -> Option<ConnId> {

@@ -108,6 +108,23 @@ function icon(id, className = '') {
 }
 
 /**
+ * A small button on a tile's corner, labelled (aria-label and tooltip).
+ * @param {string} action its data-action
+ * @param {string} iconId
+ * @param {string} label
+ * @returns {HTMLButtonElement}
+ */
+function tileButton(action, iconId, label) {
+  const b = /** @type {HTMLButtonElement} */ (el('button', 'tile-button'));
+  b.type = 'button';
+  b.dataset.action = action;
+  b.setAttribute('aria-label', label);
+  b.setAttribute('title', label);
+  b.append(icon(iconId));
+  return b;
+}
+
+/**
  * The first character of a name, for avatars.
  * @param {string} name
  */
@@ -812,22 +829,7 @@ export class UI {
     const plate = el('div', 'nameplate');
     plate.append(icon('i-screen'), nameEl('span', 'name', S.screenOf(isolate(name))));
     const actions = el('div', 'tile-actions');
-    const pin = el('button', 'tile-button');
-    pin.setAttribute('type', 'button');
-    pin.dataset.action = 'pin';
-    pin.append(icon('i-pin'));
-    pin.addEventListener('click', () => this.#togglePin(key));
-    const full = el('button', 'tile-button');
-    full.setAttribute('type', 'button');
-    full.dataset.action = 'fullscreen';
-    full.setAttribute('aria-label', S.fullscreen);
-    full.setAttribute('title', S.fullscreen);
-    full.append(icon('i-expand'));
-    full.addEventListener('click', () => this.#toggleFullscreen(tile));
-    actions.append(pin, full);
-    tile.addEventListener('dblclick', (e) => {
-      if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
-    });
+    actions.append(...this.#pinAndFullscreen(key, tile));
     tile.append(video, plate, actions);
     /** @type {Tile} */
     const t = { el: tile, video, state: el('div', 'tile-state') };
@@ -1288,29 +1290,11 @@ export class UI {
     if (this.room.raisedHands().includes(key)) tile.dataset.hand = 'up';
 
     const actions = el('div', 'tile-actions');
-    const pin = el('button', 'tile-button');
-    pin.setAttribute('type', 'button');
-    pin.dataset.action = 'pin';
-    pin.setAttribute('aria-pressed', 'false');
-    pin.setAttribute('aria-label', S.pin);
-    pin.setAttribute('title', S.pin);
-    pin.append(icon('i-pin'));
-    pin.addEventListener('click', () => this.#togglePin(key));
-    const full = el('button', 'tile-button');
-    full.setAttribute('type', 'button');
-    full.dataset.action = 'fullscreen';
-    full.setAttribute('aria-label', S.fullscreen);
-    full.setAttribute('title', S.fullscreen);
-    full.append(icon('i-expand'));
-    full.addEventListener('click', () => this.#toggleFullscreen(tile));
+    const [pin, full] = this.#pinAndFullscreen(key, tile);
     if (!self) {
-      const q = el('button', 'tile-button quality-button');
-      q.setAttribute('type', 'button');
-      q.dataset.action = 'connection-info';
+      const q = tileButton('connection-info', 'i-signal', S.qualityGood);
+      q.classList.add('quality-button');
       q.setAttribute('aria-expanded', 'false');
-      q.setAttribute('aria-label', S.qualityGood);
-      q.setAttribute('title', S.qualityGood);
-      q.append(icon('i-signal'));
       const info = el('dl', 'conn-info');
       info.hidden = true;
       q.addEventListener('click', () => {
@@ -1323,10 +1307,6 @@ export class UI {
     } else {
       actions.append(pin, full);
     }
-    tile.addEventListener('dblclick', (e) => {
-      if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
-    });
-
     tile.append(video, avatar, state, plate, actions);
     this.#tiles.set(key, { el: tile, video, state });
     this.grid.append(tile);
@@ -1493,6 +1473,25 @@ export class UI {
         return [dt, dd];
       }),
     );
+  }
+
+  /**
+   * The pin and full-screen buttons of tile KEY; a double-click on the tile
+   * (not on a button) toggles the pin too.
+   * @param {string} key
+   * @param {HTMLElement} tile
+   * @returns {[HTMLButtonElement, HTMLButtonElement]}
+   */
+  #pinAndFullscreen(key, tile) {
+    const pin = tileButton('pin', 'i-pin', S.pin);
+    pin.setAttribute('aria-pressed', 'false');
+    pin.addEventListener('click', () => this.#togglePin(key));
+    const full = tileButton('fullscreen', 'i-expand', S.fullscreen);
+    full.addEventListener('click', () => this.#toggleFullscreen(tile));
+    tile.addEventListener('dblclick', (e) => {
+      if (!(/** @type {Element} */ (e.target)).closest('button')) this.#togglePin(key);
+    });
+    return [pin, full];
   }
 
   /**
