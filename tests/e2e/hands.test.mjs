@@ -4,34 +4,22 @@
 // for everyone and goes away; a peer cannot make the page float anything
 // but the offered emoji.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, tileOf, until, waitForMedia } from './helpers.mjs';
+import { artifactsDir, join, newPage, tileOf, until, useServerAndBrowser, waitForMedia } from './helpers.mjs';
 
 /** @param {string} name */
 const personOf = (name) => `#people li[data-peer="${name}"]`;
 
 describe('raise hand and reactions', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   it('hands go up and down for everyone, in order, and late joiners see them', async () => {
-    const [a, b, c] = await Promise.all([newPage(browser), newPage(browser), newPage(browser)]);
-    await join(a, server.url, 'ann', 'hands');
-    await join(b, server.url, 'ben', 'hands');
-    await join(c, server.url, 'cat', 'hands');
+    const [a, b, c] = await Promise.all([newPage(env.browser), newPage(env.browser), newPage(env.browser)]);
+    await join(a, env.server.url, 'ann', 'hands');
+    await join(b, env.server.url, 'ben', 'hands');
+    await join(c, env.server.url, 'cat', 'hands');
     await waitForMedia(a, ['ben', 'cat']);
     await waitForMedia(b, ['ann', 'cat']);
     await waitForMedia(c, ['ann', 'ben']);
@@ -55,8 +43,8 @@ describe('raise hand and reactions', () => {
     assert.deepEqual(order, ['ben', 'cat', 'ann']);
 
     // A late joiner learns both, in the same order.
-    const d = await newPage(browser);
-    await join(d, server.url, 'dan', 'hands');
+    const d = await newPage(env.browser);
+    await join(d, env.server.url, 'dan', 'hands');
     await d.waitForSelector(`${tileOf('ben')}[data-hand=up]`);
     await d.waitForSelector(`${tileOf('cat')}[data-hand=up]`);
     await d.click('[data-action=people]');
@@ -76,9 +64,9 @@ describe('raise hand and reactions', () => {
   });
 
   it('a reaction floats over the sender for everyone, then goes away', async () => {
-    const [a, b] = await Promise.all([newPage(browser), newPage(browser)]);
-    await join(a, server.url, 'ann', 'react');
-    await join(b, server.url, 'ben', 'react');
+    const [a, b] = await Promise.all([newPage(env.browser), newPage(env.browser)]);
+    await join(a, env.server.url, 'ann', 'react');
+    await join(b, env.server.url, 'ben', 'react');
     await waitForMedia(a, ['ben']);
     await waitForMedia(b, ['ann']);
 

@@ -3,12 +3,12 @@
 // <html lang>, and has a remembered switch (select[name=lang]). Plurals
 // follow each language's rules. The first part needs no browser.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, until } from './helpers.mjs';
+import { ROOT, artifactsDir, join, newPage, until, useServerAndBrowser } from './helpers.mjs';
 
 const load = async (/** @type {string} */ lang) =>
   (await import(pathToFileURL(path.join(ROOT, 'web', 'i18n', `${lang}.js`)).href)).default;
@@ -85,25 +85,13 @@ describe('locale files', () => {
 });
 
 describe('the page in Russian', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   it('speaks the browser\'s language, switches, and remembers the switch', async () => {
     const ru = await load('ru');
     const en = await load('en');
-    const page = await newPage(browser, { locale: 'ru-RU' });
-    await page.goto(`${server.url}/`);
+    const page = await newPage(env.browser, { locale: 'ru-RU' });
+    await page.goto(`${env.server.url}/`);
     await page.waitForFunction(() => 'huddle' in window);
     assert.equal(await page.getAttribute('html', 'lang'), 'ru');
     assert.equal(await page.textContent('form#join button[type=submit]'), ru.join);
@@ -128,10 +116,10 @@ describe('the page in Russian', () => {
 
   it('counts people in Russian during a call', async () => {
     const ru = await load('ru');
-    const a = await newPage(browser, { locale: 'ru' });
-    const b = await newPage(browser, { locale: 'ru-RU' });
-    await join(a, server.url, 'Аня', 'kukhnya');
-    await join(b, server.url, 'Борис', 'kukhnya');
+    const a = await newPage(env.browser, { locale: 'ru' });
+    const b = await newPage(env.browser, { locale: 'ru-RU' });
+    await join(a, env.server.url, 'Аня', 'kukhnya');
+    await join(b, env.server.url, 'Борис', 'kukhnya');
     await until(async () => (await a.textContent('#call-view'))?.includes(ru.peopleCount(2)), {
       what: `“${ru.peopleCount(2)}” in the call header`,
     });
@@ -144,8 +132,8 @@ describe('the page in Russian', () => {
 
   it('has an English page for English browsers', async () => {
     const en = await load('en');
-    const page = await newPage(browser, { locale: 'en-GB' });
-    await page.goto(`${server.url}/`);
+    const page = await newPage(env.browser, { locale: 'en-GB' });
+    await page.goto(`${env.server.url}/`);
     await page.waitForFunction(() => 'huddle' in window);
     assert.equal(await page.getAttribute('html', 'lang'), 'en');
     assert.equal(await page.textContent('form#join button[type=submit]'), en.join);

@@ -3,11 +3,11 @@
 // the details from getStats: path, round trip, bitrate both ways, packet
 // loss, codec, resolution and frame rate. The grading itself is pure.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT, artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, tileOf, until, waitForMedia } from './helpers.mjs';
+import { ROOT, artifactsDir, join, newPage, tileOf, until, useServerAndBrowser, waitForMedia } from './helpers.mjs';
 
 describe('connection quality', () => {
   it('grades loss, round trip and frame rate', async () => {
@@ -24,23 +24,12 @@ describe('connection quality', () => {
   });
 
   describe('in a call', () => {
-    /** @type {Awaited<ReturnType<typeof startServer>>} */
-    let server;
-    /** @type {import('playwright-core').Browser} */
-    let browser;
-    before(async () => {
-      server = await startServer();
-      browser = await launchBrowser();
-    });
-    after(async () => {
-      await closeBrowser(browser);
-      await server?.stop();
-    });
+    const env = useServerAndBrowser();
 
     it('shows the grade and the details of each connection', async () => {
-      const [a, b] = await Promise.all([newPage(browser), newPage(browser)]);
-      await join(a, server.url, 'ann', 'quality');
-      await join(b, server.url, 'ben', 'quality');
+      const [a, b] = await Promise.all([newPage(env.browser), newPage(env.browser)]);
+      await join(a, env.server.url, 'ann', 'quality');
+      await join(b, env.server.url, 'ben', 'quality');
       await waitForMedia(a, ['ben']);
       // On loopback the call is good.
       await a.waitForSelector(`${tileOf('ben')}[data-quality=good]`, { timeout: 15000 });

@@ -5,10 +5,10 @@
 // ending the capture) removes the tile everywhere within 2 s. Headless
 // Chromium captures a fake 1280×720 screen.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, until, waitForMedia } from './helpers.mjs';
+import { artifactsDir, join, newPage, until, useServerAndBrowser, waitForMedia } from './helpers.mjs';
 
 /** @param {string} name */
 const screenOf = (name) => `#grid [data-peer="${name}"][data-kind=screen]`;
@@ -24,24 +24,12 @@ const framesIn = (page, selector) =>
   page.$eval(`${selector} video`, (v) => /** @type {HTMLVideoElement} */ (v).getVideoPlaybackQuality().totalVideoFrames);
 
 describe('screen share', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   it('shares next to the camera, reaches late joiners, and stops everywhere', async () => {
-    const [a, b] = await Promise.all([newPage(browser), newPage(browser)]);
-    await join(a, server.url, 'ann', 'share');
-    await join(b, server.url, 'ben', 'share');
+    const [a, b] = await Promise.all([newPage(env.browser), newPage(env.browser)]);
+    await join(a, env.server.url, 'ann', 'share');
+    await join(b, env.server.url, 'ben', 'share');
     await waitForMedia(b, ['ann']);
     await waitForMedia(a, ['ben']);
 
@@ -67,8 +55,8 @@ describe('screen share', () => {
     await b.screenshot({ path: path.join(artifactsDir(), 'call-screen-share.png') });
 
     // A late joiner sees the ongoing share.
-    const c = await newPage(browser);
-    await join(c, server.url, 'cat', 'share');
+    const c = await newPage(env.browser);
+    await join(c, env.server.url, 'cat', 'share');
     await c.waitForSelector(screenOf('ann'));
     await until(async () => (await framesIn(c, screenOf('ann'))) > 0, { what: 'the share at the late joiner' });
 

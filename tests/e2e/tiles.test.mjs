@@ -3,10 +3,10 @@
 // the full-screen button puts the tile on the whole screen and back. And a
 // call of six on a phone fits without scrolling.
 
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { artifactsDir, closeBrowser, join, launchBrowser, newPage, startServer, tileOf, until, waitForMedia } from './helpers.mjs';
+import { artifactsDir, join, newPage, tileOf, until, useServerAndBrowser, waitForMedia } from './helpers.mjs';
 
 /**
  * @param {import('playwright-core').Page} page
@@ -19,25 +19,13 @@ const box = async (page, sel) => {
 };
 
 describe('tiles: pin, full screen, phones', () => {
-  /** @type {Awaited<ReturnType<typeof startServer>>} */
-  let server;
-  /** @type {import('playwright-core').Browser} */
-  let browser;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await closeBrowser(browser);
-    await server?.stop();
-  });
+  const env = useServerAndBrowser();
 
   it('pins with the button and by double-click, and goes full screen', async () => {
-    const [a, b, c] = await Promise.all([newPage(browser), newPage(browser), newPage(browser)]);
-    await join(a, server.url, 'ann', 'pins');
-    await join(b, server.url, 'ben', 'pins');
-    await join(c, server.url, 'cat', 'pins');
+    const [a, b, c] = await Promise.all([newPage(env.browser), newPage(env.browser), newPage(env.browser)]);
+    await join(a, env.server.url, 'ann', 'pins');
+    await join(b, env.server.url, 'ben', 'pins');
+    await join(c, env.server.url, 'cat', 'pins');
     await waitForMedia(a, ['ben', 'cat']);
     await a.click('[data-action=chat]'); // close the side panel: the grid gets the width
 
@@ -87,8 +75,8 @@ describe('tiles: pin, full screen, phones', () => {
     const names = ['ann', 'ben', 'cat', 'dan', 'eve', 'fay'];
     const pages = [];
     for (const name of names) {
-      const p = await newPage(browser, name === 'ann' ? { viewport: phone } : {});
-      await join(p, server.url, name, 'phone6');
+      const p = await newPage(env.browser, name === 'ann' ? { viewport: phone } : {});
+      await join(p, env.server.url, name, 'phone6');
       pages.push(p);
     }
     const a = pages[0];
