@@ -45,6 +45,9 @@ pub const DEFAULT_MAX_LOBBY_SIZE: usize = 50;
 /// Password hashes (Argon2id, about 20 MiB and 13 ms of CPU each here)
 /// computed at once; more wait their turn.
 pub const DEFAULT_MAX_PASSWORD_HASHES: usize = 2;
+/// The largest file the web client sends or accepts (peer to peer; told to
+/// the page in `/config.json`).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
 /// How long the answer to a second wrong password on one connection is held
 /// back; each further wrong password doubles it, up to
 /// [`MAX_WRONG_PASSWORD_DELAY`].
@@ -186,8 +189,29 @@ pub struct Config {
     pub max_password_hashes: usize,
     /// Delay before answering a repeated wrong password (doubling).
     pub wrong_password_delay: Duration,
+    /// The web client's settings, served as `/config.json`.
+    pub web: WebConfig,
     /// The core's limits.
     pub core: CoreConfig,
+}
+
+/// What the bundled web client is told at `GET /config.json`. These are the
+/// page's own limits, for things that never pass through the server (files
+/// go peer to peer): the server cannot enforce them, a modified client can
+/// ignore them, and every page still checks what it receives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebConfig {
+    /// The largest file a page sends or accepts, in bytes.
+    pub max_file_size: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
 }
 
 /// A combination of settings that cannot work.
@@ -279,6 +303,7 @@ impl Default for Config {
             metrics_listen: None,
             max_password_hashes: DEFAULT_MAX_PASSWORD_HASHES,
             wrong_password_delay: DEFAULT_WRONG_PASSWORD_DELAY,
+            web: WebConfig::default(),
             core: CoreConfig::default(),
         }
     }

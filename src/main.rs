@@ -229,6 +229,12 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     max_password_hashes: usize,
 
+    /// The largest file the web client sends or accepts, e.g. 1GiB, 200MB
+    /// or a number of bytes. Files go peer to peer, never through the
+    /// server: this is the page's setting (served in /config.json).
+    #[arg(long, env = "HUDDLE_MAX_FILE_SIZE", default_value = "1GiB", value_parser = byte_size)]
+    max_file_size: u64,
+
     /// The answer to a second wrong room password on one connection waits
     /// this long; each further one doubles it, up to a minute (0s: no delay).
     #[arg(long, env = "HUDDLE_WRONG_PASSWORD_DELAY", default_value = "1s", value_parser = duration)]
@@ -451,6 +457,17 @@ fn public_url(s: &str) -> Result<Origin, String> {
     Origin::parse(s).map_err(|e| e.to_string())
 }
 
+/// A size such as `1GiB`, `200MB` (decimal) or `4096` (bytes), above zero.
+fn byte_size(s: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = s.trim().parse().map_err(|e: String| {
+        format!("{e} (write a size such as 1GiB, 200MB or a number of bytes)")
+    })?;
+    if size.as_u64() == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(size.as_u64())
+}
+
 fn positive_duration(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
     if d.is_zero() {
@@ -524,6 +541,9 @@ impl ServeArgs {
             ws_read_buffer: self.ws_read_buffer,
             metrics_listen: self.metrics,
             max_password_hashes: self.max_password_hashes,
+            web: config::WebConfig {
+                max_file_size: self.max_file_size,
+            },
             wrong_password_delay: self.wrong_password_delay,
             core: CoreConfig {
                 max_room_size: self.max_room_size,

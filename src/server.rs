@@ -258,6 +258,7 @@ impl Server {
         let mut router = Router::new()
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
+            .route("/config.json", get(page_config))
             .route("/", get(index))
             .route("/r/{*room}", get(room_page));
         if self.metrics_listener.is_none() {
@@ -628,6 +629,20 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     } else {
         "ok\n".into_response()
     }
+}
+
+/// The web client's settings (`WebConfig`), read by the page at start.
+async fn page_config(State(app): State<Arc<App>>) -> Response {
+    // axum's `json` feature is off: one serde_json call does the same.
+    let body = serde_json::to_string(&app.cfg.web).unwrap_or_else(|_| "{}".into());
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `/metrics` on the main listener: for loopback clients only (404 for

@@ -399,6 +399,25 @@ async fn http_routes() {
 }
 
 #[tokio::test]
+async fn page_config_tells_the_file_size_limit() {
+    let get = "GET /config.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let srv = start(config()).await;
+    let (status, rest) = http(srv.addr, get).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        rest.to_lowercase()
+            .contains("content-type: application/json")
+    );
+    assert!(rest.ends_with(r#"{"maxFileSize":1073741824}"#), "{rest}");
+
+    let mut cfg = config();
+    cfg.web.max_file_size = 5_000_000;
+    let srv = start(cfg).await;
+    let (_, rest) = http(srv.addr, get).await;
+    assert!(rest.ends_with(r#"{"maxFileSize":5000000}"#), "{rest}");
+}
+
+#[tokio::test]
 async fn connections_over_the_limit_get_503() {
     let mut cfg = config();
     cfg.max_connections = 2;

@@ -7,6 +7,7 @@
 #   sh tests/e2e/run.sh tests/e2e/x.test.mjs …   # some of them
 #   sh tests/e2e/run.sh bench [runs]    # tests/e2e/bench-join.mjs
 #   sh tests/e2e/run.sh bench-turn [runs]   # tests/e2e/bench-turn.mjs
+#   sh tests/e2e/run.sh bench-files [runs] [MiB]   # tests/e2e/bench-files.mjs
 #
 # HUDDLE_BIN: the server binary (default target/debug/huddle).
 set -eu
@@ -24,6 +25,9 @@ if [ "${1:-}" = bench ]; then
 elif [ "${1:-}" = bench-turn ]; then
   shift
   set -- node tests/e2e/bench-turn.mjs "$@"
+elif [ "${1:-}" = bench-files ]; then
+  shift
+  set -- node tests/e2e/bench-files.mjs "$@"
 elif [ $# -eq 0 ]; then
   set -- tests/e2e/*.test.mjs
 fi

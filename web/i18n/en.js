@@ -244,6 +244,54 @@ export default Object.freeze({
   /** @param {number} n */
   unread: (n) => plural('en', n, { one: `${n} unread message`, other: `${n} unread messages` }),
 
+  // Files (sent peer to peer, in the chat)
+  sendFile: 'Send a file to everyone',
+  fileAccept: 'Accept',
+  fileDecline: 'Decline',
+  fileCancel: 'Cancel',
+  fileSave: 'Save',
+  /** @param {string} name @param {string} file */
+  fileOfferedBy: (name, file) => `${name} offers a file: ${file}`,
+  fileOffered: 'Sent to you. Accept it to download it.',
+  fileStarting: 'Starting…',
+  /** @param {string} pct */
+  fileReceiving: (pct) => `Receiving… ${pct}`,
+  fileReceived: 'Received. Save it to keep it.',
+  fileYouDeclined: 'You declined this file.',
+  /** @param {string} limit */
+  fileTooLargeIn: (limit) => `Too large: this page takes files up to ${limit}.`,
+  fileYouCancelled: 'You cancelled the transfer.',
+  /** @param {string} name */
+  fileTheyCancelled: (name) => `${name} cancelled the transfer.`,
+  /** @param {string} name */
+  fileLeft: (name) => `${name} left before the transfer finished.`,
+  fileEnded: 'The call ended before the transfer finished.',
+  /** @param {string} name */
+  fileLost: (name) => `The connection to ${name} was lost before the transfer finished.`,
+  /** @param {string} name */
+  fileBadData: (name) => `${name} sent more than the file's size, so the transfer was stopped.`,
+  /** @param {string} name */
+  fileTimeout: (name) => `${name} did not start sending. Ask them to send it again.`,
+  /** @param {string} pct */
+  fileSending: (pct) => `Sending… ${pct}`,
+  /** @param {number} n */
+  fileWaiting: (n) => plural('en', n, { one: `Waiting for ${n} person to accept`, other: `Waiting for ${n} people to accept` }),
+  /** @param {number} n */
+  fileSentTo: (n) => plural('en', n, { one: `Sent to ${n} person`, other: `Sent to ${n} people` }),
+  fileNobody: 'No one took the file.',
+  legWaiting: 'waiting',
+  legDone: 'received',
+  legDeclined: 'declined',
+  legTooLarge: 'too large for them',
+  legBusy: 'busy',
+  legCancelled: 'cancelled',
+  legLeft: 'left the call',
+  legLost: 'connection lost',
+  legUnreadable: 'could not read the file',
+  /** @param {string} name @param {string} limit */
+  fileTooLarge: (name, limit) => `“${name}” is too large: files up to ${limit} can be sent.`,
+  fileNoOne: 'No one else is in the call yet to send a file to.',
+
   // Change room dialog
   changeRoomTitle: 'Move to another room',
   changeRoomHelp: 'You leave this call and join the other room with the same name.',

@@ -254,6 +254,66 @@ export default Object.freeze({
       other: `${n} непрочитанного сообщения`,
     }),
 
+  // Файлы (напрямую между участниками, в чате)
+  sendFile: 'Отправить файл всем',
+  fileAccept: 'Принять',
+  fileDecline: 'Отклонить',
+  fileCancel: 'Отменить',
+  fileSave: 'Сохранить',
+  /** @param {string} name @param {string} file */
+  fileOfferedBy: (name, file) => `${name} предлагает файл: ${file}`,
+  fileOffered: 'Отправлено вам. Примите, чтобы скачать.',
+  fileStarting: 'Начинается…',
+  /** @param {string} pct */
+  fileReceiving: (pct) => `Получение… ${pct}`,
+  fileReceived: 'Получено. Сохраните файл, чтобы он остался у вас.',
+  fileYouDeclined: 'Вы отклонили этот файл.',
+  /** @param {string} limit */
+  fileTooLargeIn: (limit) => `Слишком большой: эта страница принимает файлы до ${limit}.`,
+  fileYouCancelled: 'Вы отменили передачу.',
+  /** @param {string} name */
+  fileTheyCancelled: (name) => `${name} отменяет передачу.`,
+  /** @param {string} name */
+  fileLeft: (name) => `${name} выходит из звонка до конца передачи.`,
+  fileEnded: 'Звонок закончился до конца передачи.',
+  /** @param {string} name */
+  fileLost: (name) => `Связь с ${name} прервалась до конца передачи.`,
+  /** @param {string} name */
+  fileBadData: (name) => `${name} присылает больше, чем размер файла, поэтому передача остановлена.`,
+  /** @param {string} name */
+  fileTimeout: (name) => `${name} не начинает отправку. Попросите отправить файл ещё раз.`,
+  /** @param {string} pct */
+  fileSending: (pct) => `Отправка… ${pct}`,
+  /** @param {number} n */
+  fileWaiting: (n) =>
+    plural('ru', n, {
+      one: `Ждём, пока ${n} человек примет файл`,
+      few: `Ждём, пока ${n} человека примут файл`,
+      many: `Ждём, пока ${n} человек примут файл`,
+      other: `Ждём, пока ${n} человека примут файл`,
+    }),
+  /** @param {number} n */
+  fileSentTo: (n) =>
+    plural('ru', n, {
+      one: `Отправлено ${n} человеку`,
+      few: `Отправлено ${n} людям`,
+      many: `Отправлено ${n} людям`,
+      other: `Отправлено ${n} человека`,
+    }),
+  fileNobody: 'Никто не принял файл.',
+  legWaiting: 'ждём ответа',
+  legDone: 'получено',
+  legDeclined: 'отклонено',
+  legTooLarge: 'слишком большой для получателя',
+  legBusy: 'сейчас не может принять',
+  legCancelled: 'отменено',
+  legLeft: 'вне звонка',
+  legLost: 'связь прервалась',
+  legUnreadable: 'не удалось прочитать файл',
+  /** @param {string} name @param {string} limit */
+  fileTooLarge: (name, limit) => `«${name}» слишком большой: можно отправлять файлы до ${limit}.`,
+  fileNoOne: 'В звонке пока нет никого, кому можно отправить файл.',
+
   // Change room dialog
   changeRoomTitle: 'Перейти в другую комнату',
   changeRoomHelp: 'Вы выйдете из этого звонка и войдёте в другую комнату под тем же именем.',

@@ -15,7 +15,9 @@ import { MAX_CHAT_ENTRIES, MAX_CHAT_TEXT } from './limits.js';
 
 /**
  * @typedef {{kind:'chat', from:string, self:boolean, text:string, sent:number}
- *   | {kind:'system', event:'joined'|'left'|'you-joined', name:string, sent:number}} ChatEntry
+ *   | {kind:'system', event:'joined'|'left'|'you-joined', name:string, sent:number}
+ *   | {kind:'file', key:string, from:string, self:boolean, sent:number}} ChatEntry
+ * A `file` entry stands for the transfer `room.files.transfers.get(key)`.
  */
 
 export class Chat extends EventTarget {
@@ -56,6 +58,16 @@ export class Chat extends EventTarget {
    */
   system(event, name) {
     this.#push({ kind: 'system', event, name, sent: Date.now() });
+  }
+
+  /**
+   * Records a file offered by us (SELF) or to us (see files.js).
+   * @param {string} key the transfer's key
+   * @param {string} from
+   * @param {boolean} self
+   */
+  file(key, from, self) {
+    this.#push({ kind: 'file', key, from, self, sent: Date.now() });
   }
 
   clear() {

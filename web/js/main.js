@@ -21,6 +21,15 @@ const ui = new UI({ room, media, client });
 
 ui.start();
 
+// The server's settings for the page (`--max-file-size`); the built-in
+// defaults hold if they cannot be read.
+fetch('/config.json', { cache: 'no-cache' })
+  .then((r) => (r.ok ? r.json() : {}))
+  .then((/** @type {{maxFileSize?: unknown}} */ cfg) => {
+    if (Number.isSafeInteger(cfg.maxFileSize) && Number(cfg.maxFileSize) > 0) room.files.maxFileSize = Number(cfg.maxFileSize);
+  })
+  .catch(() => {});
+
 // Opening the socket now saves a round trip when the person clicks Join.
 // A failure here is silent: join() tries again and says what went wrong.
 client.connect().catch(() => {});

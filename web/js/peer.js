@@ -30,6 +30,8 @@
  * - `screen-track` detail `{track}`: a remote screen track (in `screenStream`).
  * - `message` detail: a parsed data-channel message (an object with `type`).
  * - `open`    the data channel is open.
+ * - `datachannel` detail `{channel}`: the member opened another data
+ *             channel (a file transfer's, see files.js).
  * - `reset`   detail: an offer this connection cannot apply (the member
  *             started a new connection); the owner replaces the link.
  */
@@ -135,6 +137,8 @@ export class PeerLink extends EventTarget {
     };
     pc.ondatachannel = ({ channel }) => {
       if (channel.label === 'sendDataChannel') this.#setChannel(channel);
+      // Anything else is a file's channel (files.js), or closed there.
+      else this.dispatchEvent(new CustomEvent('datachannel', { detail: { channel } }));
     };
     pc.onconnectionstatechange = () => this.#onConnectionState();
 
@@ -456,6 +460,21 @@ export class PeerLink extends EventTarget {
       }
     });
     return out;
+  }
+
+  /**
+   * A new ordered, reliable data channel on this connection (a file's).
+   * @param {string} label
+   * @returns {RTCDataChannel}
+   */
+  openChannel(label) {
+    return this.pc.createDataChannel(label, { ordered: true });
+  }
+
+  /** The largest data-channel message the other side takes (0: not known yet). */
+  maxMessageSize() {
+    const n = this.pc.sctp?.maxMessageSize;
+    return typeof n === 'number' && Number.isFinite(n) ? n : 0;
   }
 
   /** Closes the connection for good. */

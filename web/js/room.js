@@ -38,10 +38,13 @@
  * Screen share:
  * - `screen`         detail `{name, on}`: NAME ('' = us) started or stopped
  *                    sharing; a member's share is `member.link.screenStream`.
+ * Files: `room.files` (files.js) has the transfers and their events; each
+ * new one is also a chat entry of kind `file`.
  */
 
 import { PeerLink } from './peer.js';
 import { Chat } from './chat.js';
+import { Files } from './files.js';
 
 /** The reactions a member may send; anything else that arrives is dropped. */
 export const REACTIONS = Object.freeze(['👍', '👏', '😂', '❤️', '🎉', '😮']);
@@ -85,6 +88,8 @@ export class Room extends EventTarget {
   /** @type {RTCIceServer[]} */
   iceServers = [];
   chat = new Chat();
+  /** Files sent and offered in this call (peer to peer). */
+  files = new Files();
   /** @type {{host:string|null, locked:boolean, protected:boolean}} the room's
    * access state as the server last told it (never the password itself) */
   access = { host: null, locked: false, protected: false };
@@ -174,6 +179,11 @@ export class Room extends EventTarget {
       this.#emit('asked-mute', { by: String(m.by || '') });
     });
     media.addEventListener('change', () => this.#onLocalMedia());
+    this.files.addEventListener('added', (ev) => {
+      const t = /** @type {CustomEvent} */ (ev).detail.transfer;
+      this.chat.file(t.key, t.direction === 'out' ? this.self || '' : t.from, t.direction === 'out');
+    });
+    this.chat.addEventListener('clear', () => this.files.clear());
   }
 
   /** @returns {boolean} */
@@ -340,6 +350,15 @@ export class Room extends EventTarget {
   }
 
   /**
+   * Offers FILE to everyone in the call (see files.js): the transfer, or
+   * why not (`empty-call`, `too-large`).
+   * @param {File} file
+   */
+  sendFile(file) {
+    return this.files.offer(file);
+  }
+
+  /**
    * Everyone whose hand is up ('' = us), first raised first.
    * @returns {string[]}
    */
@@ -398,7 +417,7 @@ export class Room extends EventTarget {
   /** @param {string} name */
   #onPeerJoined(name) {
     const old = this.members.get(name);
-    if (old) this.#removeMember(name);
+    if (old) this.#removeMember(name, 'lost');
     this.#addMember(name, true);
     this.chat.system('joined', name);
   }
@@ -451,12 +470,19 @@ export class Room extends EventTarget {
         link.send({ type: 'screen', on: true });
       }
     });
+    this.files.attach(name, link);
+    link.addEventListener('datachannel', (ev) => {
+      const { channel } = /** @type {CustomEvent} */ (ev).detail;
+      if (!current() || !this.files.onChannel(name, channel)) channel.close();
+    });
     link.addEventListener('screen-track', () => current() && member.screen && this.#emit('screen', { name, on: true }));
     link.addEventListener('message', (ev) => {
       if (!current()) return;
       const msg = /** @type {CustomEvent} */ (ev).detail;
       if (msg.type === 'chat') {
         this.chat.add(name, false, msg);
+      } else if (msg.type.startsWith('file-')) {
+        this.files.onMessage(name, msg);
       } else if (msg.type === 'media') {
         member.audio = typeof msg.audio === 'boolean' ? msg.audio : member.audio;
         member.video = typeof msg.video === 'boolean' ? msg.video : member.video;
@@ -485,7 +511,7 @@ export class Room extends EventTarget {
       // The remote member started over with a new connection (its offer no
       // longer fits ours): replace the link and apply the offer to it.
       if (!current()) return;
-      this.#removeMember(name);
+      this.#removeMember(name, 'lost');
       this.#addMember(name, true).link.handleDescription(/** @type {CustomEvent} */ (ev).detail);
     });
     this.#emit('member-added', { name });
@@ -493,11 +519,16 @@ export class Room extends EventTarget {
     return member;
   }
 
-  /** @param {string} name */
-  #removeMember(name) {
+  /**
+   * @param {string} name
+   * @param {'left' | 'lost' | 'ended'} [why] for its file transfers: NAME left
+   *   the call, its connection was made anew, or we left
+   */
+  #removeMember(name, why = 'left') {
     const m = this.members.get(name);
     if (!m) return;
     this.members.delete(name);
+    this.files.detach(name, why);
     m.link.close();
     this.#emit('member-removed', { name });
     this.#resize();
@@ -505,7 +536,7 @@ export class Room extends EventTarget {
 
   #reset() {
     this.stopShare();
-    for (const name of [...this.members.keys()]) this.#removeMember(name);
+    for (const name of [...this.members.keys()]) this.#removeMember(name, 'ended');
     this.self = null;
     this.handRaisedAt = null;
     this.#admitting = [];

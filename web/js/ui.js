@@ -16,7 +16,11 @@
  * buttons `[data-action=mute|camera|leave|room-menu]`; the room menu's
  * `input[name=room-password]`, `[data-action=set-password|clear-password|
  * lock-room]`; knocks `[data-knock=NAME]` with `[data-action=admit|deny]`;
- * `[data-action=stop-waiting]`; `#call-view[data-protected]` and
+ * `[data-action=stop-waiting]`; files: `[data-action=send-file]` with
+ * `input[type=file][name=file]`, chat entries `[data-file=KEY]` (with
+ * `data-direction`, `data-state`) holding `[data-action=accept-file|
+ * decline-file|cancel-file]` and, once received, `a[download]`;
+ * `#call-view[data-protected]` and
  * `[data-locked]`; and on `<body>`: `data-view` (join|waiting|call) and
  * `data-signaling` (the socket state). See docs/web-client.md.
  */
@@ -28,6 +32,7 @@ import { randomRoomName } from './roomname.js';
 import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims } from './access.js';
 import { REACTIONS } from './room.js';
 import { QualityProbe, SAMPLE_MS } from './quality.js';
+import { isFinal, overallState } from './files.js';
 
 /** The end of a screen share tile's key: `NAME` + this (names hold no NUL). */
 const SCREEN_KEY = '\u0000screen';
@@ -140,6 +145,38 @@ function hue(name) {
   let h = 0;
   for (const ch of name.toLowerCase()) h = (h * 31 + (ch.codePointAt(0) || 0)) % 360;
   return String(h);
+}
+
+const BYTE_UNITS = ['byte', 'kilobyte', 'megabyte', 'gigabyte', 'terabyte'];
+
+/**
+ * A size for people: 1024-based, in the page's language ("3.2 MB", "3,2 МБ").
+ * @param {number} bytes
+ */
+function formatBytes(bytes) {
+  let n = bytes;
+  let unit = 0;
+  while (n >= 1024 && unit < BYTE_UNITS.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  const digits = unit === 0 || n >= 10 ? 0 : 1;
+  return new Intl.NumberFormat(language(), {
+    style: 'unit',
+    unit: BYTE_UNITS[unit],
+    unitDisplay: 'short',
+    maximumFractionDigits: digits,
+  }).format(n);
+}
+
+/**
+ * A share as a percentage in the page's language ("45%", "45 %").
+ * @param {number} part
+ * @param {number} whole
+ */
+function formatPercent(part, whole) {
+  const r = whole > 0 ? Math.min(1, part / whole) : 1;
+  return new Intl.NumberFormat(language(), { style: 'percent', maximumFractionDigits: 0 }).format(Math.floor(r * 100) / 100);
 }
 
 /** One formatter for all chat times (making one per call is slow), made
@@ -289,6 +326,8 @@ export class UI {
   #pendingChat = [];
   /** Puts the pending chat entries on screen on the next frame. */
   #flushChat = oncePerFrame(() => this.#flushChatNow());
+  /** @type {Map<string, HTMLElement>} file entries in the chat, by transfer key */
+  #fileEls = new Map();
 
   /**
    * @param {{room: import('./room.js').Room, media: import('./media.js').LocalMedia,
@@ -308,6 +347,7 @@ export class UI {
     this.chatForm = /** @type {HTMLFormElement} */ ($('form#chat'));
     this.chatInput = /** @type {HTMLInputElement} */ ($('input[name=text]', this.chatForm));
     this.chatInput.maxLength = MAX_CHAT_TEXT;
+    this.fileInput = /** @type {HTMLInputElement} */ ($('input[name=file]', this.chatForm));
     this.dialog = /** @type {HTMLDialogElement} */ ($('#room-dialog'));
     this.roomMenu = /** @type {HTMLDialogElement} */ ($('#room-menu'));
     this.passwordField = /** @type {HTMLElement} */ ($('#password-field'));
@@ -691,6 +731,7 @@ export class UI {
       if (this.room.sendChat(this.chatInput.value)) this.chatInput.value = '';
       this.chatInput.focus();
     });
+    this.#initFiles();
     const moveForm = /** @type {HTMLFormElement} */ ($('form#move'));
     moveForm.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -1187,8 +1228,18 @@ export class UI {
       else if (code === 'unavailable' || code === 'rate-limited') this.#toast(this.#generalError(code), 4000);
     });
     room.chat.addEventListener('entry', (ev) => this.#appendChat(/** @type {CustomEvent} */ (ev).detail));
+    room.files.addEventListener('update', (ev) => {
+      const t = /** @type {CustomEvent} */ (ev).detail.transfer;
+      const li = this.#fileEls.get(t.key);
+      if (li) this.#fillFile(li, t);
+    });
+    room.files.addEventListener('added', (ev) => {
+      const t = /** @type {CustomEvent} */ (ev).detail.transfer;
+      if (t.direction === 'in') $('#announce').textContent = S.fileOfferedBy(isolate(t.from), t.name);
+    });
     room.chat.addEventListener('clear', () => {
       this.#pendingChat = [];
+      this.#fileEls.clear();
       this.messages.replaceChildren();
       this.#setUnread(0);
       this.#renderChatEmpty();
@@ -1667,12 +1718,16 @@ export class UI {
       li = this.#chatItem(entry, prev);
       batch.append(li);
       prev = li;
-      if (entry.kind === 'chat' && entry.self) ownSent = true;
-      if (entry.kind === 'chat' && !entry.self) unread += 1;
+      if (entry.kind !== 'system' && entry.self) ownSent = true;
+      if (entry.kind !== 'system' && !entry.self) unread += 1;
     }
     list.append(batch);
     const excess = list.childElementCount - MAX_CHAT_ENTRIES;
-    for (let i = 0; i < excess; i++) list.firstElementChild?.remove();
+    for (let i = 0; i < excess; i++) {
+      const first = /** @type {HTMLElement | null} */ (list.firstElementChild);
+      if (first?.dataset.file) this.#fileEls.delete(first.dataset.file);
+      first?.remove();
+    }
     this.#renderChatEmpty();
     if (li && (nearBottom || ownSent)) li.scrollIntoView({ block: 'end' });
     if (unread && this.#panel !== 'chat') this.#setUnread(this.#unread + unread);
@@ -1702,6 +1757,7 @@ export class UI {
       li.dataset.sent = String(entry.sent);
       return li;
     }
+    if (entry.kind === 'file') return this.#fileItem(entry, time);
     const li = el('li', 'system');
     li.dataset.event = entry.event;
     li.dataset.name = entry.name;
@@ -1709,6 +1765,201 @@ export class UI {
     const text = entry.event === 'joined' ? S.joinedLine(name) : entry.event === 'left' ? S.leftLine(name) : S.youJoinedLine(name);
     li.append(el('span', '', text), time);
     return li;
+  }
+
+  // ------------------------------------------------------------------ files
+
+  #initFiles() {
+    $('[data-action=send-file]').addEventListener('click', () => this.fileInput.click());
+    this.fileInput.addEventListener('change', () => {
+      const files = [...(this.fileInput.files || [])];
+      this.fileInput.value = '';
+      this.#sendFiles(files);
+    });
+    // Files dropped on the chat go to everyone too.
+    const panel = $('#panel-chat');
+    const hasFiles = (/** @type {DragEvent} */ e) => !!e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+    panel.addEventListener('dragover', (e) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      panel.classList.add('drop-target');
+    });
+    panel.addEventListener('dragleave', () => panel.classList.remove('drop-target'));
+    panel.addEventListener('drop', (e) => {
+      panel.classList.remove('drop-target');
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      this.#sendFiles([...(e.dataTransfer?.files || [])]);
+    });
+    this.messages.addEventListener('click', (e) => {
+      const target = /** @type {HTMLElement} */ (e.target);
+      const button = /** @type {HTMLElement | null} */ (target.closest('button[data-action]'));
+      const key = /** @type {HTMLElement | null} */ (target.closest('[data-file]'))?.dataset.file;
+      if (!button || !key) return;
+      const action = button.dataset.action;
+      if (action === 'accept-file') this.room.files.accept(key);
+      else if (action === 'decline-file') this.room.files.decline(key);
+      else if (action === 'cancel-file') this.room.files.cancel(key);
+    });
+  }
+
+  /** @param {File[]} files */
+  #sendFiles(files) {
+    for (const file of files) {
+      const r = this.room.sendFile(file);
+      if ('error' in r) {
+        this.#toast(r.error === 'too-large' ? S.fileTooLarge(file.name, formatBytes(this.room.files.maxFileSize)) : S.fileNoOne, 5000);
+        if (r.error === 'empty-call') return;
+      }
+    }
+  }
+
+  /**
+   * The chat line of a file transfer (see #fillFile).
+   * @param {{kind:'file', key:string, from:string, self:boolean, sent:number}} entry
+   * @param {HTMLElement} time
+   */
+  #fileItem(entry, time) {
+    const li = el('li', entry.self ? 'msg file self' : 'msg file');
+    li.dataset.from = entry.from;
+    li.dataset.file = entry.key;
+    li.dataset.sent = String(entry.sent);
+    const meta = el('div', 'meta');
+    meta.append(nameEl('span', 'from', entry.self ? S.you : entry.from), time);
+    li.append(meta);
+    const t = this.room.files.transfers.get(entry.key);
+    if (!t) return li;
+    const card = el('div', 'file-card');
+    const info = el('div', 'file-info');
+    const name = el('span', 'file-name', t.name);
+    name.dir = 'auto';
+    name.title = t.name;
+    info.append(name, el('span', 'file-size', formatBytes(t.size)));
+    const progress = /** @type {HTMLProgressElement} */ (el('progress'));
+    progress.max = Math.max(1, t.size);
+    const status = el('p', 'file-status');
+    card.append(icon('i-file'), info, progress, status);
+    if (t.direction === 'out') card.append(el('ul', 'file-legs'));
+    card.append(el('div', 'file-actions'));
+    li.append(card);
+    this.#fileEls.set(entry.key, li);
+    this.#fillFile(li, t);
+    return li;
+  }
+
+  /**
+   * Shows a transfer's state: progress, what happened, and what can be done.
+   * The buttons are made anew only when the state changes, so focus stays.
+   * @param {HTMLElement} li
+   * @param {import('./files.js').Transfer} t
+   */
+  #fillFile(li, t) {
+    const state = t.direction === 'out' ? overallState(t) : t.state;
+    const changed = li.dataset.state !== state;
+    li.dataset.direction = t.direction;
+    li.dataset.state = state;
+    const progress = /** @type {HTMLProgressElement | null} */ (li.querySelector('progress'));
+    const status = li.querySelector('.file-status');
+    const actions = li.querySelector('.file-actions');
+    if (!progress || !status || !actions) return;
+    /** @type {HTMLElement[]} */
+    const buttons = [];
+    const button = (/** @type {string} */ action, /** @type {string} */ label, primary = false) => {
+      const b = /** @type {HTMLButtonElement} */ (el('button', primary ? 'primary' : '', label));
+      b.type = 'button';
+      b.dataset.action = action;
+      buttons.push(b);
+    };
+    if (t.direction === 'in') {
+      const who = isolate(t.from);
+      progress.hidden = state !== 'receiving';
+      progress.value = t.bytes;
+      status.textContent = this.#fileStatusIn(t, who);
+      if (state === 'offered') {
+        button('accept-file', S.fileAccept, true);
+        button('decline-file', S.fileDecline);
+      } else if (state === 'receiving') {
+        button('cancel-file', S.fileCancel);
+      } else if (state === 'done' && t.url) {
+        const a = /** @type {HTMLAnchorElement} */ (el('a', 'primary', S.fileSave));
+        a.href = t.url;
+        a.download = t.name;
+        buttons.push(a);
+      }
+    } else {
+      const legs = [...t.legs.values()];
+      const sending = legs.filter((l) => l.state === 'sending');
+      progress.hidden = state !== 'sending';
+      progress.max = Math.max(1, sending.length * t.size);
+      progress.value = sending.reduce((sum, l) => sum + l.bytes, 0);
+      const done = legs.filter((l) => l.state === 'done').length;
+      const waiting = legs.filter((l) => l.state === 'offered').length;
+      status.textContent =
+        state === 'sending' ? S.fileSending(formatPercent(progress.value, progress.max))
+        : state === 'offered' ? S.fileWaiting(waiting)
+        : state === 'done' ? S.fileSentTo(done)
+        : state === 'cancelled' ? S.fileYouCancelled
+        : S.fileNobody;
+      const list = li.querySelector('.file-legs');
+      if (list) {
+        list.replaceChildren(
+          ...legs.map((l) => {
+            const row = el('li');
+            row.dataset.member = l.member;
+            row.dataset.state = l.state;
+            row.append(nameEl('span', 'who', l.member), el('span', 'what', this.#legStatus(t, l)));
+            return row;
+          }),
+        );
+      }
+      if (!isFinal(state)) button('cancel-file', S.fileCancel);
+    }
+    if (changed) actions.replaceChildren(...buttons);
+    /** @type {HTMLElement} */ (actions).hidden = !actions.childElementCount;
+  }
+
+  /**
+   * @param {import('./files.js').Incoming} t
+   * @param {string} who the sender's name, isolated
+   */
+  #fileStatusIn(t, who) {
+    switch (t.state) {
+      case 'offered': return S.fileOffered;
+      case 'receiving': return t.bytes || t.channel ? S.fileReceiving(formatPercent(t.bytes, t.size)) : S.fileStarting;
+      case 'done': return S.fileReceived;
+      case 'declined': return t.reason === 'too-large' ? S.fileTooLargeIn(formatBytes(this.room.files.maxFileSize)) : S.fileYouDeclined;
+      case 'cancelled': return t.reason === 'by-us' ? S.fileYouCancelled : S.fileTheyCancelled(who);
+      default: return this.#fileFailure(t.reason, who);
+    }
+  }
+
+  /**
+   * @param {import('./files.js').Outgoing} t
+   * @param {import('./files.js').Leg} l
+   */
+  #legStatus(t, l) {
+    switch (l.state) {
+      case 'offered': return S.legWaiting;
+      case 'sending': return formatPercent(l.bytes, t.size);
+      case 'done': return S.legDone;
+      case 'declined': return l.reason === 'too-large' ? S.legTooLarge : l.reason === 'busy' ? S.legBusy : S.legDeclined;
+      case 'cancelled': return S.legCancelled;
+      default: return l.reason === 'left' ? S.legLeft : l.reason === 'unreadable' ? S.legUnreadable : S.legLost;
+    }
+  }
+
+  /**
+   * @param {import('./files.js').FileReason} reason
+   * @param {string} who
+   */
+  #fileFailure(reason, who) {
+    switch (reason) {
+      case 'left': return S.fileLeft(who);
+      case 'ended': return S.fileEnded;
+      case 'bad-data': return S.fileBadData(who);
+      case 'timeout': return S.fileTimeout(who);
+      default: return S.fileLost(who);
+    }
   }
 
   #renderPeopleNow() {
