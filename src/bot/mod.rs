@@ -386,6 +386,10 @@ fn print_event(ev: &BotEvent, json: bool) {
             format!("{from} reacted {emoji}"),
             json!({"type":"reaction","from":from,"emoji":emoji}),
         ),
+        BotEvent::FileDeclined { from, name } => (
+            format!("{from} offered a file, {name}: declined"),
+            json!({"type":"file-declined","from":from,"name":name}),
+        ),
         BotEvent::Waiting(room) => (
             format!("waiting in the lobby of {room} for the host"),
             json!({"type":"waiting","room":room}),

@@ -98,6 +98,13 @@ pub enum BotEvent {
         /// The emoji.
         emoji: String,
     },
+    /// A member offered a file; the bot declined it.
+    FileDeclined {
+        /// The member.
+        from: String,
+        /// The file's name.
+        name: String,
+    },
     /// The signaling connection was lost; the bot is resuming.
     SignalLost(String),
     /// We wait in a locked room's lobby for the host.
@@ -716,6 +723,10 @@ impl Participant {
                 PeerEvent::Reaction { emoji } => self.emit(BotEvent::Reaction {
                     from: name.to_owned(),
                     emoji: emoji.clone(),
+                }),
+                PeerEvent::FileDeclined { name: file } => self.emit(BotEvent::FileDeclined {
+                    from: name.to_owned(),
+                    name: file.clone(),
                 }),
                 PeerEvent::Disconnected => {
                     tracing::debug!(peer = name, "ICE disconnected");

@@ -66,6 +66,12 @@ pub enum PeerEvent {
         /// The emoji.
         emoji: String,
     },
+    /// The member offered a file, which the bot declined (it has no one to
+    /// accept it, and no disk to put it on).
+    FileDeclined {
+        /// The file's name as offered.
+        name: String,
+    },
     /// The first video frame arrived.
     FirstFrame,
     /// ICE gave up on the connection.
@@ -361,6 +367,11 @@ impl Peer {
                     out.events.push(PeerEvent::Chat { text });
                 } else if let Some(ev) = hand_or_reaction(&d.data) {
                     out.events.push(ev);
+                } else if let Some((decline, name)) = decline_file(&d.data) {
+                    if let Some(mut ch) = self.rtc.channel(d.id) {
+                        let _ = ch.write(false, decline.as_bytes());
+                    }
+                    out.events.push(PeerEvent::FileDeclined { name });
                 }
             }
             Event::ChannelClose(id) if Some(id) == self.channel => {
@@ -593,9 +604,57 @@ pub fn hand_or_reaction(data: &[u8]) -> Option<PeerEvent> {
     }
 }
 
+/// For a `file-offer` (protocol.md, "Chat and other data between
+/// browsers"): the `file-decline` to send back, and the offered name (cut to
+/// 255 characters). The sender then never opens the file's channel.
+pub fn decline_file(data: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(data).ok()?;
+    if v.get("type")?.as_str()? != "file-offer" {
+        return None;
+    }
+    let id = v.get("id")?.as_str()?;
+    let id_ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !id_ok {
+        return None;
+    }
+    let name: String = v
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("file")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(255)
+        .collect();
+    Some((json!({"type":"file-decline","id":id}).to_string(), name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_offers_are_declined() {
+        let (reply, name) =
+            decline_file(br#"{"type":"file-offer","id":"a1_b-2","name":"x\u0007.zip","size":3}"#)
+                .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&reply).unwrap(),
+            json!({"type":"file-decline","id":"a1_b-2"})
+        );
+        assert_eq!(name, "x.zip");
+        for other in [
+            &br#"{"type":"file-offer","id":"a b","name":"x","size":3}"#[..],
+            br#"{"type":"file-offer","name":"x","size":3}"#,
+            br#"{"type":"file-accept","id":"a"}"#,
+            br#"{"type":"chat","text":"hi"}"#,
+            b"nope",
+        ] {
+            assert_eq!(decline_file(other), None);
+        }
+    }
 
     #[test]
     fn hands_and_reactions_are_read_and_others_ignored() {

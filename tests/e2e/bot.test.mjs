@@ -88,6 +88,11 @@ async function story(env, order) {
       what: 'the bot to print the reaction',
     });
 
+    // A file offered to the bot is declined (it never opens the channel).
+    await page.setInputFiles('#chat input[type=file][name=file]', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+    await page.waitForSelector('#messages [data-file][data-direction=out] .file-legs li[data-member=robo][data-state=declined]', { timeout: T.short });
+    assert.ok(b.lines.some((l) => l.type === 'file-declined' && l.from === 'web' && l.name === 'notes.txt'), 'the bot prints the declined file');
+
     // Ctrl-C: the bot leaves cleanly and its tile goes.
     const gone = page.waitForSelector(tileOf('robo'), { state: 'detached', timeout: T.short });
     const code = await b.stop();

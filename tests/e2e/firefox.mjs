@@ -235,7 +235,7 @@ export async function openFirefox(opts = {}) {
       );
       if (r.type === 'error' || r.error) throw new Error(`preload script refused: ${JSON.stringify(r)}`);
     }
-    return new FirefoxPage(driver, problems, close, () => log);
+    return new FirefoxPage(driver, problems, close, () => log, dir);
   } catch (e) {
     await close();
     throw new Error(`firefox did not start: ${/** @type {Error} */ (e).message}\n${log}`);
@@ -250,14 +250,18 @@ export class FirefoxPage {
   /** @type {string} */
   #url = 'about:blank';
   #closed = false;
+  /** @type {string} */
+  #dir;
 
   /**
    * @param {import('selenium-webdriver').WebDriver} driver
    * @param {string[]} problems page errors (JS exceptions), as newPage()'s
    * @param {() => Promise<void>} close
    * @param {() => string} log geckodriver's and Firefox's output
+   * @param {string} dir the session's own folder (removed on close)
    */
-  constructor(driver, problems, close, log) {
+  constructor(driver, problems, close, log, dir) {
+    this.#dir = dir;
     this.driver = driver;
     this.problems = problems;
     this.browserName = 'firefox';
@@ -384,6 +388,21 @@ export class FirefoxPage {
     await this.#bounded(el.sendKeys(KEYS[key] ?? key), T.short, `pressing ${key} in ${selector}`);
   }
 
+  /**
+   * Picks a file for the file input SELECTOR, as Playwright's
+   * setInputFiles({name, buffer}): written to the profile's folder, then
+   * typed into the input (file inputs need not be visible to WebDriver).
+   * @param {string} selector
+   * @param {{name: string, buffer: Buffer}} file
+   */
+  async setInputFiles(selector, file) {
+    const folder = mkdtempSync(path.join(this.#dir, 'upload-'));
+    const where = path.join(folder, path.basename(file.name));
+    writeFileSync(where, file.buffer);
+    const el = await this.#element(selector);
+    await this.#bounded(el.sendKeys(where), T.short, `choosing a file in ${selector}`);
+  }
+
   /** @param {string} selector */
   async focus(selector) {
     await this.#script(`document.querySelector(${lit(selector)}).focus();`, null);
@@ -422,6 +441,16 @@ export class FirefoxPage {
   async $$(selector) {
     const n = await this.#script(`return document.querySelectorAll(${lit(selector)}).length;`, null);
     return Array.from({ length: Number(n) }, () => ({}));
+  }
+
+  /**
+   * Something truthy when SELECTOR matches, null when not (enough for the
+   * tests' `assert.ok(await page.$(…))`).
+   * @param {string} selector
+   */
+  async $(selector) {
+    const n = await this.#script(`return document.querySelectorAll(${lit(selector)}).length;`, null);
+    return Number(n) > 0 ? {} : null;
   }
 
   /** @param {string} selector */

@@ -12,6 +12,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import {
   closeBrowser, join, launchBrowser, newPage, remoteTiles, startServer, stats, tileOf, until,
   waitForGrowth, waitForMedia, waitForStall, T,
@@ -49,7 +50,7 @@ function useCall(room, people) {
     if (people.some((p) => p.browser === 'chromium')) call.chromium = await launchBrowser();
     for (const p of people) {
       const page = p.browser === 'firefox'
-        ? await openFirefox()
+        ? await openFirefox({ init: CANVAS_SCREEN })
         : await newPage(/** @type {import('playwright-core').Browser} */ (call.chromium));
       call.pages[p.name] = page;
       await page.goto(`${call.server.url}/r/${room}`);
@@ -71,6 +72,39 @@ function useCall(room, people) {
   });
   return call;
 }
+
+/**
+ * Headless Firefox has no screen to capture (getDisplayMedia rejects with
+ * NotFoundError): a moving canvas stands in for the capture, so what huddle
+ * does with a share (the extra transceiver, renegotiation, the screen tile
+ * at the others) still runs in Firefox. Chromium's fake screen needs none.
+ */
+const CANVAS_SCREEN = () => {
+  const md = navigator.mediaDevices;
+  const real = md && md.getDisplayMedia ? md.getDisplayMedia.bind(md) : null;
+  if (!real) return;
+  md.getDisplayMedia = async (/** @type {any} */ c) => {
+    try {
+      return await real(c);
+    } catch (e) {
+      if (/** @type {Error} */ (e).name !== 'NotFoundError') throw e;
+      const canvas = document.createElement('canvas');
+      canvas.width = 1280;
+      canvas.height = 720;
+      const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+      let n = 0;
+      setInterval(() => {
+        n += 1;
+        g.fillStyle = `hsl(${(n * 7) % 360} 60% 45%)`;
+        g.fillRect(0, 0, 1280, 720);
+        g.fillStyle = '#fff';
+        g.font = '96px sans-serif';
+        g.fillText(`screen ${n}`, 80, 360);
+      }, 66);
+      return canvas.captureStream(15);
+    }
+  };
+};
 
 const frames = (/** @type {any} */ m) => m.video.framesDecoded;
 const audioPackets = (/** @type {any} */ m) => m.audio.packetsReceived;
@@ -369,6 +403,79 @@ async function iceRestartGlare(call, a, b) {
   await waitForGrowth(pa, b, audioPackets, 20);
 }
 
+/**
+ * WHO shares its screen with the button: every other page gets the screen
+ * tile with moving frames next to WHO's camera tile; the button again
+ * removes it everywhere within 2 s.
+ * @param {ReturnType<typeof useCall>} call
+ * @param {string[]} names
+ * @param {string} who
+ */
+async function screenShare(call, names, who) {
+  const screen = `#grid [data-peer="${who}"][data-kind=screen]`;
+  const sharer = call.page(who);
+  await sharer.click('[data-action=share-screen]');
+  await until(async () => (await sharer.getAttribute('[data-action=share-screen]', 'aria-pressed')) === 'true', {
+    timeout: T.short, what: `${who} to share`,
+  });
+  // Frames decoded from the screen's receiver (Firefox's video elements
+  // count no frames of a MediaStream in getVideoPlaybackQuality).
+  const framesOf = (/** @type {any} */ page) =>
+    page.evaluate(async (/** @type {string} */ name) => {
+      const link = /** @type {any} */ (window).huddle.room.members.get(name)?.link;
+      const track = link?.screenStream.getVideoTracks()[0];
+      const receiver = track && link.pc.getReceivers().find((/** @type {RTCRtpReceiver} */ r) => r.track === track);
+      if (!receiver) return 0;
+      let n = 0;
+      (await receiver.getStats()).forEach((/** @type {any} */ s) => { if (s.type === 'inbound-rtp') n += s.framesDecoded || 0; });
+      return n;
+    }, who);
+  for (const me of names.filter((n) => n !== who)) {
+    const page = call.page(me);
+    await page.waitForSelector(screen, { timeout: T.media });
+    const f0 = await framesOf(page);
+    await until(async () => (await framesOf(page)) > f0 + 5, { what: `${me} to see ${who}'s screen moving` });
+    assert.ok(await page.$(`#grid [data-peer="${who}"]:not([data-kind])`), `${me} keeps ${who}'s camera tile`);
+  }
+  await sharer.click('[data-action=share-screen]');
+  for (const me of names.filter((n) => n !== who)) {
+    await call.page(me).waitForSelector(screen, { state: 'detached', timeout: 2000 });
+  }
+}
+
+/**
+ * FROM sends a file with the chat's file input; every other page accepts
+ * it and holds exactly its bytes (SHA-256 of the received Blob, in-page).
+ * @param {ReturnType<typeof useCall>} call
+ * @param {string[]} names
+ * @param {string} from
+ */
+async function fileToAll(call, names, from) {
+  const data = crypto.randomBytes(3 * 1024 * 1024 + 333);
+  const sha = crypto.createHash('sha256').update(data).digest('hex');
+  const name = `from-${from}-${Date.now()}.bin`;
+  await call.page(from).setInputFiles('#chat input[type=file][name=file]', { name, mimeType: 'application/octet-stream', buffer: data });
+  for (const me of names.filter((n) => n !== from)) {
+    const page = call.page(me);
+    const offered = `#messages [data-file][data-direction=in][data-from="${from}"][data-state=offered]`;
+    await page.waitForSelector(offered, { timeout: T.short });
+    await page.click(`${offered} [data-action=accept-file]`);
+    await page.waitForSelector(`#messages [data-file][data-from="${from}"][data-state=done] a[download]`, { timeout: T.media });
+    const got = await page.evaluate(async (/** @type {string} */ n) => {
+      const t = [.../** @type {any} */ (window).huddle.room.files.transfers.values()].find((x) => x.name === n);
+      const digest = await crypto.subtle.digest('SHA-256', await t.blob.arrayBuffer());
+      return { size: t.blob.size, sha: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('') };
+    }, name);
+    assert.deepEqual(got, { size: data.length, sha }, `${me} holds ${from}'s file byte for byte`);
+  }
+  const sender = call.page(from);
+  for (const me of names.filter((n) => n !== from)) {
+    await sender.waitForSelector(`#messages [data-file][data-direction=out] .file-legs li[data-member="${me}"][data-state=done]`, {
+      state: 'attached', timeout: T.short,
+    });
+  }
+}
+
 describe('Chromium first, then Firefox', () => {
   const names = ['crom', 'fox'];
   const call = useCall('cf', [{ name: 'crom', browser: 'chromium' }, { name: 'fox', browser: 'firefox' }]);
@@ -379,6 +486,10 @@ describe('Chromium first, then Firefox', () => {
   it('Chromium mutes: Firefox stops receiving its audio, then its video', () => muteAndCamera(call, names, 'crom'));
   it('Firefox mutes: Chromium stops receiving its audio, then its video', () => muteAndCamera(call, names, 'fox'));
   it('the longest chat line arrives whole both ways', () => longChat(call, 'crom', 'fox'));
+  it('Chromium shares its screen: Firefox sees it, and it goes when stopped', () => screenShare(call, names, 'crom'));
+  it('Firefox shares its screen: Chromium sees it, and it goes when stopped', () => screenShare(call, names, 'fox'));
+  it('a file from Firefox reaches Chromium byte for byte', () => fileToAll(call, names, 'fox'));
+  it('a file from Chromium reaches Firefox byte for byte', () => fileToAll(call, names, 'crom'));
   it('ICE restarts on both ends at once settle', () => iceRestartGlare(call, 'crom', 'fox'));
   it('Firefox leaves: its tile goes', () => leave(call, names, 'fox'));
   it('Firefox joins with camera and microphone off: nothing arrives until it switches them on', () =>
@@ -413,5 +524,9 @@ describe('three people: two Chromium pages and one Firefox', () => {
   it('chat from each reaches the two others', () => chatEveryWay(call, names));
   it('Firefox mutes: both Chromium pages stop receiving its audio', () => muteAndCamera(call, names, 'fox'));
   it('a Chromium page mutes: Firefox (and the other) stop receiving its audio', () => muteAndCamera(call, names, 'cid'));
+  it('Firefox shares its screen: both Chromium pages see it', () => screenShare(call, names, 'fox'));
+  it('a Chromium page shares its screen: Firefox and the other see it', () => screenShare(call, names, 'ann'));
+  it('a file from Firefox reaches both Chromium pages', () => fileToAll(call, names, 'fox'));
+  it('a file from a Chromium page reaches Firefox and the other', () => fileToAll(call, names, 'cid'));
   it('Firefox leaves: its tile goes on both Chromium pages', () => leave(call, names, 'fox'));
 });

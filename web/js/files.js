@@ -116,6 +116,7 @@ const ID = /^[A-Za-z0-9_-]{1,64}$/;
  * @property {FileReason} reason
  * @property {number} bytes received so far
  * @property {string | null} url an object URL of the file, once done
+ * @property {Blob | null} blob the file, once done
  * @property {RTCDataChannel | null} channel
  * @property {number} sent when the offer arrived (ms since the epoch)
  */
@@ -369,6 +370,7 @@ export class Files extends EventTarget {
     const finish = () => {
       const blob = new Blob(parts, { type: 'application/octet-stream' });
       parts = [];
+      t.blob = blob;
       t.url = URL.createObjectURL(blob);
       this.#links.get(member)?.send({ type: 'file-done', id: t.id });
       this.#endIncoming(t, 'done', '', true);
@@ -437,6 +439,7 @@ export class Files extends EventTarget {
       reason: '',
       bytes: 0,
       url: null,
+      blob: null,
       channel: null,
       sent: Date.now(),
     };
