@@ -8,6 +8,7 @@
 #   sh tests/e2e/run.sh bench [runs]    # tests/e2e/bench-join.mjs
 #   sh tests/e2e/run.sh bench-turn [runs]   # tests/e2e/bench-turn.mjs
 #   sh tests/e2e/run.sh bench-files [runs] [MiB]   # tests/e2e/bench-files.mjs
+#   sh tests/e2e/run.sh bench-cpu [rounds] [seconds]   # tests/e2e/bench-cpu.mjs
 #
 # HUDDLE_BIN: the server binary (default target/debug/huddle).
 set -eu
@@ -28,6 +29,9 @@ elif [ "${1:-}" = bench-turn ]; then
 elif [ "${1:-}" = bench-files ]; then
   shift
   set -- node tests/e2e/bench-files.mjs "$@"
+elif [ "${1:-}" = bench-cpu ]; then
+  shift
+  set -- node tests/e2e/bench-cpu.mjs "$@"
 elif [ $# -eq 0 ]; then
   set -- tests/e2e/*.test.mjs
 fi
