@@ -112,7 +112,9 @@ describe('screenshots', () => {
     // The chat sheet opened on the wide screen would cover the call.
     if (await host.isVisible('#side')) await host.click('[data-action=close-panel]');
     await shot(host, 'access-knocks-phone.png');
-    await host.click('[data-action=room-menu]');
+    // On a phone the room menu is in the "more" menu.
+    await host.click('[data-action=more]');
+    await host.click('#more-menu [data-more=room-menu]');
     await host.fill('#room-menu input[name=room-password]', 'sesame');
     await host.click('#room-menu [data-action=set-password]');
     await host.waitForSelector('#call-view[data-protected]', { state: 'attached' });

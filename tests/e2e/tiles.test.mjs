@@ -89,6 +89,23 @@ describe('tiles: pin, full screen, phones', () => {
     assert.equal(await a.getAttribute('#grid', 'data-cols'), '2');
     assert.equal(await a.evaluate(() => document.querySelector('#grid')?.scrollHeight === document.querySelector('#grid')?.clientHeight), true);
     await a.screenshot({ path: path.join(artifactsDir(), 'call-phone-six.png') });
+
+    // The controls are one row at the bottom, within a thumb's reach; the
+    // rest is in the "more" menu, and its items do what the buttons do.
+    const tops = await a.$$eval('.controls-main > .round, .controls-main > div', (els) =>
+      els.filter((e) => /** @type {HTMLElement} */ (e).offsetParent !== null).map((e) => Math.round(e.getBoundingClientRect().top)));
+    assert.equal(new Set(tops).size, 1, `one row of controls (tops ${tops})`);
+    assert.ok(Math.min(...tops) > phone.height * 0.85, `the controls sit at the bottom (${tops[0]} of ${phone.height})`);
+    await a.click('[data-action=more]');
+    const items = await a.$$eval('#more-menu [data-more]', (els) => els.map((e) => /** @type {HTMLElement} */ (e).dataset.more));
+    for (const want of ['settings', 'copy-link', 'change-room', 'people', 'room-menu']) assert.ok(items.includes(want), `more has ${want}: ${items}`);
+    await a.screenshot({ path: path.join(artifactsDir(), 'call-phone-more.png') });
+    await a.keyboard.press('Escape');
+    await a.waitForSelector('#more-menu', { state: 'hidden' });
+    assert.equal(await a.evaluate(() => document.activeElement?.getAttribute('data-action')), 'more', 'focus goes back to the button');
+    await a.click('[data-action=more]');
+    await a.click('#more-menu [data-more=settings]');
+    await a.waitForSelector('dialog#settings[open]');
     for (const p of pages) await p.context().close();
   });
 });

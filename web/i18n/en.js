@@ -292,6 +292,7 @@ export default Object.freeze({
   fileTooLarge: (name, limit) => `“${name}” is too large: files up to ${limit} can be sent.`,
   fileNoOne: 'No one else is in the call yet to send a file to.',
 
+  moreActions: 'More',
   // Change room dialog
   changeRoomTitle: 'Move to another room',
   changeRoomHelp: 'You leave this call and join the other room with the same name.',

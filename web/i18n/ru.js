@@ -314,6 +314,7 @@ export default Object.freeze({
   fileTooLarge: (name, limit) => `«${name}» слишком большой: можно отправлять файлы до ${limit}.`,
   fileNoOne: 'В звонке пока нет никого, кому можно отправить файл.',
 
+  moreActions: 'Ещё',
   // Change room dialog
   changeRoomTitle: 'Перейти в другую комнату',
   changeRoomHelp: 'Вы выйдете из этого звонка и войдёте в другую комнату под тем же именем.',

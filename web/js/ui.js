@@ -722,6 +722,7 @@ export class UI {
     if (!navigator.mediaDevices?.getDisplayMedia) /** @type {HTMLElement} */ ($('[data-action=share-screen]')).hidden = true;
     this.#renderShare();
     this.#initReactions();
+    this.#initMore();
     this.#renderHands();
     for (const tab of document.querySelectorAll('[role=tab]')) {
       tab.addEventListener('click', () => this.#openPanel(/** @type {'chat'|'people'} */ (/** @type {HTMLElement} */ (tab).dataset.tab)));
@@ -930,6 +931,67 @@ export class UI {
     });
     document.addEventListener('pointerdown', (e) => {
       if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest('.react-wrap')) close(false);
+    });
+  }
+
+  /**
+   * The "more" menu, shown on phones instead of the control bar's buttons
+   * that do not fit one row. Each item presses the bar's own (hidden)
+   * button, so there is one place for what an action does; it lists only
+   * those the page offers now (the room menu for the host, share where the
+   * browser can).
+   */
+  #initMore() {
+    const button = /** @type {HTMLButtonElement} */ ($('[data-action=more]'));
+    const menu = /** @type {HTMLElement} */ ($('#more-menu'));
+    const actions = ['share-screen', 'settings', 'people', 'copy-link', 'change-room', 'room-menu'];
+    const close = (/** @type {boolean} */ focusButton) => {
+      if (menu.hidden) return;
+      menu.hidden = true;
+      button.setAttribute('aria-expanded', 'false');
+      if (focusButton) button.focus();
+    };
+    button.addEventListener('click', () => {
+      if (!menu.hidden) return close(false);
+      const items = [];
+      for (const action of actions) {
+        const real = /** @type {HTMLElement | null} */ (document.querySelector(`.controls [data-action=${action}]`));
+        if (!real || real.hidden) continue;
+        const item = /** @type {HTMLButtonElement} */ (el('button'));
+        item.type = 'button';
+        item.setAttribute('role', 'menuitem');
+        item.dataset.more = action;
+        const pressed = real.getAttribute('aria-pressed');
+        if (pressed !== null) item.setAttribute('aria-pressed', pressed);
+        const use = real.querySelector('svg use');
+        item.append(icon((use?.getAttribute('href') || '').slice(1)), el('span', '', real.getAttribute('aria-label') || ''));
+        item.addEventListener('click', () => {
+          close(false);
+          real.click();
+        });
+        items.push(item);
+      }
+      menu.replaceChildren(...items);
+      menu.hidden = false;
+      button.setAttribute('aria-expanded', 'true');
+      items[0]?.focus();
+    });
+    menu.addEventListener('keydown', (e) => {
+      const items = /** @type {HTMLElement[]} */ ([...menu.querySelectorAll('button')]);
+      const i = items.indexOf(/** @type {HTMLElement} */ (document.activeElement));
+      if (e.key === 'Escape') {
+        e.stopPropagation();
+        close(true);
+      } else if (e.key === 'ArrowDown') {
+        e.preventDefault();
+        items[(i + 1) % items.length]?.focus();
+      } else if (e.key === 'ArrowUp') {
+        e.preventDefault();
+        items[(i - 1 + items.length) % items.length]?.focus();
+      }
+    });
+    document.addEventListener('pointerdown', (e) => {
+      if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest('.more-wrap')) close(false);
     });
   }
 
@@ -2088,6 +2150,8 @@ export class UI {
     flash.textContent = ok ? S.copied : S.copyFailed;
     b.dataset.copied = 'true';
     b.setAttribute('aria-label', ok ? S.copied : S.copyFailed);
+    // On a phone the button sits in the "more" menu, out of sight: say it.
+    if (b.offsetParent === null) this.#toast(ok ? S.copied : S.copyFailed, 2000);
     clearTimeout(this.#copyTimer);
     this.#copyTimer = setTimeout(() => {
       delete b.dataset.copied;
