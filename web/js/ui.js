@@ -130,6 +130,53 @@ function tileButton(action, iconId, label) {
 }
 
 /**
+ * Wires a menu that BUTTON opens above the control bar: the button toggles
+ * it (FILL runs first, to make or label the items), the first item gets the
+ * focus, arrow keys move (Up/Down, and Left/Right too when SIDEWAYS),
+ * Escape closes it with the focus back on the button, and a press outside
+ * WRAP closes it. Returns `close(focusButton)`.
+ * @param {HTMLButtonElement} button
+ * @param {HTMLElement} menu
+ * @param {string} wrap selector of the element holding button and menu
+ * @param {boolean} sideways
+ * @param {() => void} fill
+ * @returns {(focusButton: boolean) => void}
+ */
+function popupMenu(button, menu, wrap, sideways, fill) {
+  const close = (/** @type {boolean} */ focusButton) => {
+    if (menu.hidden) return;
+    menu.hidden = true;
+    button.setAttribute('aria-expanded', 'false');
+    if (focusButton) button.focus();
+  };
+  button.addEventListener('click', () => {
+    if (!menu.hidden) return close(false);
+    fill();
+    menu.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+    /** @type {HTMLElement | null} */ (menu.querySelector('button'))?.focus();
+  });
+  menu.addEventListener('keydown', (e) => {
+    const items = /** @type {HTMLElement[]} */ ([...menu.querySelectorAll('button')]);
+    const i = items.indexOf(/** @type {HTMLElement} */ (document.activeElement));
+    if (e.key === 'Escape') {
+      e.stopPropagation();
+      close(true);
+    } else if (e.key === 'ArrowDown' || (sideways && e.key === 'ArrowRight')) {
+      e.preventDefault();
+      items[(i + 1) % items.length]?.focus();
+    } else if (e.key === 'ArrowUp' || (sideways && e.key === 'ArrowLeft')) {
+      e.preventDefault();
+      items[(i - 1 + items.length) % items.length]?.focus();
+    }
+  });
+  document.addEventListener('pointerdown', (e) => {
+    if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest(wrap)) close(false);
+  });
+  return close;
+}
+
+/**
  * The first character of a name, for avatars.
  * @param {string} name
  */
@@ -898,39 +945,12 @@ export class UI {
       });
       menu.append(b);
     }
-    const close = (/** @type {boolean} */ focusButton) => {
-      if (menu.hidden) return;
-      menu.hidden = true;
-      button.setAttribute('aria-expanded', 'false');
-      if (focusButton) button.focus();
-    };
-    button.addEventListener('click', () => {
-      if (!menu.hidden) return close(false);
+    const close = popupMenu(button, menu, '.react-wrap', true, () => {
       // Labels in the page's current language.
       const names = /** @type {Record<string, string>} */ (S.reactionNames);
       for (const b of menu.querySelectorAll('button')) {
         b.setAttribute('aria-label', names[/** @type {HTMLElement} */ (b).dataset.reaction || ''] || '');
       }
-      menu.hidden = false;
-      button.setAttribute('aria-expanded', 'true');
-      /** @type {HTMLElement | null} */ (menu.querySelector('button'))?.focus();
-    });
-    menu.addEventListener('keydown', (e) => {
-      const items = /** @type {HTMLElement[]} */ ([...menu.querySelectorAll('button')]);
-      const i = items.indexOf(/** @type {HTMLElement} */ (document.activeElement));
-      if (e.key === 'Escape') {
-        e.stopPropagation();
-        close(true);
-      } else if (e.key === 'ArrowRight' || e.key === 'ArrowDown') {
-        e.preventDefault();
-        items[(i + 1) % items.length].focus();
-      } else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') {
-        e.preventDefault();
-        items[(i - 1 + items.length) % items.length].focus();
-      }
-    });
-    document.addEventListener('pointerdown', (e) => {
-      if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest('.react-wrap')) close(false);
     });
   }
 
@@ -945,14 +965,7 @@ export class UI {
     const button = /** @type {HTMLButtonElement} */ ($('[data-action=more]'));
     const menu = /** @type {HTMLElement} */ ($('#more-menu'));
     const actions = ['share-screen', 'settings', 'people', 'copy-link', 'change-room', 'room-menu'];
-    const close = (/** @type {boolean} */ focusButton) => {
-      if (menu.hidden) return;
-      menu.hidden = true;
-      button.setAttribute('aria-expanded', 'false');
-      if (focusButton) button.focus();
-    };
-    button.addEventListener('click', () => {
-      if (!menu.hidden) return close(false);
+    const close = popupMenu(button, menu, '.more-wrap', false, () => {
       const items = [];
       for (const action of actions) {
         const real = /** @type {HTMLElement | null} */ (document.querySelector(`.controls [data-action=${action}]`));
@@ -972,26 +985,6 @@ export class UI {
         items.push(item);
       }
       menu.replaceChildren(...items);
-      menu.hidden = false;
-      button.setAttribute('aria-expanded', 'true');
-      items[0]?.focus();
-    });
-    menu.addEventListener('keydown', (e) => {
-      const items = /** @type {HTMLElement[]} */ ([...menu.querySelectorAll('button')]);
-      const i = items.indexOf(/** @type {HTMLElement} */ (document.activeElement));
-      if (e.key === 'Escape') {
-        e.stopPropagation();
-        close(true);
-      } else if (e.key === 'ArrowDown') {
-        e.preventDefault();
-        items[(i + 1) % items.length]?.focus();
-      } else if (e.key === 'ArrowUp') {
-        e.preventDefault();
-        items[(i - 1 + items.length) % items.length]?.focus();
-      }
-    });
-    document.addEventListener('pointerdown', (e) => {
-      if (!menu.hidden && !(/** @type {Element} */ (e.target)).closest('.more-wrap')) close(false);
     });
   }
 
