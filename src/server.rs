@@ -2,7 +2,8 @@
 //! check, connection limit, frame limits), security headers and graceful
 //! shutdown.
 //!
-//! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /metrics`
+//! Routes: `GET /ws` (signaling), `GET /healthz`, `GET /config.json` and
+//! `GET /ice-servers` (for the page), `GET /metrics`
 //! (Prometheus; for loopback clients only on the main listener, or on its
 //! own listener with `--metrics`), `GET /` and `GET /r/<room>` (the web
 //! client), and every other file of the web client at its path.
@@ -259,6 +260,7 @@ impl Server {
             .route("/ws", get(upgrade))
             .route("/healthz", get(healthz))
             .route("/config.json", get(page_config))
+            .route("/ice-servers", get(ice_servers))
             .route("/", get(index))
             .route("/r/{*room}", get(room_page));
         if self.metrics_listener.is_none() {
@@ -643,6 +645,64 @@ async fn page_config(State(app): State<Arc<App>>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// The query of `GET /ice-servers`.
+#[derive(Debug, serde::Deserialize)]
+struct IceQuery {
+    room: Option<String>,
+    access: Option<String>,
+}
+
+/// `GET /ice-servers[?room=ROOM&access=TOKEN]`: the ICE servers a member
+/// would get in `joined`, with TURN credentials minted for a throwaway
+/// name, so a page (the join page's connection test) or `huddle doctor`
+/// can check the network before joining. It hands out nothing a join
+/// would not: under `--auth-secret` it needs a token that admits to ROOM
+/// (401 otherwise), as a join does.
+async fn ice_servers(
+    State(app): State<Arc<App>>,
+    axum::extract::Query(query): axum::extract::Query<IceQuery>,
+) -> Response {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let json = |status: StatusCode, body: String| {
+        (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response()
+    };
+    if let Some(key) = &app.cfg.core.auth {
+        let checked = match query.access.as_deref() {
+            None => Err(
+                "this server lets people in by invitation only: open the link you were given"
+                    .to_owned(),
+            ),
+            Some(token) => key
+                .check(
+                    token,
+                    query.room.as_deref().unwrap_or(crate::access::ANY_ROOM),
+                    unix,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(message) = checked {
+            let body = serde_json::json!({"error": "unauthorized", "message": message});
+            return json(StatusCode::UNAUTHORIZED, body.to_string());
+        }
+    }
+    let mut tag = [0u8; 8];
+    let _ = getrandom::fill(&mut tag);
+    let name: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let servers = app.cfg.core.ice.render(&format!("probe-{name}"), unix);
+    json(StatusCode::OK, format!("{{\"iceServers\":{servers}}}"))
 }
 
 /// `/metrics` on the main listener: for loopback clients only (404 for

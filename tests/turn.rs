@@ -1103,3 +1103,96 @@ async fn the_relay_cannot_reach_the_servers_own_listeners() {
         assert_eq!(error_code(&answer), want, "permission for {target}");
     }
 }
+
+/// A GET over plain HTTP/1.1; the status line and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(STEP, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_owned();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn ice_servers_for_a_connection_test_carry_working_throwaway_credentials() {
+    let mut cfg = common::config();
+    cfg.turn = Some(loopback_config());
+    let server = common::start(cfg).await;
+    let (status, body) = http_get(server.addr, "/ice-servers").await;
+    assert!(status.contains(" 200 "), "{status}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let minted = &v["iceServers"][0];
+    let username = minted["username"].as_str().unwrap();
+    let (_, name) = username.split_once(':').unwrap();
+    assert!(
+        name.starts_with("probe-") && name.len() == 6 + 16,
+        "{username}"
+    );
+    // A second probe gets a name of its own (quotas count per name).
+    let (_, again) = http_get(server.addr, "/ice-servers").await;
+    assert_ne!(again, body);
+    let url = minted["urls"][0].as_str().unwrap();
+    let turn_addr: SocketAddr = url
+        .trim_start_matches("turn:")
+        .trim_end_matches("?transport=udp")
+        .parse()
+        .unwrap();
+    let mut t = Transport::udp(turn_addr).await;
+    allocate(&mut t, username, minted["credential"].as_str().unwrap())
+        .await
+        .expect("allocated");
+    server.stop.cancel();
+    server.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn ice_servers_under_operator_tokens_need_a_token_for_the_room() {
+    let key = huddle::access::AuthKey::new(b"an operator secret of 32 bytes!!").unwrap();
+    let mut cfg = common::config();
+    cfg.turn = Some(loopback_config());
+    cfg.core.auth = Some(key.clone());
+    let server = common::start(cfg).await;
+    let token = |room: &str| {
+        key.mint(&huddle::access::Claims {
+            room: room.into(),
+            exp: now() + 600,
+            name: None,
+            host: false,
+            nbf: None,
+        })
+    };
+    for path in [
+        "/ice-servers".to_owned(),
+        "/ice-servers?room=team&access=garbage".to_owned(),
+        format!("/ice-servers?room=team&access={}", token("other")),
+        // A room's token does not stand for any room.
+        format!("/ice-servers?access={}", token("team")),
+    ] {
+        let (status, body) = http_get(server.addr, &path).await;
+        assert!(status.contains(" 401 "), "{path}: {status}");
+        assert!(body.contains("\"unauthorized\""), "{body}");
+        assert!(!body.contains("iceServers"), "{body}");
+    }
+    for path in [
+        format!("/ice-servers?room=team&access={}", token("team")),
+        format!("/ice-servers?room=team&access={}", token("*")),
+    ] {
+        let (status, body) = http_get(server.addr, &path).await;
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        assert!(body.contains("\"credential\""), "{body}");
+    }
+    server.stop.cancel();
+    server.task.await.unwrap();
+}
