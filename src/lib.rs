@@ -25,6 +25,7 @@
 //! - [`origin`]: which page origins may open `/ws` (DNS rebinding defence).
 //! - [`per_ip`]: open connections per client address.
 //! - [`tls`]: HTTPS/WSS: certificate files or a self-signed one, the TLS listener.
+//! - [`sniff`]: tells TURN from HTTP and TLS by a connection's first bytes (TURN on the listener's port).
 //! - [`access`]: operator tokens (`--auth-secret`, `huddle token`): HS256 JWTs.
 //! - [`password`]: room passwords, hashed with Argon2id off the lock.
 //! - [`ice`]: the ICE servers in `joined`, and TURN REST credentials minted per member.
@@ -71,6 +72,7 @@ pub mod per_ip;
 pub mod protocol;
 pub mod queue;
 pub mod server;
+pub mod sniff;
 pub mod tls;
 pub mod turn;
 pub mod ws;

@@ -399,6 +399,14 @@ struct ServeArgs {
           value_delimiter = ',', value_parser = turn::parse_cidr, requires = "turn_listen")]
     turn_denied_peer_ip: Vec<ipnet::IpNet>,
 
+    /// Do not serve TURN on the --listen port. By default the embedded TURN
+    /// server also answers there: the listener tells TURN from HTTP by the
+    /// first bytes, so members behind firewalls that open only TCP 443 get
+    /// a relay over TLS (turns:) on the HTTPS port, or over TCP on a plain
+    /// HTTP port. Turn it off behind a reverse proxy that speaks only HTTP.
+    #[arg(long, env = "HUDDLE_NO_TURN_ON_LISTENER", requires = "turn_listen")]
+    no_turn_on_listener: bool,
+
     /// Serve HTTPS/WSS with this certificate chain (PEM). Needs --tls-key.
     #[arg(
         long,
@@ -513,6 +521,8 @@ impl ServeArgs {
             denied_peers: self.turn_denied_peer_ip,
             // The HTTP listener is added when it is bound (server.rs).
             own_addrs: Vec::new(),
+            on_listener: !self.no_turn_on_listener,
+            listener_addr: None,
         });
         Config {
             tls,

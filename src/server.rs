@@ -48,8 +48,9 @@ use crate::hub::Hub;
 use crate::metrics::{self, UpgradeRefusal};
 use crate::origin::{self, Origin, OriginPolicy, Scheme};
 use crate::per_ip::{self, PerIp};
+use crate::sniff::{self, Rewind};
 use crate::tls::{self, Listener, Tls};
-use crate::turn::TurnServer;
+use crate::turn::{ListenerTurn, TurnServer};
 use crate::ws::{self, SocketSettings};
 
 /// Errors that stop the server from starting or running.
@@ -128,6 +129,15 @@ impl Server {
         })?;
         let port = tcp.local_addr()?.port();
         let self_signed = tls.as_ref().and_then(|t| t.self_signed.clone());
+        // The names a `turns:` URL may use: an operator's certificate's
+        // (a self-signed one is better reached by address).
+        let tls_names = tls.as_ref().map(|t| {
+            if t.self_signed.is_some() {
+                Vec::new()
+            } else {
+                t.names.clone()
+            }
+        });
         let origins = origin_policy(&cfg, tls.as_ref().map(|t| t.names.as_slice()), port);
         debug!(
             origins = origins
@@ -155,10 +165,19 @@ impl Server {
                 .into_iter()
                 .flatten()
                 .filter_map(|l| l.local_addr().ok());
-            let server = TurnServer::start(&turn_cfg.with_own_addrs(own), secret.clone()).await?;
-            cfg.core
-                .ice
-                .add_rest(server.urls(), secret.clone(), cfg.turn_ttl);
+            let mut turn_cfg = turn_cfg.with_own_addrs(own);
+            turn_cfg.listener_addr = Some(listener.local_addr()?);
+            let server = TurnServer::start(&turn_cfg, secret.clone()).await?;
+            let mut urls = server.urls();
+            if server.on_listener().is_some() {
+                urls.extend(listener_turn_urls(
+                    server.public_ip(),
+                    port,
+                    cfg.public_url.as_ref(),
+                    tls_names.as_deref(),
+                ));
+            }
+            cfg.core.ice.add_rest(urls, secret.clone(), cfg.turn_ttl);
             turn = Some(server);
         }
         // validate() made sure a secret comes with --turn-url.
@@ -309,6 +328,7 @@ impl Server {
                 per_ip,
                 None,
                 http.clone(),
+                None,
             ))
         });
         tokio::select! {
@@ -319,6 +339,7 @@ impl Server {
                 app.per_ip.clone(),
                 Some(app.clone()),
                 http.clone(),
+                self.turn.as_ref().and_then(TurnServer::on_listener),
             ) => {}
             () = stop.cancelled() => {}
         }
@@ -375,7 +396,10 @@ struct IpSlot(#[allow(dead_code)] Arc<per_ip::Slot>);
 
 /// Accepts connections until `shutdown` is cancelled; each is served in its
 /// own task by `router` (or by `refuse` when its address is over the per-IP
-/// cap). Returns at shutdown, closing the listening socket.
+/// cap), or, with `turn`, handed to the TURN server when its first bytes
+/// (before or inside TLS) are a STUN message. Returns at shutdown, closing
+/// the listening socket.
+#[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     listener: Listener,
     router: Router,
@@ -383,6 +407,7 @@ async fn accept_loop(
     per_ip: Arc<PerIp>,
     app: Option<Arc<App>>,
     http: HttpSettings,
+    turn: Option<ListenerTurn>,
 ) {
     let handshaker = listener.handshaker();
     loop {
@@ -401,15 +426,59 @@ async fn accept_loop(
         };
         let handshaker = handshaker.clone();
         let http2 = http.clone();
+        let turn = turn.clone();
         http.conns.spawn(async move {
             let http = http2;
+            if let Some(turn) = &turn {
+                // TURN over plain TCP, on a plain or a TLS listener alike.
+                let kind = tokio::select! {
+                    k = sniff::peek(&tcp, http.header_timeout) => k,
+                    () = http.shutdown.cancelled() => None,
+                };
+                match kind {
+                    None => return,
+                    Some(sniff::Kind::Stun) => {
+                        debug!(%peer, "TURN over TCP on the HTTP listener");
+                        // TURN has its own limits (--turn-max-tcp and the
+                        // allocation quotas), not the HTTP per-IP cap.
+                        drop(slot);
+                        turn.adopt(tcp, peer);
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
             let stream = tokio::select! {
                 s = handshaker.handshake(tcp, peer) => s,
                 () = http.shutdown.cancelled() => None,
             };
-            let Some(stream) = stream else {
+            let Some(mut stream) = stream else {
                 return;
             };
+            let mut first = Vec::new();
+            if let (Some(turn), true) = (&turn, stream.is_tls()) {
+                // TURN over TLS: said by ALPN, or by the first bytes inside.
+                let kind = if stream.alpn() == Some(sniff::ALPN_STUN_TURN) {
+                    Some(sniff::Kind::Stun)
+                } else {
+                    let read = tokio::select! {
+                        r = sniff::read_first(&mut stream, http.header_timeout) => r,
+                        () = http.shutdown.cancelled() => None,
+                    };
+                    let Some((kind, bytes)) = read else {
+                        return;
+                    };
+                    first = bytes;
+                    Some(kind)
+                };
+                if kind == Some(sniff::Kind::Stun) {
+                    debug!(%peer, "TURN over TLS on the HTTPS listener");
+                    drop(slot);
+                    turn.adopt(Rewind::new(stream, first), peer);
+                    return;
+                }
+            }
+            let stream = Rewind::new(stream, first);
             let slot = slot.map(|s| IpSlot(Arc::new(s)));
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
@@ -445,6 +514,43 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// The URLs of TURN on the HTTP(S) listener: `turn:IP:PORT?transport=tcp`
+/// and, with TLS, `turns:NAME:PORT?transport=tcp` first.
+///
+/// The port is `--public-url`'s when set (a port forward keeps TCP as it
+/// is), else the listener's. A `turns:` URL needs a name the certificate
+/// covers: `--public-url`'s host, else the operator certificate's first
+/// name that is neither a wildcard nor `localhost`, else the address
+/// (a self-signed certificate covers the machine's addresses; `tls_names`
+/// is empty for it). Plain `turn:` goes to the TURN server's public IP.
+pub fn listener_turn_urls(
+    public_ip: IpAddr,
+    listen_port: u16,
+    public_url: Option<&Origin>,
+    tls_names: Option<&[String]>,
+) -> Vec<String> {
+    let ip = match public_ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let port = public_url.map_or(listen_port, |u| u.port);
+    let mut urls = Vec::new();
+    if let Some(names) = tls_names {
+        let name = public_url
+            .map(|u| u.host.clone())
+            .or_else(|| {
+                names
+                    .iter()
+                    .find(|n| !n.starts_with('*') && n.as_str() != "localhost")
+                    .cloned()
+            })
+            .unwrap_or_else(|| ip.clone());
+        urls.push(format!("turns:{name}:{port}?transport=tcp"));
+    }
+    urls.push(format!("turn:{ip}:{port}?transport=tcp"));
+    urls
 }
 
 /// The headers every response carries (added when the handler did not set
@@ -945,6 +1051,44 @@ mod tests {
         assert!(p.allows(Some("https://localhost:8443")));
         assert!(!p.allows(Some("http://chat.example.com:8443")));
         assert!(!p.allows(Some("https://chat.example.com")));
+    }
+
+    #[test]
+    fn turn_on_the_listener_is_named_as_the_certificate_covers() {
+        let ip: IpAddr = "203.0.113.7".parse().unwrap();
+        // Plain HTTP: TURN over TCP at the address.
+        assert_eq!(
+            listener_turn_urls(ip, 8080, None, None),
+            ["turn:203.0.113.7:8080?transport=tcp"]
+        );
+        // An operator's certificate: its first real name, for TLS.
+        let names = ["*.example.org", "localhost", "meet.example.org"].map(String::from);
+        assert_eq!(
+            listener_turn_urls(ip, 443, None, Some(&names)),
+            [
+                "turns:meet.example.org:443?transport=tcp",
+                "turn:203.0.113.7:443?transport=tcp"
+            ]
+        );
+        // --public-url decides name and port (a port forward 443 → 8443).
+        let public = Origin::parse("https://video.example.com").unwrap();
+        assert_eq!(
+            listener_turn_urls(ip, 8443, Some(&public), Some(&names)),
+            [
+                "turns:video.example.com:443?transport=tcp",
+                "turn:203.0.113.7:443?transport=tcp"
+            ]
+        );
+        // A self-signed certificate (no names given) is reached by address;
+        // IPv6 in brackets.
+        let v6: IpAddr = "2001:db8::5".parse().unwrap();
+        assert_eq!(
+            listener_turn_urls(v6, 8443, None, Some(&[])),
+            [
+                "turns:[2001:db8::5]:8443?transport=tcp",
+                "turn:[2001:db8::5]:8443?transport=tcp"
+            ]
+        );
     }
 
     #[test]

@@ -159,7 +159,9 @@ fn acceptor(
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // `stun.turn` (RFC 7443) for TURN clients that say so; the listener
+    // tells the others by their first bytes (src/sniff.rs).
+    config.alpn_protocols = vec![b"http/1.1".to_vec(), crate::sniff::ALPN_STUN_TURN.to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -383,6 +385,21 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS over TCP.
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The ALPN protocol agreed in the TLS handshake, if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol(),
+        }
+    }
+
+    /// Whether this is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
 }
 
 impl AsyncRead for Stream {

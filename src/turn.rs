@@ -55,7 +55,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use ipnet::IpNet;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use turn::auth::{AuthHandler, generate_auth_key};
@@ -143,6 +143,13 @@ pub struct TurnConfig {
     /// The server's other listening sockets (HTTP, media): never relayed
     /// to, whatever the ranges say. The TURN address itself is added.
     pub own_addrs: Vec<SocketAddr>,
+    /// Serve TURN on the HTTP(S) listener too (`--no-turn-on-listener`
+    /// turns it off): connections handed over with [`ListenerTurn::adopt`].
+    pub on_listener: bool,
+    /// The HTTP(S) listener's bound address, filled in by the server when
+    /// it has bound it; with [`TurnConfig::on_listener`], TURN connections
+    /// handed over from it are served as coming to this address.
+    pub listener_addr: Option<SocketAddr>,
 }
 
 impl TurnConfig {
@@ -160,6 +167,8 @@ impl TurnConfig {
             allowed_peers: Vec::new(),
             denied_peers: Vec::new(),
             own_addrs: Vec::new(),
+            on_listener: true,
+            listener_addr: None,
         }
     }
 
@@ -197,6 +206,27 @@ pub struct TurnServer {
     local: SocketAddr,
     public: SocketAddr,
     mux: Arc<TcpMux>,
+    /// TURN over the HTTP(S) listener, when on.
+    listener: Option<(Arc<Server>, ListenerTurn)>,
+}
+
+/// TURN over TCP (or TLS) connections that arrived on the HTTP(S)
+/// listener, handed over by the server after it saw the first bytes.
+/// They get a crate `Server` of their own, as coming to the listener's
+/// address.
+#[derive(Clone)]
+pub struct ListenerTurn(Arc<TcpMux>);
+
+impl ListenerTurn {
+    /// Serves `stream` (a TCP or TLS connection from `peer` whose first
+    /// bytes are a STUN message, still unread) as TURN over TCP. Refused,
+    /// and closed, past `--turn-max-tcp` such connections.
+    pub fn adopt<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        self.0.adopt(stream, peer);
+    }
 }
 
 impl TurnServer {
@@ -236,12 +266,22 @@ impl TurnServer {
             let policy = policy.clone();
             Arc::new(move |peer: &SocketAddr| policy.allows(*peer))
         };
-        let (dropped_tx, mut dropped_rx) = mpsc::channel(TCP_QUEUE);
-        let mux = TcpMux::start(tcp, local, cfg.max_tcp, dropped_tx);
+        let (dropped_tx, dropped_rx) = mpsc::channel(TCP_QUEUE);
+        let mux = TcpMux::new(local, cfg.max_tcp, dropped_tx);
+        mux.listen(tcp);
         let udp_conn: Arc<dyn Conn + Send + Sync> = Arc::new(udp);
         let mux_conn: Arc<dyn Conn + Send + Sync> = mux.clone();
+        let mut conns = vec![(Transport::Udp, udp_conn), (Transport::Tcp, mux_conn)];
+        let mut listener_mux = None;
+        if let (true, Some(addr)) = (cfg.on_listener, cfg.listener_addr) {
+            let (tx, rx) = mpsc::channel(TCP_QUEUE);
+            let m = TcpMux::new(addr, cfg.max_tcp, tx);
+            let conn: Arc<dyn Conn + Send + Sync> = m.clone();
+            conns.push((Transport::Listener, conn));
+            listener_mux = Some((m, rx));
+        }
         let mut servers = Vec::new();
-        for (transport, conn) in [(Transport::Udp, udp_conn), (Transport::Tcp, mux_conn)] {
+        for (transport, conn) in conns {
             let last_auth = Arc::new(Mutex::new(None));
             let relays = Relays {
                 transport,
@@ -273,28 +313,18 @@ impl TurnServer {
                 .await?,
             );
         }
+        let listener = match listener_mux {
+            Some((m, rx)) => {
+                let server = Arc::new(servers.pop().expect("three servers"));
+                end_dropped_allocations(server.clone(), &m, rx);
+                info!(listen = ?cfg.listener_addr, "TURN over TCP and TLS on the HTTP listener too");
+                Some((server, ListenerTurn(m)))
+            }
+            None => None,
+        };
         let tcp = Arc::new(servers.pop().expect("two servers"));
         let udp = servers.pop().expect("two servers");
-        // A TCP connection that drops takes its allocations with it (their
-        // 5-tuple cannot be used again; RFC 6062 §5.2 ends them too).
-        tokio::spawn({
-            let tcp = tcp.clone();
-            let stop = mux.stop.clone();
-            async move {
-                loop {
-                    let peer = tokio::select! {
-                        p = dropped_rx.recv() => match p {
-                            Some(p) => p,
-                            None => return,
-                        },
-                        () = stop.cancelled() => return,
-                    };
-                    if tcp.delete_allocations_of_client(peer).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        end_dropped_allocations(tcp.clone(), &mux, dropped_rx);
         info!(listen = %local, advertised = %public, "TURN server running (UDP and TCP)");
         Ok(Self {
             udp,
@@ -302,7 +332,19 @@ impl TurnServer {
             local,
             public,
             mux,
+            listener,
         })
+    }
+
+    /// Where TURN connections that arrive on the HTTP(S) listener go, when
+    /// [`TurnConfig::on_listener`] is on.
+    pub fn on_listener(&self) -> Option<ListenerTurn> {
+        self.listener.as_ref().map(|(_, l)| l.clone())
+    }
+
+    /// The address put in relay candidates and URLs.
+    pub fn public_ip(&self) -> IpAddr {
+        self.public.ip()
     }
 
     /// The address bound (useful with port 0).
@@ -328,7 +370,35 @@ impl TurnServer {
         let _ = self.udp.close().await;
         let _ = self.tcp.close().await;
         self.mux.shutdown();
+        if let Some((server, ListenerTurn(mux))) = self.listener {
+            let _ = server.close().await;
+            mux.shutdown();
+        }
     }
+}
+
+/// A TCP connection that drops takes its allocations with it (their
+/// 5-tuple cannot be used again; RFC 6062 §5.2 ends them too).
+fn end_dropped_allocations(
+    server: Arc<Server>,
+    mux: &TcpMux,
+    mut dropped: mpsc::Receiver<SocketAddr>,
+) {
+    let stop = mux.stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let peer = tokio::select! {
+                p = dropped.recv() => match p {
+                    Some(p) => p,
+                    None => return,
+                },
+                () = stop.cancelled() => return,
+            };
+            if server.delete_allocations_of_client(peer).await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Binds UDP and TCP on one port; with port 0, retries until a port is
@@ -361,6 +431,8 @@ fn unix_now() -> u64 {
 enum Transport {
     Udp,
     Tcp,
+    /// TCP or TLS on the HTTP(S) listener.
+    Listener,
 }
 
 /// The request the auth handler accepted last (see the module doc).
@@ -720,6 +792,9 @@ impl Conn for Relay {
 /// address go back down the connection.
 pub struct TcpMux {
     local: SocketAddr,
+    max: usize,
+    /// Frames read from every connection, with their client address.
+    feed: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     inbox: tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
     peers: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
     /// Client addresses whose connection ended, for their allocations to
@@ -729,60 +804,80 @@ pub struct TcpMux {
 }
 
 impl TcpMux {
-    fn start(
-        listener: TcpListener,
-        local: SocketAddr,
-        max: usize,
-        dropped: mpsc::Sender<SocketAddr>,
-    ) -> Arc<Self> {
+    /// A mux that presents itself as `local`, serving at most `max`
+    /// connections at once; client addresses whose connection ended go to
+    /// `dropped`.
+    fn new(local: SocketAddr, max: usize, dropped: mpsc::Sender<SocketAddr>) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(1024);
-        let mux = Arc::new(Self {
+        Arc::new(Self {
             local,
+            max,
+            feed: tx,
             inbox: tokio::sync::Mutex::new(rx),
             peers: Mutex::new(HashMap::new()),
             dropped,
             stop: tokio_util::sync::CancellationToken::new(),
-        });
-        let me = mux.clone();
+        })
+    }
+
+    /// Accepts and serves the connections of `listener` until shutdown.
+    fn listen(self: &Arc<Self>, listener: TcpListener) {
+        let me = self.clone();
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     a = listener.accept() => a,
                     () = me.stop.cancelled() => return,
                 };
-                let (stream, peer) = match accepted {
-                    Ok(c) => c,
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        me.adopt(stream, peer);
+                    }
                     Err(e) => {
                         debug!(error = %e, "TURN TCP accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
                     }
-                };
-                if lock(&me.peers).len() >= max {
-                    warn!(%peer, max, "TURN: too many TCP connections; refusing one");
-                    continue;
                 }
-                let (out_tx, out_rx) = mpsc::channel(TCP_QUEUE);
-                lock(&me.peers).insert(peer, out_tx);
-                tokio::spawn(me.clone().serve(stream, peer, tx.clone(), out_rx));
             }
         });
-        mux
+    }
+
+    /// Serves one connection from `peer`, unless `max` are open already
+    /// (then it is closed).
+    fn adopt<S>(self: &Arc<Self>, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let (out_tx, out_rx) = mpsc::channel(TCP_QUEUE);
+        {
+            let mut peers = lock(&self.peers);
+            if peers.len() >= self.max {
+                warn!(%peer, max = self.max, "TURN: too many TCP connections; refusing one");
+                return;
+            }
+            peers.insert(peer, out_tx);
+        }
+        tokio::spawn(self.clone().serve(stream, peer, self.feed.clone(), out_rx));
     }
 
     fn shutdown(&self) {
         self.stop.cancel();
     }
 
-    async fn serve(
+    async fn serve<S>(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: S,
         peer: SocketAddr,
         inbox: mpsc::Sender<(Vec<u8>, SocketAddr)>,
         mut outbox: mpsc::Receiver<Vec<u8>>,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let (mut rd, mut wr) = stream.into_split();
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let reader = async {
             loop {
                 let frame = match tokio::time::timeout(TCP_IDLE, read_frame(&mut rd)).await {
@@ -804,7 +899,8 @@ impl TcpMux {
         };
         let writer = async {
             while let Some(frame) = outbox.recv().await {
-                if wr.write_all(&frame).await.is_err() {
+                // Flushing matters under TLS, which buffers records.
+                if wr.write_all(&frame).await.is_err() || wr.flush().await.is_err() {
                     return;
                 }
             }

@@ -50,10 +50,14 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A TURN client transport: UDP or TCP, one request at a time.
+/// A byte stream a TURN client can use: TCP, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
+/// A TURN client transport: UDP, TCP or TLS, one request at a time.
 enum Transport {
     Udp(UdpSocket, SocketAddr),
-    Tcp(TcpStream),
+    Tcp(Box<dyn Stream>),
 }
 
 impl Transport {
@@ -67,7 +71,32 @@ impl Transport {
     }
 
     async fn tcp(server: SocketAddr) -> Self {
-        Self::Tcp(TcpStream::connect(server).await.unwrap())
+        Self::Tcp(Box::new(TcpStream::connect(server).await.unwrap()))
+    }
+
+    /// TURN over TLS to SERVER, trusting the certificate in CERT (PEM),
+    /// offering ALPN `stun.turn` or nothing.
+    async fn tls(server: SocketAddr, cert: &std::path::Path, alpn: bool) -> Self {
+        use rustls_pki_types::pem::PemObject as _;
+        let pem = std::fs::read(cert).unwrap();
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let mut config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if alpn {
+            config.alpn_protocols = vec![b"stun.turn".to_vec()];
+        }
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(server).await.unwrap();
+        let name = rustls_pki_types::ServerName::from(server.ip());
+        let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+        Self::Tcp(Box::new(tls))
     }
 
     async fn send(&mut self, raw: &[u8]) {
@@ -397,11 +426,15 @@ async fn joined_carries_the_embedded_server_with_working_credentials() {
         .collect();
     assert_eq!(
         urls.len(),
-        3,
-        "embedded UDP and TCP, then the external one: {urls:?}"
+        4,
+        "embedded UDP and TCP, TCP on the HTTP port, then the external one: {urls:?}"
     );
     assert!(urls[0].starts_with("turn:127.0.0.1:") && urls[0].ends_with("?transport=udp"));
-    assert_eq!(urls[2], "turn:turn.example.org:3478");
+    assert_eq!(
+        urls[2],
+        format!("turn:127.0.0.1:{}?transport=tcp", server.addr.port())
+    );
+    assert_eq!(urls[3], "turn:turn.example.org:3478");
     let username = minted["username"].as_str().unwrap();
     let credential = minted["credential"].as_str().unwrap();
     let (expiry, name) = username.split_once(':').unwrap();
@@ -1195,4 +1228,257 @@ async fn ice_servers_under_operator_tokens_need_a_token_for_the_room() {
     }
     server.stop.cancel();
     server.task.await.unwrap();
+}
+
+/// Allocates over T, lets a UDP peer in, and sends a datagram through the
+/// relay and one back.
+async fn relay_round_trip(t: &mut Transport, creds: &ice::Credentials) {
+    let peer_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer_addr = peer_sock.local_addr().unwrap();
+    let relay = allocate(t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    assert!(
+        authed(
+            t,
+            METHOD_CREATE_PERMISSION,
+            || vec![peer(peer_addr)],
+            &creds.username,
+            &creds.credential,
+        )
+        .await,
+        "permission granted"
+    );
+    let mut send = Message::new();
+    send.build(&[
+        Box::new(TransactionId::new()),
+        Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
+        peer(peer_addr),
+        Box::new(Data(b"out through the relay".to_vec())),
+        Box::new(FINGERPRINT),
+    ])
+    .unwrap();
+    t.send(&send.raw).await;
+    let mut buf = [0u8; 1500];
+    let (n, from) = tokio::time::timeout(STEP, peer_sock.recv_from(&mut buf))
+        .await
+        .expect("relayed in time")
+        .unwrap();
+    assert_eq!(&buf[..n], b"out through the relay");
+    assert_eq!(from, relay);
+    peer_sock.send_to(b"and back", relay).await.unwrap();
+    let mut data = Data::default();
+    data.get_from(&t.recv().await).unwrap();
+    assert_eq!(data.0, b"and back");
+}
+
+/// The minted TURN URLs of `joined` for a member of a fresh room.
+async fn minted_urls(addr: SocketAddr) -> Vec<String> {
+    let mut c = common::Client::connect(addr).await;
+    let joined = c.join("r", "urls").await;
+    let servers = joined["iceServers"].as_array().unwrap();
+    servers
+        .iter()
+        .find(|s| s.get("username").is_some())
+        .map(|s| {
+            s["urls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn turn_over_tcp_shares_the_plain_http_port_with_the_web_app() {
+    let mut cfg = common::config();
+    let mut turn_cfg = loopback_config();
+    turn_cfg.user_quota = 1;
+    cfg.turn = Some(turn_cfg);
+    cfg.turn_secret = Some(Arc::from(SECRET));
+    let server = common::start(cfg).await;
+    let port = server.addr.port();
+    let urls = minted_urls(server.addr).await;
+    assert_eq!(
+        urls.last().unwrap(),
+        &format!("turn:127.0.0.1:{port}?transport=tcp"),
+        "{urls:?}"
+    );
+    assert!(!urls.iter().any(|u| u.starts_with("turns:")), "no TLS here");
+    let creds = ice::mint(SECRET, "olga", now() + 600);
+    let mut t = Transport::tcp(server.addr).await;
+    relay_round_trip(&mut t, &creds).await;
+    // The web app on the same port does not notice.
+    let (status, body) = http_get_any(server.addr, "/healthz").await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body, "ok\n");
+    // A connection that drops takes its allocation with it (quota 1).
+    drop(t);
+    let mut freed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut again = Transport::tcp(server.addr).await;
+        if allocate(&mut again, &creds.username, &creds.credential)
+            .await
+            .is_ok()
+        {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the dropped connection's allocation ended");
+    server.stop.cancel();
+    server.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn turn_over_tls_and_tcp_share_the_https_port() {
+    let dir = std::env::temp_dir().join(format!("huddle-turns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = common::config();
+    cfg.tls = Some(huddle::tls::TlsSource::SelfSigned {
+        data_dir: dir.clone(),
+    });
+    cfg.turn = Some(loopback_config());
+    cfg.turn_secret = Some(Arc::from(SECRET));
+    let server = common::start(cfg).await;
+    let cert = dir.join("self-signed-cert.pem");
+    let port = server.addr.port();
+    let urls = minted_urls_tls(server.addr, &cert).await;
+    let n = urls.len();
+    assert!(n >= 4, "{urls:?}");
+    assert_eq!(
+        urls[n - 2..],
+        [
+            // A self-signed certificate covers the address.
+            format!("turns:127.0.0.1:{port}?transport=tcp"),
+            format!("turn:127.0.0.1:{port}?transport=tcp"),
+        ],
+        "{urls:?}"
+    );
+    let creds = ice::mint(SECRET, "pavel", now() + 600);
+    // TLS told by its first bytes, TLS with ALPN stun.turn, and plain TCP.
+    let mut t = Transport::tls(server.addr, &cert, false).await;
+    relay_round_trip(&mut t, &creds).await;
+    let mut t = Transport::tls(server.addr, &cert, true).await;
+    relay_round_trip(&mut t, &creds).await;
+    let mut t = Transport::tcp(server.addr).await;
+    relay_round_trip(&mut t, &creds).await;
+    // HTTPS goes on as before, on the same port.
+    let Transport::Tcp(mut https) = Transport::tls(server.addr, &cert, false).await else {
+        unreachable!()
+    };
+    https
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(STEP, https.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    server.stop.cancel();
+    server.task.await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn no_turn_on_listener_leaves_the_http_port_to_http() {
+    let mut cfg = common::config();
+    let mut turn_cfg = loopback_config();
+    turn_cfg.on_listener = false;
+    cfg.turn = Some(turn_cfg);
+    let server = common::start(cfg).await;
+    let urls = minted_urls(server.addr).await;
+    assert_eq!(urls.len(), 2, "the TURN port's UDP and TCP only: {urls:?}");
+    assert!(
+        !urls
+            .iter()
+            .any(|u| u.contains(&format!(":{}?", server.addr.port())))
+    );
+    // A STUN request on the HTTP port is not answered as STUN.
+    let mut binding = Message::new();
+    binding
+        .build(&[Box::new(TransactionId::new()), Box::new(BINDING_REQUEST)])
+        .unwrap();
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&binding.raw).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(STEP, s.read_to_end(&mut buf)).await;
+    assert!(
+        buf.is_empty() || buf.starts_with(b"HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    server.stop.cancel();
+    server.task.await.unwrap();
+}
+
+/// Like [`http_get`], without asking for any header.
+async fn http_get_any(addr: SocketAddr, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(STEP, s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// [`minted_urls`] over `wss://`, trusting CERT.
+async fn minted_urls_tls(addr: SocketAddr, cert: &std::path::Path) -> Vec<String> {
+    use rustls_pki_types::pem::PemObject as _;
+    let pem = std::fs::read(cert).unwrap();
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(config));
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        format!("wss://localhost:{}/ws", addr.port()),
+        None,
+        false,
+        Some(connector),
+    )
+    .await
+    .expect("wss connect");
+    use futures_util::{SinkExt as _, StreamExt as _};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"type":"join","room":"r","name":"urls"}"#,
+    ))
+    .await
+    .unwrap();
+    let joined: serde_json::Value = loop {
+        let msg = tokio::time::timeout(STEP, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            break serde_json::from_str(&t).unwrap();
+        }
+    };
+    assert_eq!(joined["type"], "joined", "{joined}");
+    joined["iceServers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s.get("username").is_some())
+        .map(|s| {
+            s["urls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
