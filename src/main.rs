@@ -701,7 +701,16 @@ fn announce(server: &Server, addr: SocketAddr) {
         );
     }
     if let Some(turn) = server.turn_addr() {
-        println!("TURN server on {turn} (UDP and TCP)");
+        if server.turn_on_listener() {
+            let over = if scheme == "https" {
+                "TLS and TCP"
+            } else {
+                "TCP"
+            };
+            println!("TURN server on {turn} (UDP and TCP), and over {over} on {addr}");
+        } else {
+            println!("TURN server on {turn} (UDP and TCP)");
+        }
     }
     if scheme == "http" && !addr.ip().is_loopback() {
         tracing::warn!(

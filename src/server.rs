@@ -243,6 +243,14 @@ impl Server {
         self.turn.as_ref().map(TurnServer::local_addr)
     }
 
+    /// Whether the embedded TURN server also answers on the listener's
+    /// port (`--no-turn-on-listener` not given).
+    pub fn turn_on_listener(&self) -> bool {
+        self.turn
+            .as_ref()
+            .is_some_and(|t| t.on_listener().is_some())
+    }
+
     /// The address users open (`--public-url`), if set.
     pub fn public_url(&self) -> Option<&Origin> {
         self.app.cfg.public_url.as_ref()

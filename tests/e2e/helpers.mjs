@@ -65,6 +65,8 @@ export async function startServer(extra = []) {
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   let stderr = '';
+  let stdout = '';
+  proc.stdout.on('data', (d) => { stdout += d; });
   proc.stderr.on('data', (d) => {
     stderr += d;
     if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
@@ -90,6 +92,10 @@ export async function startServer(extra = []) {
     });
   });
   const port = Number(new URL(url).port);
+  // Printed right after the listening line, when the TURN server runs.
+  await new Promise((r) => setTimeout(r, 50));
+  const turn = /TURN server on \S+:(\d+)/.exec(stdout);
+  const turnPort = turn ? Number(turn[1]) : 0;
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
@@ -98,7 +104,7 @@ export async function startServer(extra = []) {
     await exited;
     clearTimeout(timer);
   };
-  return { url, port, pid: /** @type {number} */ (proc.pid), stop, log: () => stderr };
+  return { url, port, turnPort, pid: /** @type {number} */ (proc.pid), stop, log: () => stderr };
 }
 
 /**

@@ -2,13 +2,15 @@
 // certificate; relay-only calls (?relay=1) through the embedded TURN server
 // and through Debian's coturn with the same secret; and two people in
 // separate network namespaces that cannot reach each other, who connect
-// through TURN and do not connect without it.
+// through TURN and do not connect without it, and, behind a firewall that
+// lets only TCP to the HTTPS port out, through TURN over TLS on that port
+// (the browsers and coturn's turnutils_uclient alike).
 //
 // Network rule: everything stays on loopback or in namespaces made here.
 
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -256,6 +258,80 @@ describe('behind separate networks', () => {
     const paths = [(await stats(pages[0])).bob.path, (await stats(pages[1])).ann.path];
     const relayed = paths.some((p) => p && (p.local === 'relay' || p.relayProtocol !== ''));
     assert.ok(relayed, `a relay on the path: ${JSON.stringify(paths)}`);
+  });
+
+  /**
+   * Lets home NS send nothing but TLS over TCP to PORT (and loopback): a
+   * strict firewall that opens only the HTTPS port, and inspects it: a
+   * segment that starts as a plain STUN message (the magic cookie at
+   * payload bytes 4-7) is dropped, as a firewall that allows only TLS does.
+   * Under TLS those bytes are ciphertext. Undone after the test.
+   * @param {string} ns
+   * @param {number} port
+   */
+  function onlyTlsTo(ns, port) {
+    const rules = `table inet hudfw {\n  chain out {\n    type filter hook output priority 0; policy drop;\n` +
+      `    oif "lo" accept\n    tcp dport ${port} @ih,32,32 0x2112a442 drop\n    tcp dport ${port} accept\n  }\n}\n`;
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: rules, stdio: ['pipe', 'pipe', 'pipe'] });
+    onCleanup(() => execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', 'hudfw']));
+  }
+
+  it('only TLS to the HTTPS port gets out: the relay runs over TLS on that port', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'huddle-oneport-'));
+    onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
+    const secret = 'one-port-secret';
+    const server = await startServer(['--listen', '0.0.0.0:0', '--tls-self-signed', '--data-dir', dataDir,
+      '--turn-listen', '0.0.0.0:0', '--turn-public-ip', `${homes.homes[0].net}.1`, '--turn-secret', secret,
+      '--turn-allowed-peer-ip', '10.77.0.0/16']);
+    onCleanup(() => server.stop());
+    const port = server.port;
+    for (const h of homes.homes) onlyTlsTo(h.ns, port);
+    const [a] = homes.homes;
+    // The firewall holds: the HTTPS port is open, the TURN port is not, and
+    // plain TURN over TCP to the HTTPS port is stopped.
+    assert.ok(canReach(a.ns, `${a.net}.1`, port), 'the HTTPS port is open');
+    assert.ok(!canReach(a.ns, `${a.net}.1`, server.turnPort), 'the TURN port is closed');
+    const plain = spawnSync('ip', ['netns', 'exec', a.ns, 'timeout', '8', 'turnutils_uclient', '-t', '-y', '-n', '3',
+      '-W', secret, '-u', 'uclient', '-p', String(port), `${a.net}.1`], { encoding: 'utf8' });
+    assert.doesNotMatch(plain.stdout + plain.stderr, /tot_recv_msgs=[1-9]/, 'plain TURN is blocked');
+    const pem = readFileSync(path.join(dataDir, 'self-signed-cert.pem'));
+    const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+    const pin = createHash('sha256').update(spki).digest('base64');
+    // coturn's own client, over TLS to the HTTPS port, from behind the
+    // firewall, while the pages load: client-to-client through the relay.
+    const uclient = spawn('ip', ['netns', 'exec', a.ns, 'turnutils_uclient', '-t', '-S', '-y', '-n', '20',
+      '-W', secret, '-u', 'uclient', '-p', String(port), `${a.net}.1`]);
+    let uout = '';
+    uclient.stdout.on('data', (d) => { uout += d; });
+    uclient.stderr.on('data', (d) => { uout += d; });
+    onCleanup(() => uclient.kill('SIGKILL'));
+    const uclientDone = new Promise((resolve) => uclient.once('exit', (code) => resolve(code)));
+    const pages = [];
+    for (const [i, name] of ['ann', 'bob'].entries()) {
+      const base = `https://${homes.homes[i].net}.1:${port}`;
+      const b = await launchBrowser({
+        executablePath: homes.wrappers[i],
+        args: [`--ignore-certificate-errors-spki-list=${pin}`],
+      });
+      onCleanup(() => closeBrowser(b));
+      const page = await newPage(b);
+      await page.goto(`${base}/r/oneport?relay=1`);
+      await join(page, base, name, 'oneport');
+      pages.push(page);
+    }
+    await waitForMedia(pages[0], ['bob']);
+    await waitForMedia(pages[1], ['ann']);
+    for (const [page, other] of [[pages[0], 'bob'], [pages[1], 'ann']]) {
+      const s = (await stats(/** @type {any} */ (page)))[other];
+      assert.equal(s.path?.local, 'relay', JSON.stringify(s.path));
+      assert.equal(s.path?.relayProtocol, 'tls', `relayed over TLS: ${JSON.stringify(s.path)}`);
+      await waitForGrowth(/** @type {any} */ (page), other, (m) => m.video.framesDecoded, 10);
+    }
+    const code = await Promise.race([uclientDone, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
+    assert.equal(code, 0, `turnutils_uclient -S: ${uout}`);
+    const m = /tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$/m.exec(uout);
+    assert.ok(m && Number(m[2]) > 0, `messages came back through the relay: ${uout}`);
+    assert.match(uout, /tls_connect: client session connected/);
   });
 
   it('without TURN the same call does not connect', async () => {
