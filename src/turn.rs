@@ -981,7 +981,13 @@ impl Conn for TcpMux {
                 let _ = tx.try_send(buf.to_vec());
                 Ok(buf.len())
             }
-            None => Err(io::Error::from(io::ErrorKind::NotConnected).into()),
+            // The connection is gone (its allocations end with it): drop
+            // the frame, as a datagram socket would for a vanished peer,
+            // rather than have the crate log an error for each one.
+            None => {
+                debug!(%target, "TURN TCP: frame for a closed connection dropped");
+                Ok(buf.len())
+            }
         }
     }
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
