@@ -12,6 +12,7 @@ import {
   addCandidate,
   describeServers,
   emptyFound,
+  fetchIceServers,
   gather,
   parseIceUrl,
   portsToOpen,
@@ -373,4 +374,45 @@ test('runConnectionTest: no TURN skips the round trip', async () => {
 test('runConnectionTest: ICE servers the browser refuses throw', async () => {
   const { PC } = fakePC({ candidates: () => [] });
   await assert.rejects(runConnectionTest({ RTCPeerConnection: PC, iceServers: [{ urls: 'turn:broken' }] }), /bad/);
+});
+
+test('fetchIceServers: the query has only what there is; 401 and bad answers', async () => {
+  /** @type {string[]} */
+  const asked = [];
+  /** @param {number} status @param {string} body */
+  const answer = (status, body) => async (/** @type {string} */ url) => {
+    asked.push(url);
+    return new Response(body, { status });
+  };
+  const ok = await fetchIceServers({ fetch: answer(200, '{"iceServers":[{"urls":"stun:h"}]}') });
+  assert.deepEqual(ok, { ok: true, iceServers: [{ urls: 'stun:h' }] });
+  await fetchIceServers({ room: 'team a', access: 'x.y.z', fetch: answer(200, '{"iceServers":[]}') });
+  await fetchIceServers({ access: 'tok', fetch: answer(200, '{"iceServers":[]}') });
+  assert.deepEqual(asked, ['/ice-servers', '/ice-servers?room=team+a&access=x.y.z', '/ice-servers?access=tok']);
+  assert.deepEqual(await fetchIceServers({ fetch: answer(401, '{"error":"unauthorized"}') }), { ok: false, error: 'unauthorized' });
+  for (const [status, body] of [[500, ''], [200, 'not json'], [200, '{"iceServers":{}}'], [200, 'null'], [200, 'x'.repeat(70_000)]]) {
+    assert.deepEqual(await fetchIceServers({ fetch: answer(/** @type {number} */ (status), /** @type {string} */ (body)) }),
+      { ok: false, error: 'unreachable' }, `${status} ${String(body).slice(0, 20)}`);
+  }
+  const down = async () => { throw new TypeError('Failed to fetch'); };
+  assert.deepEqual(await fetchIceServers({ fetch: /** @type {any} */ (down) }), { ok: false, error: 'unreachable' });
+});
+
+test('relayRoundTrip: an abort (gathering found no relay) ends it as no-relay', async () => {
+  const { PC, made } = fakePC({ candidates: relayTcpOnly, link: 'none' });
+  const ctl = new AbortController();
+  setTimeout(() => ctl.abort(), 20);
+  const t0 = Date.now();
+  assert.deepEqual(await relayRoundTrip(PC, ICE, { timeoutMs: 5000, signal: ctl.signal }), { ok: false, reason: 'no-relay' });
+  assert.ok(Date.now() - t0 < 1000);
+  assert.ok(made.every((p) => p.closed));
+});
+
+test('runConnectionTest: no relay gathered, the round trip does not wait out its bound', async () => {
+  // The relay-only pair never finishes gathering; the policy-all one finds only a host.
+  const { PC } = fakePC({ candidates: (cfg) => (cfg.iceTransportPolicy === 'relay' ? [] : [host]), never: true, link: 'none' });
+  const t0 = Date.now();
+  const r = await runConnectionTest({ RTCPeerConnection: PC, iceServers: ICE, gatherMs: 100, roundTripMs: 5000 });
+  assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+  assert.deepEqual([r.verdict, r.advice, r.ports, r.roundTrip], ['failed', 'nothing-reached', 'UDP 3478, TCP 3478', { ok: false, reason: 'no-relay' }]);
 });

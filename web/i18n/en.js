@@ -42,6 +42,43 @@ export default Object.freeze({
     none: 'You joined without camera or microphone: you can watch, listen and chat.',
   },
 
+  // "Test connection" on the join page
+  netTest: 'Test connection',
+  netTesting: 'Testing…',
+  netTitleRunning: 'Testing your connection…',
+  netRunningHint: 'Asking the server for its relay and trying each way a call can go. This takes up to 10 seconds.',
+  netTitle: {
+    direct: 'Your connection is ready for calls',
+    relay: 'Calls will go through the relay',
+    failed: 'Calls may not connect',
+    noServers: 'Direct connections only',
+  },
+  netKind: {
+    host: 'Direct on this network',
+    srflx: 'Through NAT (your public address)',
+    'relay-udp': 'Through the relay over UDP',
+    'relay-tcp': 'Through the relay over TCP',
+    'relay-tls': 'Through the relay over TLS',
+  },
+  netFound: 'works',
+  netMissing: 'no answer',
+  /** @param {number} ms @param {string} protocol */
+  netRtt: (ms, protocol) => `Round trip through the relay: ${ms} ms${protocol ? ` (over ${protocol.toUpperCase()})` : ''}`,
+  netAdvice: {
+    'all-good': 'Your network reaches the server and its relay. Calls should work.',
+    'no-servers': 'This server has no STUN or TURN server, so only people whose networks can reach each other directly will connect. Ask the administrator to add a relay (TURN).',
+    'no-relay-configured': 'Your network reaches the server over UDP, but the server has no relay (TURN): people behind strict firewalls may not connect.',
+    'udp-blocked': 'Your network blocks UDP; calls will go through the server\'s relay, which may add delay.',
+    /** @param {string} ports */
+    'nothing-reached': (ports) => `Nothing reached the server's relay: ask your administrator to open ${ports} or run huddle doctor.`,
+    'relay-no-data': 'The relay answered but carried no data. Ask your administrator to open the relay\'s port range in the firewall, or run huddle doctor.',
+    'stun-only-blocked': 'The server\'s STUN server did not answer: your network may block UDP, and calls with people on other networks may fail. Ask the administrator to add a relay (TURN).',
+    'needs-invitation': 'This server needs an invitation link. Open the link you were given, then test again.',
+    unreachable: 'Could not get the connection settings from the server. Check your connection and try again.',
+    'no-webrtc': 'This browser cannot make calls: WebRTC is switched off or missing.',
+    'bad-config': 'The browser refused the server\'s STUN/TURN settings. Ask the administrator to check them, or to run huddle doctor.',
+  },
+
   // Form validation and join errors
   errNameEmpty: 'Enter a name so others know who you are.',
   errNameLong: 'That name is too long: 32 characters at most.',

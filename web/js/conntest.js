@@ -342,11 +342,13 @@ async function relayProtocolInUse(pc) {
  * median round trip of PINGS data-channel pings.
  * @param {typeof RTCPeerConnection} PC
  * @param {RTCIceServer[]} iceServers
- * @param {{timeoutMs?:number, pings?:number, now?:() => number}} [opts]
+ * @param {{timeoutMs?:number, pings?:number, now?:() => number, signal?:AbortSignal}} [opts]
+ *   signal: gives up (as `no-relay`) when aborted, e.g. once gathering
+ *   found no relay candidate at all
  * @returns {Promise<RoundTrip>}
  */
 export async function relayRoundTrip(PC, iceServers, opts = {}) {
-  const { timeoutMs = ROUND_TRIP_MS, pings = PINGS, now = () => performance.now() } = opts;
+  const { timeoutMs = ROUND_TRIP_MS, pings = PINGS, now = () => performance.now(), signal } = opts;
   const a = new PC({ iceServers, iceTransportPolicy: 'relay' });
   const b = new PC({ iceServers, iceTransportPolicy: 'relay' });
   /** @type {(r: RoundTrip) => void} */
@@ -355,6 +357,8 @@ export async function relayRoundTrip(PC, iceServers, opts = {}) {
     finish = resolve;
   });
   let connected = false;
+  signal?.addEventListener('abort', () => finish({ ok: false, reason: 'no-relay' }), { once: true });
+  if (signal?.aborted) finish({ ok: false, reason: 'no-relay' });
   try {
     // Each side's candidates go straight to the other; a side whose
     // gathering ends with no candidate at all cannot connect.
@@ -414,12 +418,48 @@ export async function relayRoundTrip(PC, iceServers, opts = {}) {
  */
 export async function runConnectionTest({ RTCPeerConnection: PC, iceServers, gatherMs = GATHER_MS, roundTripMs = ROUND_TRIP_MS }) {
   const servers = describeServers(iceServers);
+  // Gathering that found no relay at all ends the round trip's wait too.
+  const noRelay = new AbortController();
+  const gathered = gather(PC, iceServers, gatherMs).then((found) => {
+    if (!anyRelay(found)) noRelay.abort();
+    return found;
+  });
   const [found, roundTrip] = await Promise.all([
-    gather(PC, iceServers, gatherMs),
+    gathered,
     servers.turn.length
-      ? relayRoundTrip(PC, iceServers, { timeoutMs: roundTripMs })
+      ? relayRoundTrip(PC, iceServers, { timeoutMs: roundTripMs, signal: noRelay.signal })
       : Promise.resolve(/** @type {RoundTrip} */ ({ ok: false, reason: 'skipped' })),
   ]);
   const outcome = { servers, found, roundTrip };
   return { ...outcome, ...verdict(outcome) };
+}
+
+/** The most of `GET /ice-servers` the page reads (bytes of JSON). */
+const MAX_ICE_JSON = 64 * 1024;
+
+/**
+ * `GET /ice-servers[?room=ROOM&access=TOKEN]` (only the parts there are):
+ * the ICE servers with credentials minted for this test. `unauthorized`
+ * when the server wants an invitation (401); `unreachable` when there is
+ * no usable answer.
+ * @param {{room?:string, access?:string, fetch?:typeof fetch}} [opts]
+ * @returns {Promise<{ok:true, iceServers:RTCIceServer[]} | {ok:false, error:'unauthorized'|'unreachable'}>}
+ */
+export async function fetchIceServers({ room = '', access = '', fetch: get = globalThis.fetch } = {}) {
+  const q = new URLSearchParams();
+  if (room) q.set('room', room);
+  if (access) q.set('access', access);
+  const qs = q.toString();
+  try {
+    const r = await get(`/ice-servers${qs ? `?${qs}` : ''}`, { cache: 'no-store' });
+    if (r.status === 401) return { ok: false, error: 'unauthorized' };
+    if (!r.ok) return { ok: false, error: 'unreachable' };
+    const text = await r.text();
+    if (text.length > MAX_ICE_JSON) return { ok: false, error: 'unreachable' };
+    const body = JSON.parse(text);
+    if (!body || !Array.isArray(body.iceServers)) return { ok: false, error: 'unreachable' };
+    return { ok: true, iceServers: body.iceServers };
+  } catch {
+    return { ok: false, error: 'unreachable' };
+  }
 }

@@ -21,7 +21,10 @@
  * `data-direction`, `data-state`) holding `[data-action=accept-file|
  * decline-file|cancel-file]` and, once received, `a[download]`;
  * `#call-view[data-protected]` and
- * `[data-locked]`; and on `<body>`: `data-view` (join|waiting|call) and
+ * `[data-locked]`; the join page's `[data-action=test-connection]` and its
+ * result `[data-connection-test]` (`data-state` running|done, then
+ * `data-verdict` direct|relay|failed and `data-advice`; items
+ * `li[data-kind][data-found]`, `[data-rtt]`); and on `<body>`: `data-view` (join|waiting|call) and
  * `data-signaling` (the socket state). See docs/web-client.md.
  */
 
@@ -33,6 +36,7 @@ import { accessFromPage, addressWithoutAccess, explainUnauthorized, readClaims }
 import { REACTIONS } from './room.js';
 import { QualityProbe, SAMPLE_MS } from './quality.js';
 import { isFinal, overallState } from './files.js';
+import { fetchIceServers, resultRows, runConnectionTest } from './conntest.js';
 
 /** The end of a screen share tile's key: `NAME` + this (names hold no NUL). */
 const SCREEN_KEY = '\u0000screen';
@@ -334,6 +338,15 @@ function codeOf(err) {
  *   stateTimer?:number}} Tile
  */
 
+/**
+ * The join page's connection test as shown: running, or done with a
+ * verdict and an advice code (conntest.js's, or `needs-invitation`,
+ * `access-expired|room|invalid`, `unreachable`, `no-webrtc`, `bad-config`).
+ * @typedef {{state:'running'} | {state:'done', verdict:'direct'|'relay'|'failed', advice:string,
+ *   ports?:string, room?:string, rows?:ReturnType<typeof resultRows>,
+ *   roundTrip?:import('./conntest.js').RoundTrip}} NetTest
+ */
+
 export class UI {
   /** @type {Map<string, Tile>} tiles by member name; the own one under '' */
   #tiles = new Map();
@@ -375,6 +388,8 @@ export class UI {
   #flushChat = oncePerFrame(() => this.#flushChatNow());
   /** @type {Map<string, HTMLElement>} file entries in the chat, by transfer key */
   #fileEls = new Map();
+  /** @type {NetTest | null} the join page's connection test, once started */
+  #netTest = null;
 
   /**
    * @param {{room: import('./room.js').Room, media: import('./media.js').LocalMedia,
@@ -478,6 +493,7 @@ export class UI {
     $('[data-action=preview-mute]').addEventListener('click', () => this.#toggleMic());
     $('[data-action=preview-camera]').addEventListener('click', () => this.#toggleCamera());
     this.#initSettings();
+    $('[data-action=test-connection]').addEventListener('click', () => this.#testConnection());
 
     const preview = /** @type {HTMLVideoElement} */ ($('#preview'));
     this.media.addEventListener('change', () => this.#renderMediaControls());
@@ -523,10 +539,116 @@ export class UI {
       const room = roomFromPath();
       if (room) $('#join-title').textContent = S.joinRoomTitle(room);
       this.#renderMediaNote();
+      this.#renderNetTest();
       this.#renderMediaControls();
       this.#renderHands();
       this.#renderShare();
     });
+  }
+
+  // -------------------------------------------------------- connection test
+
+  /**
+   * "Test connection" (conntest.js): the ICE servers from the server (for
+   * the room in the form and the invitation token, when there are), then
+   * gathering and the relay round trip; the result stays until the next run.
+   */
+  async #testConnection() {
+    if (this.#netTest?.state === 'running') return;
+    this.#netTest = { state: 'running' };
+    this.#renderNetTest();
+    /** @type {NetTest} */
+    let done;
+    try {
+      done = await this.#netTestOutcome();
+    } catch {
+      done = { state: 'done', verdict: 'failed', advice: 'bad-config' };
+    }
+    this.#netTest = done;
+    this.#renderNetTest();
+  }
+
+  /** @returns {Promise<NetTest>} */
+  async #netTestOutcome() {
+    /** @param {string} advice */
+    const failed = (advice) => /** @type {NetTest} */ ({ state: 'done', verdict: 'failed', advice });
+    if (typeof RTCPeerConnection !== 'function') return failed('no-webrtc');
+    const typed = checkRoom(this.roomInput.value);
+    const claimed = this.#access ? readClaims(this.#access)?.room : undefined;
+    const room = typed.ok ? typed.value : claimed && claimed !== '*' ? claimed : '';
+    const got = await fetchIceServers({ room, access: this.#access });
+    if (!got.ok) {
+      if (got.error !== 'unauthorized') return failed('unreachable');
+      const why = explainUnauthorized(this.#access, readClaims(this.#access)?.name ?? '', room).why;
+      return { ...failed(why === 'missing' ? 'needs-invitation' : `access-${why === 'name' ? 'invalid' : why}`), room };
+    }
+    const r = await runConnectionTest({ RTCPeerConnection, iceServers: got.iceServers });
+    return {
+      state: 'done', verdict: r.verdict, advice: r.advice, ports: r.ports,
+      rows: resultRows(r), roundTrip: r.roundTrip,
+    };
+  }
+
+  /** The result area of the connection test, in the page's language. */
+  #renderNetTest() {
+    const t = this.#netTest;
+    if (!t) return;
+    const area = /** @type {HTMLElement} */ ($('[data-connection-test]'));
+    const button = /** @type {HTMLButtonElement} */ ($('[data-action=test-connection]'));
+    const running = t.state === 'running';
+    area.hidden = false;
+    area.dataset.state = t.state;
+    area.setAttribute('aria-busy', String(running));
+    button.setAttribute('aria-disabled', String(running));
+    $('#conn-test-label').textContent = running ? S.netTesting : S.netTest;
+    const list = $('#conn-kinds');
+    const rtt = /** @type {HTMLElement} */ ($('#conn-rtt'));
+    const advice = $('#conn-advice');
+    list.replaceChildren();
+    rtt.hidden = true;
+    delete rtt.dataset.rtt;
+    if (t.state === 'running') {
+      delete area.dataset.verdict;
+      delete area.dataset.advice;
+      $('#conn-test-title').textContent = S.netTitleRunning;
+      advice.textContent = S.netRunningHint;
+      return;
+    }
+    area.dataset.verdict = t.verdict;
+    area.dataset.advice = t.advice;
+    $('#conn-test-title').textContent = S.netTitle[t.advice === 'no-servers' ? 'noServers' : t.verdict];
+    for (const row of t.rows ?? []) {
+      const li = document.createElement('li');
+      li.dataset.kind = row.kind;
+      li.dataset.found = String(row.found);
+      const name = document.createElement('span');
+      name.className = 'conn-kind';
+      name.textContent = S.netKind[row.kind];
+      const state = document.createElement('span');
+      state.className = 'conn-state';
+      state.textContent = row.found ? S.netFound : S.netMissing;
+      li.append(name, state);
+      list.append(li);
+    }
+    if (t.roundTrip?.ok) {
+      rtt.hidden = false;
+      rtt.dataset.rtt = String(t.roundTrip.rttMs);
+      rtt.textContent = S.netRtt(Math.max(1, Math.round(t.roundTrip.rttMs)), t.roundTrip.protocol);
+    }
+    advice.textContent = this.#netAdviceText(t);
+  }
+
+  /**
+   * @param {NetTest & {state:'done'}} t
+   * @returns {string}
+   */
+  #netAdviceText(t) {
+    if (t.advice === 'access-expired') return S.errAccessExpired;
+    if (t.advice === 'access-room') return S.errAccessRoom(t.room ?? '');
+    if (t.advice === 'access-invalid') return S.errAccessInvalid;
+    if (t.advice === 'nothing-reached') return S.netAdvice['nothing-reached'](t.ports ?? '');
+    const text = /** @type {Record<string, unknown>} */ (S.netAdvice)[t.advice];
+    return typeof text === 'string' ? text : S.errGeneric;
   }
 
   async #submitJoin() {
