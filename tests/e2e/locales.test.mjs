@@ -35,6 +35,17 @@ function shape(obj, prefix = '') {
 }
 
 describe('locale files', () => {
+  it('define no key twice (the later one would silently win)', () => {
+    for (const f of ['en.js', 'ru.js']) {
+      const src = readFileSync(path.join(ROOT, 'web', 'i18n', f), 'utf8');
+      // Keys of the exported object sit at two spaces of indent.
+      const keys = [...src.matchAll(/^ {2}([A-Za-z_$][\w$]*)\s*:/gm)].map((m) => m[1]);
+      assert.ok(keys.length > 100, `${f}: found its keys (${keys.length})`);
+      const twice = keys.filter((k, i) => keys.indexOf(k) !== i);
+      assert.deepEqual(twice, [], `${f}: keys defined twice`);
+    }
+  });
+
   it('have the same keys, of the same kind, in every language', async () => {
     const en = shape(await load('en'));
     const files = readdirSync(path.join(ROOT, 'web', 'i18n')).filter((f) => f.endsWith('.js'));
