@@ -40,9 +40,10 @@ const pcStateProbe = () => {
  * Starts the homes, the server and the two browsers, and puts ann and bob
  * in ROOM with video both ways.
  * @param {string} room
- * @param {string[]} [flags] more server flags
+ * @param {{flags?: string[], bin?: string}} [opts] more server flags;
+ *   another huddle binary (whose web client the pages get)
  */
-export async function startNetCall(room, flags = []) {
+export async function startNetCall(room, { flags = [], bin } = {}) {
   const homes = makeHomes({ forward: true, nets: [A_NETS[0], B_NET], spare: [[A_NETS[1]]] });
   /** @type {(() => Promise<void> | void)[]} */
   const stops = [() => homes.remove()];
@@ -53,7 +54,7 @@ export async function startNetCall(room, flags = []) {
     stops.length = 0;
   };
   try {
-    const server = await startServer(['--listen', '0.0.0.0:0', ...flags]);
+    const server = await startServer(['--listen', '0.0.0.0:0', ...flags], bin ? { bin } : {});
     stops.push(() => server.stop());
     /** @type {Awaited<ReturnType<typeof newPage>>[]} */
     const pages = [];
@@ -85,6 +86,8 @@ export async function startNetCall(room, flags = []) {
       };
       v.requestVideoFrameCallback(tick);
     });
+    // The recorder sees ann's frames before anything changes.
+    await until(() => bob.evaluate(() => /** @type {any} */ (window).__frames.length >= 30), { what: "ann's frames recorded at bob" });
     const A = homes.homes[0].ns;
     let net = 0;
     return {
@@ -139,6 +142,7 @@ export async function startNetCall(room, flags = []) {
         );
         const times = /** @type {number[]} */ (await bob.evaluate(() => /** @type {any} */ (window).__frames));
         const from = event.down - LOOK_BEFORE_MS;
+        if (!times.some((t) => t >= from && t <= event.down)) throw new Error("no frame of ann's at bob just before the change");
         let gapMs = 0;
         let end = event.up;
         for (let i = 1; i < times.length; i += 1) {
