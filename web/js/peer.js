@@ -216,7 +216,9 @@ export class PeerLink extends EventTarget {
       await pc.setLocalDescription();
       if (pc.localDescription && pc.localDescription.type === 'offer') {
         this.signal('offer', { sdp: pc.localDescription.sdp });
-        this.#watchAnswer(pc.localDescription.sdp);
+        // Recovery only: a first offer is the join path's, and a slow
+        // answer to it must not meet a second offer.
+        if (this.#everConnected) this.#watchAnswer(pc.localDescription.sdp);
       }
     } catch (e) {
       if (!this.#closed) console.warn(`huddle: offer to ${this.name} failed`, e);
@@ -227,8 +229,11 @@ export class PeerLink extends EventTarget {
 
   /**
    * If the offer SDP is still waiting for its answer after
-   * OFFER_ANSWER_TIMEOUT_MS, roll it back and restart ICE (a new offer): the
-   * answer, or the offer itself, was lost with a socket that died.
+   * OFFER_ANSWER_TIMEOUT_MS on a link that is not connected (or stalled),
+   * roll it back and restart ICE (a new offer): the answer, or the offer
+   * itself, was lost with a socket that died. (Should the old answer still
+   * come after that, it is applied to the new offer and the ICE
+   * credentials disagree until the next restart: rare, and recovered.)
    * @param {string} sdp
    */
   #watchAnswer(sdp) {
@@ -237,6 +242,8 @@ export class PeerLink extends EventTarget {
       this.#enqueue(async () => {
         const pc = this.pc;
         if (pc.signalingState !== 'have-local-offer' || pc.localDescription?.sdp !== sdp) return;
+        // A link that works gets its answer late rather than never: leave it.
+        if (pc.connectionState === 'connected' && !this.#stalled) return;
         console.info(`huddle: no answer from ${this.name}; offering again`);
         await pc.setLocalDescription({ type: 'rollback' });
         this.#lastRestart = performance.now();
@@ -462,6 +469,8 @@ export class PeerLink extends EventTarget {
     let pair = null;
     report.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+      // Firefox has no transport stats; its pairs say which one is selected.
+      else if (s.type === 'candidate-pair' && s.selected === true && !pair) pair = s;
     });
     if (!pair || typeof pair.bytesReceived !== 'number') return;
     const at = performance.now();
