@@ -5,8 +5,8 @@
 // Everything talks to 127.0.0.1 only; run.sh runs the tests in a network
 // namespace that has nothing but loopback.
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,14 +51,15 @@ process.on('exit', () => {
  * Starts `huddle --listen 127.0.0.1:0 …` (unless EXTRA has its own --listen)
  * and waits for its `listening on http(s)://…` line.
  * @param {string[]} [extra] more flags
+ * @param {{bin?: string}} [opts] bin: another huddle binary (default HUDDLE_BIN)
  * @returns {Promise<{url:string, port:number, pid:number, stop:() => Promise<void>, log:() => string}>}
  */
-export async function startServer(extra = []) {
+export async function startServer(extra = [], { bin = HUDDLE_BIN } = {}) {
   const listen = extra.includes('--listen') ? [] : ['--listen', '127.0.0.1:0'];
   // Every browser of a test connects from the same address; several pages
   // with keep-alive connections can pass the default per-IP cap (100).
   const perIp = extra.includes('--max-connections-per-ip') ? [] : ['--max-connections-per-ip', '0'];
-  const proc = spawn(HUDDLE_BIN, [...listen, ...perIp, ...extra], {
+  const proc = spawn(bin, [...listen, ...perIp, ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });
@@ -76,7 +77,7 @@ export async function startServer(extra = []) {
     const timer = setTimeout(() => reject(new Error(`huddle did not start in time:\n${stderr}`)), T.server);
     proc.on('error', (e) => {
       clearTimeout(timer);
-      reject(new Error(`cannot start ${HUDDLE_BIN}: ${e.message}`));
+      reject(new Error(`cannot start ${bin}: ${e.message}`));
     });
     proc.on('exit', (code) => {
       clearTimeout(timer);
@@ -496,4 +497,73 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Runs `ip ARGS…` and returns its output (throws with its stderr on failure).
+ * @param {string[]} args
+ */
+export function ip(...args) {
+  return execFileSync('ip', args, { stdio: 'pipe' }).toString();
+}
+
+/** How many times makeHomes() ran in this process. */
+let homesMade = 0;
+
+/**
+ * Network namespaces for a "homes and one server" setup: the test's own
+ * namespace plays the server (and the router), each home gets a veth link
+ * to it (`eth0` inside, HOST outside), the address NET.2/24 (the test's side
+ * is NET.1) and a default route through it. With FORWARD the test's
+ * namespace routes between the homes, so they reach each other directly;
+ * without, they reach the server's addresses but not each other. SPARE
+ * subnets are added on every home's outer end too (SPARE.1/24), for a home
+ * to move to. Chromium wrappers run the browser inside a home
+ * (`ip netns exec NS chromium`). Needs root (run.sh's namespace is fine:
+ * the forwarding switch is the namespace's own).
+ * @param {{forward?:boolean, nets?:string[], spare?:string[][]}} [opts]
+ *   nets: each home's /24 prefix (default 10.77.1, 10.77.2); spare: per
+ *   home, prefixes it may move to
+ */
+export function makeHomes({ forward = false, nets = ['10.77.1', '10.77.2'], spare = [] } = {}) {
+  // A new tag each time: a namespace (and its veth) lives on while a
+  // process that was in it (a browser's child) is still exiting.
+  homesMade += 1;
+  const tag = `${process.pid % 10000}${homesMade > 1 ? homesMade : ''}`;
+  const homes = nets.map((net, i) => {
+    const letter = String.fromCharCode(97 + i);
+    return { ns: `hud-${letter}-${tag}`, host: `hv${letter}${tag}`, net, addr: `${net}.2`, gateway: `${net}.1` };
+  });
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-ns-'));
+  const remove = () => {
+    for (const h of homes) {
+      try { ip('link', 'del', h.host); } catch { /* already gone */ }
+      try { ip('netns', 'del', h.ns); } catch { /* already gone */ }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    writeFileSync('/proc/sys/net/ipv4/ip_forward', forward ? '1' : '0');
+    for (const [i, h] of homes.entries()) {
+      ip('netns', 'add', h.ns);
+      ip('link', 'add', h.host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
+      ip('addr', 'add', `${h.net}.1/24`, 'dev', h.host);
+      for (const s of spare[i] || []) ip('addr', 'add', `${s}.1/24`, 'dev', h.host);
+      ip('link', 'set', h.host, 'up');
+      ip('-n', h.ns, 'link', 'set', 'lo', 'up');
+      ip('-n', h.ns, 'addr', 'add', `${h.net}.2/24`, 'dev', 'eth0');
+      ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', h.ns, 'route', 'add', 'default', 'via', `${h.net}.1`);
+    }
+  } catch (e) {
+    remove();
+    throw e;
+  }
+  const wrappers = homes.map((h) => {
+    const file = path.join(dir, `chromium-${h.ns}`);
+    writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${h.ns} ${CHROMIUM} "$@"\n`);
+    chmodSync(file, 0o755);
+    return file;
+  });
+  return { homes, wrappers, remove };
 }

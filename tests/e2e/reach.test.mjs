@@ -12,12 +12,12 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CHROMIUM, COTURN_RELAY_PORTS, closeBrowser, join, launchBrowser, newPage, startCoturn,
+  COTURN_RELAY_PORTS, closeBrowser, join, launchBrowser, makeHomes, newPage, startCoturn,
   startServer, stats, waitForGrowth, waitForMedia, T,
 } from './helpers.mjs';
 
@@ -133,51 +133,13 @@ describe('reachable from anywhere', () => {
   });
 });
 
-/**
- * Network namespaces for a "two homes, one server" setup: the test's own
- * namespace plays the server, A and B each get a veth link to it and a
- * default route through it, and it does not forward, so A and B reach the
- * server's addresses but not each other.
- */
-function makeHomes() {
-  const tag = `${process.pid % 10000}`;
-  const homes = [
-    { ns: `hud-a-${tag}`, host: `hva${tag}`, net: '10.77.1' },
-    { ns: `hud-b-${tag}`, host: `hvb${tag}`, net: '10.77.2' },
-  ];
-  const ip = (/** @type {string[]} */ ...args) => execFileSync('ip', args, { stdio: 'pipe' });
-  writeFileSync('/proc/sys/net/ipv4/ip_forward', '0');
-  for (const h of homes) {
-    ip('netns', 'add', h.ns);
-    ip('link', 'add', h.host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
-    ip('addr', 'add', `${h.net}.1/24`, 'dev', h.host);
-    ip('link', 'set', h.host, 'up');
-    ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-    ip('-n', h.ns, 'addr', 'add', `${h.net}.2/24`, 'dev', 'eth0');
-    ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
-    ip('-n', h.ns, 'route', 'add', 'default', 'via', `${h.net}.1`);
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'huddle-ns-'));
-  const wrappers = homes.map((h) => {
-    const file = path.join(dir, `chromium-${h.ns}`);
-    writeFileSync(file, `#!/bin/sh\nexec ip netns exec ${h.ns} ${CHROMIUM} "$@"\n`);
-    chmodSync(file, 0o755);
-    return file;
-  });
-  const remove = () => {
-    for (const h of homes) {
-      try { ip('netns', 'del', h.ns); } catch { /* already gone */ }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  return { homes, wrappers, remove };
-}
-
 describe('behind separate networks', () => {
   /** @type {ReturnType<typeof makeHomes>} */
   let homes;
 
   before(() => {
+    // The test's namespace plays the server and does not forward: the
+    // homes reach its addresses but not each other.
     homes = makeHomes();
   });
   after(() => homes?.remove());

@@ -9,6 +9,7 @@
 #   sh tests/e2e/run.sh bench-turn [runs]   # tests/e2e/bench-turn.mjs
 #   sh tests/e2e/run.sh bench-files [runs] [MiB]   # tests/e2e/bench-files.mjs
 #   sh tests/e2e/run.sh bench-cpu [rounds] [seconds]   # tests/e2e/bench-cpu.mjs
+#   sh tests/e2e/run.sh bench-netchange [rounds] [down-ms]   # tests/e2e/bench-netchange.mjs (REF_BIN: a build to compare with)
 #
 # HUDDLE_BIN: the server binary (default target/debug/huddle).
 set -eu
@@ -32,6 +33,9 @@ elif [ "${1:-}" = bench-files ]; then
 elif [ "${1:-}" = bench-cpu ]; then
   shift
   set -- node tests/e2e/bench-cpu.mjs "$@"
+elif [ "${1:-}" = bench-netchange ]; then
+  shift
+  set -- node tests/e2e/bench-netchange.mjs "$@"
 elif [ $# -eq 0 ]; then
   set -- tests/e2e/*.test.mjs
 fi

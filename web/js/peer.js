@@ -25,7 +25,22 @@
  * `screenStream`.
  *
  * Events:
+ * Recovery (docs/web-client.md "Network changes"): the link watches the
+ * bytes arriving on its selected candidate pair (from the stats the room
+ * polls for the speaking level, `audioLevels`); a busy link on which
+ * nothing arrives for STALL_MS is `stalled`, well before the browser calls
+ * it `disconnected`. The room then looks for a change of our own network
+ * (network.js) and, if there is one, calls `recover()`, which restarts ICE
+ * at once. Without such a sign a `disconnected` link restarts after a
+ * delay, the impolite side first so that the two ends rarely both offer;
+ * `failed` restarts at once. An offer that never got its answer (lost with
+ * a dead socket) is rolled back and made again, or perfect negotiation
+ * would wait for it forever.
+ *
+ * Events:
  * - `state`   detail `{state}`: `connecting`, `connected`, `reconnecting`, `failed`.
+ * - `stalled` nothing arrives on a link that was busy (or it went
+ *             `disconnected`); `flowing` when bytes arrive again.
  * - `track`   detail `{track}`: a remote track (also added to `remoteStream`).
  * - `screen-track` detail `{track}`: a remote screen track (in `screenStream`).
  * - `message` detail: a parsed data-channel message (an object with `type`).
@@ -38,8 +53,19 @@
 
 import { Bucket, DATA_BURST, DATA_RATE, MAX_DATA_MESSAGE } from './limits.js';
 
-/** Delay before a `disconnected` connection gets an ICE restart (it often recovers alone). */
-const DISCONNECTED_RESTART_MS = 2500;
+/** Delay before a `disconnected` connection gets an ICE restart when our
+ * network shows no sign of a change (it often recovers alone; the member
+ * whose network changed restarts first): the impolite side, then the
+ * polite side if the impolite one's restart has not come. */
+const DISCONNECTED_RESTART_MS = { impolite: 1000, polite: 2500 };
+/** Nothing received for this long on a busy link: `stalled`. */
+const STALL_MS = 1000;
+/** A link counts as busy from this many bytes a second received. */
+const STALL_BUSY_BYTES_PER_S = 2000;
+/** `recover()` does not restart again within this long of a restart. */
+const RECOVER_GAP_MS = 2000;
+/** An offer still unanswered after this long is taken back and made again. */
+const OFFER_ANSWER_TIMEOUT_MS = 6000;
 /** ICE restarts tried in a row after `failed` before giving up. */
 const MAX_RESTARTS = 4;
 /** Data-channel messages held until the channel opens. */
@@ -100,6 +126,16 @@ export class PeerLink extends EventTarget {
   #restartTimer;
   #everConnected = false;
   #closed = false;
+  /** performance.now() of our last ICE restart (or the member's restart offer) */
+  #lastRestart = -Infinity;
+  /** @type {{at:number, bytes:number} | null} the last bytes-received sample */
+  #flow = null;
+  /** performance.now() when bytes last arrived, and whether the link was busy then */
+  #lastGrowth = -Infinity;
+  #busy = false;
+  #stalled = false;
+  /** @type {number | undefined} */
+  #offerTimer;
   #peers = 1;
   /** @type {{remote: {e:number, d:number} | null, local: {e:number, d:number} | null}} */
   #energy = { remote: null, local: null };
@@ -109,11 +145,14 @@ export class PeerLink extends EventTarget {
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
    *   iceTransportPolicy?:RTCIceTransportPolicy,
-   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number}} options
-   *   callSize: remote members in the call, to pick the video encoding up front
+   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number,
+   *   network?:{online:boolean, changedWithin:(ms?:number)=>boolean}}} options
+   *   callSize: remote members in the call, to pick the video encoding up front;
+   *   network: signs of our own network changing (network.js)
    */
-  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1 }) {
+  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1, network }) {
     super();
+    this.network = network || { online: true, changedWithin: () => false };
     this.#peers = callSize;
     this.name = name;
     this.polite = polite;
@@ -177,12 +216,40 @@ export class PeerLink extends EventTarget {
       await pc.setLocalDescription();
       if (pc.localDescription && pc.localDescription.type === 'offer') {
         this.signal('offer', { sdp: pc.localDescription.sdp });
+        // Recovery only: a first offer is the join path's, and a slow
+        // answer to it must not meet a second offer.
+        if (this.#everConnected) this.#watchAnswer(pc.localDescription.sdp);
       }
     } catch (e) {
       if (!this.#closed) console.warn(`huddle: offer to ${this.name} failed`, e);
     } finally {
       this.makingOffer = false;
     }
+  }
+
+  /**
+   * If the offer SDP is still waiting for its answer after
+   * OFFER_ANSWER_TIMEOUT_MS on a link that is not connected (or stalled),
+   * roll it back and restart ICE (a new offer): the answer, or the offer
+   * itself, was lost with a socket that died. (Should the old answer still
+   * come after that, it is applied to the new offer and the ICE
+   * credentials disagree until the next restart: rare, and recovered.)
+   * @param {string} sdp
+   */
+  #watchAnswer(sdp) {
+    clearTimeout(this.#offerTimer);
+    this.#offerTimer = setTimeout(() => {
+      this.#enqueue(async () => {
+        const pc = this.pc;
+        if (pc.signalingState !== 'have-local-offer' || pc.localDescription?.sdp !== sdp) return;
+        // A link that works gets its answer late rather than never: leave it.
+        if (pc.connectionState === 'connected' && !this.#stalled) return;
+        console.info(`huddle: no answer from ${this.name}; offering again`);
+        await pc.setLocalDescription({ type: 'rollback' });
+        this.#lastRestart = performance.now();
+        pc.restartIce();
+      });
+    }, OFFER_ANSWER_TIMEOUT_MS);
   }
 
   /**
@@ -197,6 +264,12 @@ export class PeerLink extends EventTarget {
       this.ignoreOffer = !this.polite && offerCollision;
       if (this.ignoreOffer) return;
       if (description.type === 'answer' && pc.signalingState !== 'have-local-offer') return;
+      if (description.type === 'answer') clearTimeout(this.#offerTimer);
+      else if (pc.connectionState !== 'connected' || this.#stalled) {
+        // The member is restarting: ours would only collide with it.
+        clearTimeout(this.#restartTimer);
+        this.#lastRestart = performance.now();
+      }
       try {
         await pc.setRemoteDescription(description);
       } catch (e) {
@@ -364,7 +437,9 @@ export class PeerLink extends EventTarget {
     };
     const hasEnergy = (/** @type {any} */ s) => typeof s.totalAudioEnergy === 'number' && typeof s.totalSamplesDuration === 'number';
     try {
-      (await t.receiver.getStats()).forEach((s) => s.type === 'inbound-rtp' && hasEnergy(s) && level('remote', s));
+      const report = await t.receiver.getStats();
+      report.forEach((s) => s.type === 'inbound-rtp' && hasEnergy(s) && level('remote', s));
+      this.#noteFlow(report);
       if (withLocal && t.sender.track) {
         let counted = false;
         (await t.sender.getStats()).forEach((s) => {
@@ -381,6 +456,63 @@ export class PeerLink extends EventTarget {
       /* closed meanwhile */
     }
     return out;
+  }
+
+  /**
+   * Watches the bytes received on the selected candidate pair (REPORT: a
+   * stats report that has the transport, as the receiver's has): a link
+   * that was busy and receives nothing for STALL_MS is `stalled`.
+   * @param {RTCStatsReport} report
+   */
+  #noteFlow(report) {
+    /** @type {any} */
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+      // Firefox has no transport stats; its pairs say which one is selected.
+      else if (s.type === 'candidate-pair' && s.selected === true && !pair) pair = s;
+    });
+    if (!pair || typeof pair.bytesReceived !== 'number') return;
+    const at = performance.now();
+    const bytes = pair.bytesReceived;
+    const prev = this.#flow;
+    this.#flow = { at, bytes };
+    if (!prev || bytes < prev.bytes) return;
+    if (bytes > prev.bytes) {
+      this.#busy = ((bytes - prev.bytes) * 1000) / Math.max(1, at - prev.at) >= STALL_BUSY_BYTES_PER_S;
+      this.#lastGrowth = at;
+      if (this.#stalled) {
+        this.#stalled = false;
+        this.dispatchEvent(new Event('flowing'));
+      }
+    } else if (!this.#stalled && this.#busy && at - this.#lastGrowth >= STALL_MS) {
+      this.#markStalled();
+    }
+  }
+
+  #markStalled() {
+    if (this.#stalled || this.#closed) return;
+    this.#stalled = true;
+    this.dispatchEvent(new Event('stalled'));
+  }
+
+  /** @returns {boolean} nothing arrives on a link that was busy (or it is disconnected) */
+  get stalled() {
+    return this.#stalled;
+  }
+
+  /**
+   * Our network changed, or the signaling socket came back: restart ICE now
+   * if this link is not connected or stalled (unless a restart is a moment
+   * old, or the browser is offline: `online` calls this again).
+   */
+  recover() {
+    if (this.#closed) return;
+    if (this.pc.connectionState === 'connected' && !this.#stalled) return;
+    if (this.state === 'connecting' && !this.#everConnected) return;
+    if (performance.now() - this.#lastRestart < RECOVER_GAP_MS) return;
+    clearTimeout(this.#restartTimer);
+    this.#restartIce();
   }
 
   /**
@@ -482,6 +614,7 @@ export class PeerLink extends EventTarget {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#restartTimer);
+    clearTimeout(this.#offerTimer);
     try { this.channel?.close(); } catch { /* ignore */ }
     this.pc.close();
     for (const t of this.remoteStream.getTracks()) t.stop();
@@ -558,13 +691,18 @@ export class PeerLink extends EventTarget {
       this.setCallSize(this.#peers);
     } else if (s === 'disconnected') {
       this.#setState('reconnecting');
+      this.#markStalled();
+      // Our own network changed: restart now. Otherwise give the member
+      // (whose network may have changed) the first move.
+      const delay = this.network.changedWithin() ? 0 : DISCONNECTED_RESTART_MS[this.polite ? 'polite' : 'impolite'];
       this.#restartTimer = setTimeout(() => {
-        if (this.pc.connectionState === 'disconnected') this.#restartIce();
-      }, DISCONNECTED_RESTART_MS);
+        // Not again if we (or the member) restarted a moment ago.
+        if (this.pc.connectionState === 'disconnected' && performance.now() - this.#lastRestart >= RECOVER_GAP_MS) this.#restartIce();
+      }, delay);
     } else if (s === 'failed') {
       if (this.#restarts < MAX_RESTARTS) {
         this.#setState('reconnecting');
-        this.#restartTimer = setTimeout(() => this.#restartIce(), 500 * this.#restarts);
+        this.#restartIce();
       } else {
         this.#setState('failed');
       }
@@ -574,8 +712,10 @@ export class PeerLink extends EventTarget {
   }
 
   #restartIce() {
-    if (this.#closed) return;
+    // Offline, a restart would gather no candidates: `online` brings recover().
+    if (this.#closed || !this.network.online) return;
     this.#restarts += 1;
+    this.#lastRestart = performance.now();
     this.pc.restartIce();
   }
 

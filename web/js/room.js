@@ -40,9 +40,17 @@
  *                    sharing; a member's share is `member.link.screenStream`.
  * Files: `room.files` (files.js) has the transfers and their events; each
  * new one is also a chat entry of kind `file`.
+ *
+ * Network changes (recovery; docs/web-client.md "Network changes"): when a
+ * link stalls, the room probes our addresses (network.js) every
+ * PROBE_INTERVAL_MS while any link stays stalled. A change of our own
+ * network (addresses, `online`, `navigator.connection`) resumes the
+ * signaling socket on a fresh connection at once and restarts ICE on every
+ * link that is not connected or stalled; so does a resume of the socket.
  */
 
 import { PeerLink } from './peer.js';
+import { NetworkWatch } from './network.js';
 import { Chat } from './chat.js';
 import { Files } from './files.js';
 
@@ -53,6 +61,8 @@ const SPEAKING_POLL_MS = 300;
 /** Audio level (0..1, linear) from which someone counts as speaking. */
 const SPEAKING_LEVEL = 0.04;
 const SPEAKING_HOLD_MS = 700;
+/** While a link is stalled, our addresses are probed this often. */
+const PROBE_INTERVAL_MS = 1500;
 
 /**
  * @typedef {object} Member
@@ -110,16 +120,21 @@ export class Room extends EventTarget {
   handRaisedAt = null;
   /** @type {MediaStream | null} our screen share, while we share */
   screen = null;
+  /** true while the stalled-link probe loop runs */
+  #probing = false;
 
   /**
    * @param {{client: import('./signaling.js').Client, media: import('./media.js').LocalMedia,
-   *   iceTransportPolicy?: RTCIceTransportPolicy}} deps
-   *   iceTransportPolicy: 'relay' to use TURN relays only (the page's ?relay=1)
+   *   iceTransportPolicy?: RTCIceTransportPolicy, network?: NetworkWatch}} deps
+   *   iceTransportPolicy: 'relay' to use TURN relays only (the page's ?relay=1);
+   *   network: signs of our own network changing (default: a new NetworkWatch)
    */
-  constructor({ client, media, iceTransportPolicy = 'all' }) {
+  constructor({ client, media, iceTransportPolicy = 'all', network }) {
     super();
     this.client = client;
     this.media = media;
+    this.network = network || new NetworkWatch();
+    this.network.addEventListener('change', (ev) => this.#onNetworkChange(/** @type {CustomEvent} */ (ev).detail.reason));
     /** @type {RTCIceTransportPolicy} */
     this.iceTransportPolicy = iceTransportPolicy;
     const on = (/** @type {string} */ type, /** @type {(d:any)=>void} */ fn) =>
@@ -411,6 +426,9 @@ export class Room extends EventTarget {
     for (const name of msg.peers) {
       if (!this.members.has(name)) this.#onPeerJoined(name);
     }
+    // The socket came back (perhaps over a new network): links that are not
+    // connected restart ICE now that offers can get through.
+    for (const m of this.members.values()) m.link.recover();
     this.#emit('resumed', { room: msg.room, name: msg.name, peers: msg.peers });
   }
 
@@ -450,8 +468,13 @@ export class Room extends EventTarget {
       iceServers: this.iceServers,
       iceTransportPolicy: this.iceTransportPolicy,
       media: this.media,
-      signal: (type, payload) => this.client.relay(type, name, payload),
+      signal: (type, payload) => {
+        // Our own candidates tell the network watch which addresses we use.
+        if (type === 'candidate') this.network.noteCandidate(payload.candidate ?? null);
+        this.client.relay(type, name, payload);
+      },
       callSize,
+      network: this.network,
     });
     /** @type {Member} */
     const member = { name, link, audio: null, video: null, hand: null, screen: false };
@@ -459,6 +482,7 @@ export class Room extends EventTarget {
     const current = () => this.members.get(name) === member;
     link.addEventListener('state', () => current() && this.#emit('member-updated', { name }));
     link.addEventListener('track', () => current() && this.#emit('member-track', { name }));
+    link.addEventListener('stalled', () => current() && this.#probeWhileStalled());
     link.addEventListener('open', () => {
       link.send(this.#mediaState());
       // A member who joins late learns a raised hand and a share at once.
@@ -517,6 +541,39 @@ export class Room extends EventTarget {
     this.#emit('member-added', { name });
     this.#resize();
     return member;
+  }
+
+  /**
+   * A link stalled: is it our network? Probes our addresses now and every
+   * PROBE_INTERVAL_MS while any link stays stalled (a new address may take
+   * a while to come); a change lands in #onNetworkChange.
+   */
+  async #probeWhileStalled() {
+    if (this.#probing) return;
+    this.#probing = true;
+    try {
+      while (this.inRoom && [...this.members.values()].some((m) => m.link.stalled)) {
+        await this.network.check();
+        await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+      }
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  /**
+   * Our own network changed: resume the socket on a fresh connection (the
+   * old one may be dead without the browser knowing) and restart ICE on
+   * every link that is not connected, at once. Offline, or without a single
+   * address, nothing can get through: the next sign (`online`, a probe
+   * finding an address) does it.
+   * @param {string} reason
+   */
+  #onNetworkChange(reason) {
+    console.info(`huddle: network change (${reason})`);
+    if (!this.inRoom || !this.network.online || this.network.addresses?.size === 0) return;
+    this.client.refresh();
+    for (const m of this.members.values()) m.link.recover();
   }
 
   /**

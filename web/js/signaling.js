@@ -55,6 +55,8 @@ const CONNECT_TIMEOUT_MS = 8000;
 const JOIN_TIMEOUT_MS = 10000;
 /** How long a leave over a fresh socket may take (the socket was down). */
 const LEAVE_TIMEOUT_MS = 5000;
+/** refresh() calls this close together start one resume, not several. */
+const REFRESH_GAP_MS = 1000;
 /** Relayed messages kept while the socket is down (offers/answers/candidates). */
 const OUTBOX_MAX = 500;
 
@@ -114,6 +116,8 @@ export class Client extends EventTarget {
   /** Sockets whose messages are ignored (closed by us, or superseded and the
    * newer one has joined). */
   #retired = new WeakSet();
+  /** performance.now() of the last refresh() that started a resume */
+  #refreshedAt = -Infinity;
   /** @type {WebSocket | null} a socket being replaced by a resume: its
    * messages still count until the resume's `joined` arrives. */
   #previous = null;
@@ -582,17 +586,28 @@ export class Client extends EventTarget {
 
   /** The network came back: do not wait for the next backoff step. */
   #onOnline() {
-    if (!this.#session) return;
-    if (this.#state === 'reconnecting' && !this.#resuming) {
-      this.#backoff = BACKOFF_FIRST_MS;
-      clearTimeout(this.#retryTimer);
-      this.#resume();
-    } else if (this.#state === 'open') {
-      // The old socket may be dead without the browser knowing yet (no FIN
-      // seen while offline). A resume on a fresh socket is silent for the
-      // others, so take over now rather than wait for a TCP timeout.
-      this.#resume();
-    }
+    this.refresh();
+  }
+
+  /**
+   * Our network changed (it came back, or the address moved): the socket
+   * may be dead without the browser knowing (no FIN seen, a TCP timeout is
+   * minutes away). A resume on a fresh socket is silent for the others, so
+   * take over now; while reconnecting, try now rather than at the next
+   * backoff step (a connect still pending then is dropped: it may hang on
+   * the old network). Nothing happens outside a room, while a resume `join`
+   * is in flight, or within REFRESH_GAP_MS of the last refresh (several
+   * signs of one change come together).
+   */
+  refresh() {
+    if (!this.#session || this.#resuming) return;
+    if (this.#state !== 'open' && this.#state !== 'reconnecting') return;
+    const now = performance.now();
+    if (this.#connecting && now - this.#refreshedAt < REFRESH_GAP_MS) return;
+    this.#refreshedAt = now;
+    this.#backoff = BACKOFF_FIRST_MS;
+    clearTimeout(this.#retryTimer);
+    this.#resume();
   }
 }
 
