@@ -1094,8 +1094,11 @@ impl Doctor<'_> {
                     }
                 }
                 let seen = match local {
-                    Some(l) if nat => {
+                    Some(l) if nat && url.transport == Transport::Udp => {
                         format!("this machine's {l} is seen as {mapped} (through NAT)")
+                    }
+                    Some(l) if nat => {
+                        format!("this machine's {l} is seen as {mapped} (through NAT or a proxy)")
                     }
                     Some(l) => format!(
                         "seen as {l}, this machine's own address (direct, no NAT on the way)"
