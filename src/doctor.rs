@@ -71,7 +71,8 @@ pub struct DoctorArgs {
     /// An operator token (from `huddle token`), for servers run with
     /// --auth-secret; a whole invitation link works too. Its room and name
     /// are used when it names them.
-    #[arg(long, env = "HUDDLE_DOCTOR_ACCESS", hide_env_values = true, value_parser = access_token)]
+    #[arg(long, env = "HUDDLE_DOCTOR_ACCESS", value_name = "TOKEN", hide_env_values = true,
+          value_parser = access_token)]
     pub access: Option<String>,
 
     /// Also trust the certificates in this PEM file (a private CA, or a
@@ -171,12 +172,34 @@ impl Check {
 
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<4} {}: {}", self.status, self.step, self.found)?;
+        // Steps and findings quote what the server sent (URLs, error
+        // messages): control characters are shown as U+FFFD so a hostile
+        // server cannot move the cursor or recolour the terminal.
+        write!(
+            f,
+            "{:<4} {}: {}",
+            self.status,
+            printable(&self.step),
+            printable(&self.found)
+        )?;
         if let Some(advice) = &self.advice {
-            write!(f, " → {advice}")?;
+            write!(f, " → {}", printable(advice))?;
         }
         Ok(())
     }
+}
+
+/// `s` with control characters (C0, DEL, C1) replaced by U+FFFD.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Whether signaling works.
@@ -1034,7 +1057,11 @@ impl Doctor<'_> {
             );
             return false;
         }
-        let list: Vec<&str> = entries.iter().map(|e| e.text.as_str()).collect();
+        let list: Vec<&str> = entries
+            .iter()
+            .take(MAX_ICE_URLS)
+            .map(|e| e.text.as_str())
+            .collect();
         self.report(Check::new(Status::Ok, "ice", list.join(", ")));
         for (i, entry) in entries.iter().enumerate() {
             if i == MAX_ICE_URLS {
@@ -1769,6 +1796,17 @@ mod tests {
         assert_eq!(c.to_string(), "FAIL tls: expired certificate → renew it");
         let c = Check::new(Status::Ok, "dns", "h → 192.0.2.1");
         assert_eq!(c.to_string(), "ok   dns: h → 192.0.2.1");
+        // What a server sends cannot drive the terminal.
+        let c = Check::new(
+            Status::Fail,
+            "turn:\u{1b}[2J",
+            "said \u{1b}]0;x\u{7}\u{9b}31m",
+        )
+        .advice("a\rb");
+        assert_eq!(
+            c.to_string(),
+            "FAIL turn:\u{fffd}[2J: said \u{fffd}]0;x\u{fffd}\u{fffd}31m → a\u{fffd}b"
+        );
     }
 
     #[test]
