@@ -37,6 +37,9 @@
 //!   protocol, not part of the server).
 //! - [`client`]: the client side of a server connection (URL, `ws://` or
 //!   `wss://`), shared by `huddle bot` and `huddle load`.
+//! - [`doctor`]: `huddle doctor`, which checks a deployment from a terminal:
+//!   DNS, TLS, signaling, and every STUN/TURN URL down to a round trip
+//!   through the relay.
 //!
 //! # A session
 //!
@@ -62,6 +65,7 @@ pub mod bot;
 pub mod client;
 pub mod config;
 pub mod core;
+pub mod doctor;
 pub mod hub;
 pub mod ice;
 pub mod load;

@@ -66,6 +66,12 @@ enum Command {
     /// Join a room as a headless WebRTC participant (media, chat, stats),
     /// or run many for a media load test.
     Bot(huddle::bot::BotArgs),
+    /// Check a running server the way a browser meets it, step by step:
+    /// DNS, TCP, TLS, /healthz, signaling (join and leave a throwaway room),
+    /// then every STUN/TURN URL it hands out (reachability, NAT, TURN
+    /// allocation with its credentials, a round trip through the relay).
+    /// Exits 0 when a call can be set up, 1 otherwise.
+    Doctor(huddle::doctor::DoctorArgs),
     /// Print an operator token (for servers run with --auth-secret): a link
     /// /r/ROOM?access=TOKEN lets its holder into ROOM.
     Token(TokenArgs),
@@ -587,6 +593,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Load(args)) => return load(&runtime, &args),
         Some(Command::Bot(args)) => runtime.block_on(bot(args)),
         Some(Command::Token(args)) => token(&args),
+        Some(Command::Doctor(args)) => return doctor(&runtime, &args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -622,6 +629,28 @@ fn load(
         }
         Err(e) => {
             eprintln!("huddle load: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+/// `huddle doctor`: exit status 0 when a call can be set up, 1 when not,
+/// 2 for settings it cannot use (an unreadable --ca-cert).
+fn doctor(
+    runtime: &tokio::runtime::Runtime,
+    args: &huddle::doctor::DoctorArgs,
+) -> std::process::ExitCode {
+    use std::io::Write as _;
+    let mut print = |check: &huddle::doctor::Check| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{check}");
+        let _ = out.flush();
+    };
+    match runtime.block_on(huddle::doctor::run(args, &mut print)) {
+        Ok(report) if report.call_possible => std::process::ExitCode::SUCCESS,
+        Ok(_) => std::process::ExitCode::from(1),
+        Err(e) => {
+            eprintln!("huddle doctor: {e}");
             std::process::ExitCode::from(2)
         }
     }
