@@ -127,7 +127,12 @@ async fn a_server_with_the_embedded_turn_passes_every_step() {
     // released the first ones.
     let server = common::start(turn_config(b"secret-x", 2)).await;
     let urls = turn_urls(server.addr).await;
-    assert_eq!(urls.len(), 2, "{urls:?}");
+    // The TURN port's UDP and TCP, and TCP on the HTTP port itself.
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    assert_eq!(
+        urls[2],
+        format!("turn:127.0.0.1:{}?transport=tcp", server.addr.port())
+    );
     let site = format!("http://{}", server.addr);
     for _ in 0..2 {
         let run = doctor(&["--server", &site, "--timeout", "5s"]).await;
@@ -419,4 +424,31 @@ async fn stun_and_turns_urls_are_checked_too() {
     let _ = std::fs::remove_file(&pem);
     a.stop.cancel();
     b.stop.cancel();
+}
+
+#[tokio::test]
+async fn turn_over_tls_on_the_https_port_is_checked_end_to_end() {
+    let dir = std::env::temp_dir().join(format!("huddle-doctor-oneport-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = turn_config(b"secret-x", 100);
+    cfg.tls = Some(huddle::tls::TlsSource::SelfSigned {
+        data_dir: dir.clone(),
+    });
+    let server = common::start(cfg).await;
+    let port = server.addr.port();
+    let site = format!("https://127.0.0.1:{port}");
+    let cert = dir.join("self-signed-cert.pem");
+    let run = doctor(&["--server", &site, "--ca-cert", cert.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // The relay on the HTTPS port itself, over TLS and over plain TCP.
+    for url in [
+        format!("turns:127.0.0.1:{port}?transport=tcp"),
+        format!("turn:127.0.0.1:{port}?transport=tcp"),
+    ] {
+        for what in ["reach", "allocate", "relay"] {
+            run.assert_ok(&format!("{url} {what}"));
+        }
+    }
+    server.stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
 }
