@@ -198,20 +198,19 @@ impl Request {
         ) {
             Ok(key) => key,
             Err(_) => {
-                build_and_send_err(
-                    &self.conn,
-                    self.src_addr,
-                    bad_request_msg,
-                    Error::ErrNoSuchUser,
-                )
-                .await?;
+                // huddle patch: refused credentials are 401 with a fresh
+                // nonce (RFC 8489 §9.2.4), as coturn answers, not 400.
+                self.respond_with_nonce(m, calling_method, CODE_UNAUTHORIZED)
+                    .await?;
                 return Ok(None);
             }
         };
 
         let mi = MessageIntegrity(our_key);
-        if let Err(err) = mi.check(&mut m.clone()) {
-            build_and_send_err(&self.conn, self.src_addr, bad_request_msg, err.into()).await?;
+        if mi.check(&mut m.clone()).is_err() {
+            // huddle patch: as above, 401 rather than 400.
+            self.respond_with_nonce(m, calling_method, CODE_UNAUTHORIZED)
+                .await?;
             Ok(None)
         } else {
             Ok(Some((username_attr, mi)))
