@@ -44,6 +44,14 @@ const DISCONNECTED_RESTART_MS = 2500;
 const MAX_RESTARTS = 4;
 /** Data-channel messages held until the channel opens. */
 const CHANNEL_QUEUE_MAX = 100;
+/** The first frames go out at most this tall. A 720p first frame at the
+ * browser's start bitrate (about 300 kbit/s) is dropped by the encoder until
+ * it has scaled itself down (Chromium: several frames, about 200 ms, then a
+ * 320-wide picture for seconds). 360p passes at once. */
+const START_MAX_HEIGHT = 360;
+/** How long after connecting the start limit holds (the bandwidth estimate
+ * has ramped up by then); then the call size's encoding applies alone. */
+const START_HOLD_MS = 2000;
 
 /** @typedef {'connecting'|'connected'|'reconnecting'|'failed'} LinkState */
 /** @typedef {(type:'offer'|'answer'|'candidate', payload:{sdp?:string, candidate?:RTCIceCandidateInit|null}) => void} SignalFn */
@@ -71,6 +79,16 @@ export function screenEncodingFor(peers) {
   if (peers <= 1) return { maxBitrate: 2_500_000, maxFramerate: 15 };
   if (peers <= 3) return { maxBitrate: 1_200_000, maxFramerate: 10 };
   return { maxBitrate: 600_000, maxFramerate: 5 };
+}
+
+/**
+ * How much to scale TRACK down for the first frames (see START_MAX_HEIGHT).
+ * @param {MediaStreamTrack | null} track
+ * @returns {number}
+ */
+export function startScale(track) {
+  const h = track?.getSettings?.().height || 0;
+  return h > START_MAX_HEIGHT ? h / START_MAX_HEIGHT : 1;
 }
 
 export class PeerLink extends EventTarget {
@@ -105,6 +123,8 @@ export class PeerLink extends EventTarget {
   #energy = { remote: null, local: null };
   /** @type {Promise<void>} video sender parameter changes, in order */
   #parameters = Promise.resolve();
+  /** The first frames are still limited to START_MAX_HEIGHT. */
+  #starting = true;
 
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
@@ -141,6 +161,13 @@ export class PeerLink extends EventTarget {
       else this.dispatchEvent(new CustomEvent('datachannel', { detail: { channel } }));
     };
     pc.onconnectionstatechange = () => this.#onConnectionState();
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState !== 'connected' || !this.#starting) return;
+      setTimeout(() => {
+        this.#starting = false;
+        this.#applyVideoParameters();
+      }, START_HOLD_MS);
+    });
 
     if (!polite) {
       // The offerer adds its local tracks with addTrack. For a kind it has
@@ -324,6 +351,7 @@ export class PeerLink extends EventTarget {
         // again once connected.
         if (!params.encodings || !params.encodings.length) return;
         const want = { ...videoEncodingFor(this.#peers), active: !!this.media.activeTrack('video') };
+        if (this.#starting) want.scaleResolutionDownBy = Math.max(want.scaleResolutionDownBy, startScale(t.sender.track));
         const enc = params.encodings[0];
         if (
           enc.maxBitrate === want.maxBitrate &&

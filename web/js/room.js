@@ -390,13 +390,18 @@ export class Room extends EventTarget {
     this.self = msg.name;
     this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
     this.#setAccess(accessOf(msg, { host: null, locked: false, protected: false }), true);
+    // The joiner offers to everyone already there. The connections (and
+    // their offers) start before the page builds the call view on `joined`,
+    // so the offers are made and sent meanwhile; their tiles follow it.
+    this.media.fitToCall(msg.peers.length);
+    const added = msg.peers.map((name) => this.#addMember(name, false, msg.peers.length, false));
     this.#emit('joined', { room: msg.room, name: msg.name, peers: msg.peers, rejoined: !!msg.rejoined });
+    for (const m of added) {
+      if (this.members.get(m.name) === m) this.#emit('member-added', { name: m.name });
+    }
     clearInterval(this.#levelTimer);
     this.#levelTimer = setInterval(() => this.#pollLevels(), SPEAKING_POLL_MS);
     if (!msg.rejoined) this.chat.system('you-joined', msg.room);
-    // The joiner offers to everyone already there.
-    this.media.fitToCall(msg.peers.length);
-    for (const name of msg.peers) this.#addMember(name, false, msg.peers.length);
   }
 
   /** @param {import('./signaling.js').JoinedMessage} msg */
@@ -441,9 +446,10 @@ export class Room extends EventTarget {
    * @param {string} name
    * @param {boolean} polite true when NAME is the joiner and will offer
    * @param {number} [callSize] remote members expected in the call
+   * @param {boolean} [announce] emit `member-added` now (false: the caller does)
    * @returns {Member}
    */
-  #addMember(name, polite, callSize = this.members.size + 1) {
+  #addMember(name, polite, callSize = this.members.size + 1, announce = true) {
     const link = new PeerLink({
       name,
       polite,
@@ -514,7 +520,7 @@ export class Room extends EventTarget {
       this.#removeMember(name, 'lost');
       this.#addMember(name, true).link.handleDescription(/** @type {CustomEvent} */ (ev).detail);
     });
-    this.#emit('member-added', { name });
+    if (announce) this.#emit('member-added', { name });
     this.#resize();
     return member;
   }

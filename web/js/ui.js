@@ -466,6 +466,17 @@ export class UI {
       e.preventDefault();
       this.#submitJoin();
     });
+    // main.js opens the socket on page load, but the server closes one that
+    // has not joined within --join-timeout (30 s): open it again as soon as
+    // the person comes back to the tab or the form, so Join does not wait
+    // for it.
+    const warm = () => {
+      const s = this.client.state;
+      if (!this.room.inRoom && (s === 'idle' || s === 'closed')) this.client.connect().catch(() => {});
+    };
+    this.joinForm.addEventListener('focusin', warm);
+    this.joinForm.addEventListener('input', warm);
+    addEventListener('focus', warm);
     for (const input of [this.nameInput, this.roomInput, this.passwordInput]) {
       input.addEventListener('input', () => this.#fieldError(input, ''));
     }
