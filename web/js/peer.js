@@ -129,10 +129,11 @@ export class PeerLink extends EventTarget {
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
    *   iceTransportPolicy?:RTCIceTransportPolicy,
-   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number}} options
-   *   callSize: remote members in the call, to pick the video encoding up front
+   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number, offerNow?:boolean}} options
+   *   callSize: remote members in the call, to pick the video encoding up front;
+   *   offerNow: false to make the first offer later, with offer()
    */
-  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1 }) {
+  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1, offerNow = true }) {
     super();
     this.#peers = callSize;
     this.name = name;
@@ -186,13 +187,23 @@ export class PeerLink extends EventTarget {
         }
       }
       // Start light in a big call rather than encode 720p and back off.
-      this.setCallSize(callSize);
+      // At once, not in a later microtask: Chromium's getParameters() waits
+      // for the WebRTC thread, which will be busy making offers.
+      this.#applyVideoParameters(true);
       this.#setChannel(pc.createDataChannel('sendDataChannel'));
       // Offer now rather than when `negotiationneeded` gets its turn: the
       // offer is built off the main thread while the page sets up the call
       // view. (The event then finds the state not stable and stays quiet.)
-      this.#offer();
+      // A joiner with several members makes every connection first and
+      // then calls offer() on each (offerNow false): a connection made
+      // while offers are being built waits for them at every step.
+      if (offerNow) this.#offer();
     }
+  }
+
+  /** Makes and sends the first offer of a link made with `offerNow` false. */
+  offer() {
+    if (!this.polite && !this.makingOffer && this.pc.signalingState === 'stable' && !this.pc.localDescription) this.#offer();
   }
 
   /** Makes and sends an offer (perfect negotiation's `makingOffer` part). */
@@ -340,8 +351,9 @@ export class PeerLink extends EventTarget {
    * Sets the video sender's encoding for the call size and whether the
    * camera is on, if it differs. One at a time: a `setParameters` that
    * overlaps another fails (its parameters are stale).
+   * @param {boolean} [now] run at once (only when nothing is queued)
    */
-  #applyVideoParameters() {
+  #applyVideoParameters(now = false) {
     const run = async () => {
       const t = this.#transceivers.video;
       if (!t || this.#closed) return;
@@ -365,7 +377,8 @@ export class PeerLink extends EventTarget {
         console.debug(`huddle: setParameters for ${this.name}`, e);
       }
     };
-    this.#parameters = this.#parameters.then(run);
+    // NOW (nothing queued yet): up to setParameters synchronously.
+    this.#parameters = now ? run() : this.#parameters.then(run);
     return this.#parameters;
   }
 

@@ -99,6 +99,8 @@ export class Room extends EventTarget {
    * error puts the first of them back among the knocks */
   #admitting = [];
   #resizeQueued = false;
+  /** The call size the links were last fitted to (-1: none yet). */
+  #sizedFor = -1;
   /** @type {number | undefined} */
   #levelTimer;
   /** @type {Map<string, number>} who is speaking ('' = us) → until when (ms) */
@@ -394,7 +396,11 @@ export class Room extends EventTarget {
     // their offers) start before the page builds the call view on `joined`,
     // so the offers are made and sent meanwhile; their tiles follow it.
     this.media.fitToCall(msg.peers.length);
+    // Every connection first, then the offers: a connection made while
+    // offers are being built waits for them at each step (Chromium).
     const added = msg.peers.map((name) => this.#addMember(name, false, msg.peers.length, false));
+    for (const m of added) m.link.offer();
+    this.#sizedFor = added.length;
     this.#emit('joined', { room: msg.room, name: msg.name, peers: msg.peers, rejoined: !!msg.rejoined });
     for (const m of added) {
       if (this.members.get(m.name) === m) this.#emit('member-added', { name: m.name });
@@ -458,6 +464,7 @@ export class Room extends EventTarget {
       media: this.media,
       signal: (type, payload) => this.client.relay(type, name, payload),
       callSize,
+      offerNow: announce,
     });
     /** @type {Member} */
     const member = { name, link, audio: null, video: null, hand: null, screen: false };
@@ -622,6 +629,10 @@ export class Room extends EventTarget {
       this.#resizeQueued = false;
       const n = this.members.size;
       this.media.fitToCall(n);
+      // Links made for this size already have it (and each setCallSize
+      // waits for the WebRTC thread, busy with the offers just after a join).
+      if (n === this.#sizedFor) return;
+      this.#sizedFor = n;
       for (const m of this.members.values()) m.link.setCallSize(n);
     }, 0);
   }

@@ -1727,8 +1727,14 @@ export class UI {
     $('[data-action=people]').setAttribute('aria-pressed', String(which === 'people'));
     if (which === 'chat') {
       this.#setUnread(0);
-      this.messages.scrollTop = this.messages.scrollHeight;
-      if (this.body.dataset.view === 'call' && innerWidth >= NARROW_PX) this.chatInput.focus({ preventScroll: true });
+      // On the next frame: scrolling and focusing now would lay the page
+      // out at once (about 40 ms when the call view has just appeared, in
+      // the task that is about to send the offers).
+      requestAnimationFrame(() => {
+        if (this.#panel !== 'chat') return;
+        this.messages.scrollTop = this.messages.scrollHeight;
+        if (this.body.dataset.view === 'call' && innerWidth >= NARROW_PX) this.chatInput.focus({ preventScroll: true });
+      });
     }
     this.#renderChatEmpty();
     this.#layout();
