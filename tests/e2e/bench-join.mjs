@@ -76,6 +76,13 @@ const joinProbe = () => {
     frames: {},
   };
   w.__join = P;
+  /** @type {[number, number][]} main-thread tasks of 50 ms or more: [start, duration] */
+  P.longTasks = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) P.longTasks.push([performance.timeOrigin + e.startTime, e.duration]);
+    }).observe({ type: 'longtask', buffered: true });
+  } catch { /* no long-task timing */ }
   /** @param {string} name @param {string} key */
   const stamp = (name, key) => {
     const p = (P.peer[name] ||= {});
@@ -290,6 +297,11 @@ function breakdown(P, name, other) {
     if (typeof v === 'number') out[label] = v - P.click;
   }
   out['socket open (before click if < 0)'] = P.wsOpen - P.click;
+  // Main-thread time in long tasks from the click to this member's first frame.
+  const end = P.frames[name] ?? Infinity;
+  out['long tasks before it (ms busy)'] = P.longTasks
+    .filter(([t, d]) => t + d > P.click && t < end)
+    .reduce((sum, [t, d]) => sum + Math.min(t + d, end) - Math.max(t, P.click), 0);
   return out;
 }
 
@@ -343,7 +355,11 @@ try {
       const P = await firstFrames(b, ['a']);
       const A = await probe(a);
       results.second.push(P.frames.a - P.click);
-      steps.second.push(breakdown(P, 'a', A.peer.b));
+      const row = breakdown(P, 'a', A.peer.b);
+      row['member: long tasks (ms busy)'] = A.longTasks
+        .filter(([t, d]) => t + d > P.click && t < P.frames.a)
+        .reduce((sum, [t, d]) => sum + Math.min(t + d, P.frames.a) - Math.max(t, P.click), 0);
+      steps.second.push(row);
       await b.context().close();
       await a.context().close();
     }
