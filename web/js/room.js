@@ -394,7 +394,8 @@ export class Room extends EventTarget {
     this.#setAccess(accessOf(msg, { host: null, locked: false, protected: false }), true);
     // The joiner offers to everyone already there. The connections (and
     // their offers) start before the page builds the call view on `joined`,
-    // so the offers are made and sent meanwhile; their tiles follow it.
+    // so the offers are built meanwhile, off the main thread; their tiles
+    // follow it.
     this.media.fitToCall(msg.peers.length);
     // Every connection first, then the offers: a connection made while
     // offers are being built waits for them at each step (Chromium).
@@ -452,7 +453,8 @@ export class Room extends EventTarget {
    * @param {string} name
    * @param {boolean} polite true when NAME is the joiner and will offer
    * @param {number} [callSize] remote members expected in the call
-   * @param {boolean} [announce] emit `member-added` now (false: the caller does)
+   * @param {boolean} [announce] emit `member-added` and offer now (false:
+   *   the caller does both, see #onJoined)
    * @returns {Member}
    */
   #addMember(name, polite, callSize = this.members.size + 1, announce = true) {
