@@ -15,9 +15,10 @@ process.on('exit', () => {
 /**
  * Starts `huddle bot … --json` and collects its JSON lines.
  * @param {string[]} args
+ * @param {{bin?: string}} [opts] bin: another huddle binary (default HUDDLE_BIN)
  */
-export function startBot(args) {
-  const proc = spawn(HUDDLE_BIN, ['bot', '--bind', '127.0.0.1', '--json', '--report-every', '1s', ...args], {
+export function startBot(args, opts = {}) {
+  const proc = spawn(opts.bin || HUDDLE_BIN, ['bot', '--bind', '127.0.0.1', '--json', '--report-every', '1s', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
   });

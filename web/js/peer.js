@@ -70,6 +70,14 @@ const OFFER_ANSWER_TIMEOUT_MS = 6000;
 const MAX_RESTARTS = 4;
 /** Data-channel messages held until the channel opens. */
 const CHANNEL_QUEUE_MAX = 100;
+/** The first frames go out at most this tall. A 720p first frame at the
+ * browser's start bitrate (about 300 kbit/s) is dropped by the encoder until
+ * it has scaled itself down (Chromium: several frames, about 200 ms, then a
+ * 320-wide picture for seconds). 360p passes at once. */
+const START_MAX_HEIGHT = 360;
+/** How long after connecting the start limit holds (the bandwidth estimate
+ * has ramped up by then); then the call size's encoding applies alone. */
+const START_HOLD_MS = 2000;
 
 /** @typedef {'connecting'|'connected'|'reconnecting'|'failed'} LinkState */
 /** @typedef {(type:'offer'|'answer'|'candidate', payload:{sdp?:string, candidate?:RTCIceCandidateInit|null}) => void} SignalFn */
@@ -97,6 +105,16 @@ export function screenEncodingFor(peers) {
   if (peers <= 1) return { maxBitrate: 2_500_000, maxFramerate: 15 };
   if (peers <= 3) return { maxBitrate: 1_200_000, maxFramerate: 10 };
   return { maxBitrate: 600_000, maxFramerate: 5 };
+}
+
+/**
+ * How much to scale TRACK down for the first frames (see START_MAX_HEIGHT).
+ * @param {MediaStreamTrack | null} track
+ * @returns {number}
+ */
+export function startScale(track) {
+  const h = track?.getSettings?.().height || 0;
+  return h > START_MAX_HEIGHT ? h / START_MAX_HEIGHT : 1;
 }
 
 export class PeerLink extends EventTarget {
@@ -141,16 +159,19 @@ export class PeerLink extends EventTarget {
   #energy = { remote: null, local: null };
   /** @type {Promise<void>} video sender parameter changes, in order */
   #parameters = Promise.resolve();
+  /** The first frames are still limited to START_MAX_HEIGHT. */
+  #starting = true;
 
   /**
    * @param {{name:string, polite:boolean, iceServers:RTCIceServer[],
    *   iceTransportPolicy?:RTCIceTransportPolicy,
-   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number,
+   *   media:import('./media.js').LocalMedia, signal:SignalFn, callSize?:number, offerNow?:boolean,
    *   network?:{online:boolean, changedWithin:(ms?:number)=>boolean}}} options
    *   callSize: remote members in the call, to pick the video encoding up front;
+   *   offerNow: false to make the first offer later, with offer();
    *   network: signs of our own network changing (network.js)
    */
-  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1, network }) {
+  constructor({ name, polite, iceServers, iceTransportPolicy = 'all', media, signal, callSize = 1, offerNow = true, network }) {
     super();
     this.network = network || { online: true, changedWithin: () => false };
     this.#peers = callSize;
@@ -180,6 +201,13 @@ export class PeerLink extends EventTarget {
       else this.dispatchEvent(new CustomEvent('datachannel', { detail: { channel } }));
     };
     pc.onconnectionstatechange = () => this.#onConnectionState();
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState !== 'connected' || !this.#starting) return;
+      setTimeout(() => {
+        this.#starting = false;
+        this.#applyVideoParameters();
+      }, START_HOLD_MS);
+    });
 
     if (!polite) {
       // The offerer adds its local tracks with addTrack. For a kind it has
@@ -198,13 +226,23 @@ export class PeerLink extends EventTarget {
         }
       }
       // Start light in a big call rather than encode 720p and back off.
-      this.setCallSize(callSize);
+      // At once, not in a later microtask: Chromium's getParameters() waits
+      // for the WebRTC thread, which will be busy making offers.
+      this.#applyVideoParameters(true);
       this.#setChannel(pc.createDataChannel('sendDataChannel'));
       // Offer now rather than when `negotiationneeded` gets its turn: the
       // offer is built off the main thread while the page sets up the call
       // view. (The event then finds the state not stable and stays quiet.)
-      this.#offer();
+      // A joiner with several members makes every connection first and
+      // then calls offer() on each (offerNow false): a connection made
+      // while offers are being built waits for them at every step.
+      if (offerNow) this.#offer();
     }
+  }
+
+  /** Makes and sends the first offer of a link made with `offerNow` false. */
+  offer() {
+    if (!this.polite && !this.makingOffer && this.pc.signalingState === 'stable' && !this.pc.localDescription) this.#offer();
   }
 
   /** Makes and sends an offer (perfect negotiation's `makingOffer` part). */
@@ -386,8 +424,9 @@ export class PeerLink extends EventTarget {
    * Sets the video sender's encoding for the call size and whether the
    * camera is on, if it differs. One at a time: a `setParameters` that
    * overlaps another fails (its parameters are stale).
+   * @param {boolean} [now] run at once (only when nothing is queued)
    */
-  #applyVideoParameters() {
+  #applyVideoParameters(now = false) {
     const run = async () => {
       const t = this.#transceivers.video;
       if (!t || this.#closed) return;
@@ -397,6 +436,7 @@ export class PeerLink extends EventTarget {
         // again once connected.
         if (!params.encodings || !params.encodings.length) return;
         const want = { ...videoEncodingFor(this.#peers), active: !!this.media.activeTrack('video') };
+        if (this.#starting) want.scaleResolutionDownBy = Math.max(want.scaleResolutionDownBy, startScale(t.sender.track));
         const enc = params.encodings[0];
         if (
           enc.maxBitrate === want.maxBitrate &&
@@ -410,7 +450,8 @@ export class PeerLink extends EventTarget {
         console.debug(`huddle: setParameters for ${this.name}`, e);
       }
     };
-    this.#parameters = this.#parameters.then(run);
+    // NOW (nothing queued yet): up to setParameters synchronously.
+    this.#parameters = now ? run() : this.#parameters.then(run);
     return this.#parameters;
   }
 

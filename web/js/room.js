@@ -109,6 +109,8 @@ export class Room extends EventTarget {
    * error puts the first of them back among the knocks */
   #admitting = [];
   #resizeQueued = false;
+  /** The call size the links were last fitted to (-1: none yet). */
+  #sizedFor = -1;
   /** @type {number | undefined} */
   #levelTimer;
   /** @type {Map<string, number>} who is speaking ('' = us) → until when (ms) */
@@ -405,13 +407,23 @@ export class Room extends EventTarget {
     this.self = msg.name;
     this.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
     this.#setAccess(accessOf(msg, { host: null, locked: false, protected: false }), true);
+    // The joiner offers to everyone already there. The connections (and
+    // their offers) start before the page builds the call view on `joined`,
+    // so the offers are built meanwhile, off the main thread; their tiles
+    // follow it.
+    this.media.fitToCall(msg.peers.length);
+    // Every connection first, then the offers: a connection made while
+    // offers are being built waits for them at each step (Chromium).
+    const added = msg.peers.map((name) => this.#addMember(name, false, msg.peers.length, false));
+    for (const m of added) m.link.offer();
+    this.#sizedFor = added.length;
     this.#emit('joined', { room: msg.room, name: msg.name, peers: msg.peers, rejoined: !!msg.rejoined });
+    for (const m of added) {
+      if (this.members.get(m.name) === m) this.#emit('member-added', { name: m.name });
+    }
     clearInterval(this.#levelTimer);
     this.#levelTimer = setInterval(() => this.#pollLevels(), SPEAKING_POLL_MS);
     if (!msg.rejoined) this.chat.system('you-joined', msg.room);
-    // The joiner offers to everyone already there.
-    this.media.fitToCall(msg.peers.length);
-    for (const name of msg.peers) this.#addMember(name, false, msg.peers.length);
   }
 
   /** @param {import('./signaling.js').JoinedMessage} msg */
@@ -459,9 +471,11 @@ export class Room extends EventTarget {
    * @param {string} name
    * @param {boolean} polite true when NAME is the joiner and will offer
    * @param {number} [callSize] remote members expected in the call
+   * @param {boolean} [announce] emit `member-added` and offer now (false:
+   *   the caller does both, see #onJoined)
    * @returns {Member}
    */
-  #addMember(name, polite, callSize = this.members.size + 1) {
+  #addMember(name, polite, callSize = this.members.size + 1, announce = true) {
     const link = new PeerLink({
       name,
       polite,
@@ -475,6 +489,7 @@ export class Room extends EventTarget {
       },
       callSize,
       network: this.network,
+      offerNow: announce,
     });
     /** @type {Member} */
     const member = { name, link, audio: null, video: null, hand: null, screen: false };
@@ -538,7 +553,7 @@ export class Room extends EventTarget {
       this.#removeMember(name, 'lost');
       this.#addMember(name, true).link.handleDescription(/** @type {CustomEvent} */ (ev).detail);
     });
-    this.#emit('member-added', { name });
+    if (announce) this.#emit('member-added', { name });
     this.#resize();
     return member;
   }
@@ -673,6 +688,10 @@ export class Room extends EventTarget {
       this.#resizeQueued = false;
       const n = this.members.size;
       this.media.fitToCall(n);
+      // Links made for this size already have it (and each setCallSize
+      // waits for the WebRTC thread, busy with the offers just after a join).
+      if (n === this.#sizedFor) return;
+      this.#sizedFor = n;
       for (const m of this.members.values()) m.link.setCallSize(n);
     }, 0);
   }

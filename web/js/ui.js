@@ -481,6 +481,17 @@ export class UI {
       e.preventDefault();
       this.#submitJoin();
     });
+    // main.js opens the socket on page load, but the server closes one that
+    // has not joined within --join-timeout (30 s): open it again as soon as
+    // the person comes back to the tab or the form, so Join does not wait
+    // for it.
+    const warm = () => {
+      const s = this.client.state;
+      if (!this.room.inRoom && (s === 'idle' || s === 'closed')) this.client.connect().catch(() => {});
+    };
+    this.joinForm.addEventListener('focusin', warm);
+    this.joinForm.addEventListener('input', warm);
+    addEventListener('focus', warm);
     for (const input of [this.nameInput, this.roomInput, this.passwordInput]) {
       input.addEventListener('input', () => this.#fieldError(input, ''));
     }
@@ -1838,8 +1849,14 @@ export class UI {
     $('[data-action=people]').setAttribute('aria-pressed', String(which === 'people'));
     if (which === 'chat') {
       this.#setUnread(0);
-      this.messages.scrollTop = this.messages.scrollHeight;
-      if (this.body.dataset.view === 'call' && innerWidth >= NARROW_PX) this.chatInput.focus({ preventScroll: true });
+      // On the next frame: scrolling and focusing now would lay the page
+      // out at once (about 40 ms when the call view has just appeared, in
+      // the task that is about to send the offers).
+      requestAnimationFrame(() => {
+        if (this.#panel !== 'chat') return;
+        this.messages.scrollTop = this.messages.scrollHeight;
+        if (this.body.dataset.view === 'call' && innerWidth >= NARROW_PX) this.chatInput.focus({ preventScroll: true });
+      });
     }
     this.#renderChatEmpty();
     this.#layout();
