@@ -11,37 +11,25 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::ice::IceServers;
 use crate::tls::TlsSource;
 use crate::turn::TurnConfig;
+
+// The signaling core's settings live in the `huddle-core` crate (no I/O);
+// they are re-exported here with the rest.
+pub use huddle_core::config::{
+    CoreConfig, DEFAULT_BURST, DEFAULT_FLOOD_CLOSE_AFTER, DEFAULT_MAX_LOBBY_SIZE,
+    DEFAULT_MAX_ROOM_SIZE, DEFAULT_RATE, DEFAULT_RECONNECT_GRACE, DEFAULT_RESUME_BUDGET_BYTES,
+    DEFAULT_RESUME_QUEUE, DEFAULT_RESUME_QUEUE_BYTES,
+};
 
 /// Default address to listen on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Largest text message accepted from a client, in bytes.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Members per room.
-pub const DEFAULT_MAX_ROOM_SIZE: usize = 16;
 /// Open WebSocket connections per server.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
-/// Sustained messages per second per connection.
-pub const DEFAULT_RATE: u32 = 50;
-/// Messages a connection may send at once above the sustained rate.
-pub const DEFAULT_BURST: u32 = 200;
-/// How long a connection may keep exceeding the rate before it is closed (1008).
-pub const DEFAULT_FLOOD_CLOSE_AFTER: Duration = Duration::from_secs(5);
 /// Interval between WebSocket pings.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
-/// How long a lost member keeps its place.
-pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(15);
-/// Messages queued for a lost member.
-pub const DEFAULT_RESUME_QUEUE: usize = 256;
-/// Bytes queued for a lost member.
-pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
-/// Bytes queued for all lost members together; past it the oldest grace
-/// periods end early.
-pub const DEFAULT_RESUME_BUDGET_BYTES: usize = 64 * 1024 * 1024;
-/// Joiners that may wait in one locked room's lobby at once.
-pub const DEFAULT_MAX_LOBBY_SIZE: usize = 50;
 /// Password hashes (Argon2id, about 20 MiB and 13 ms of CPU each here)
 /// computed at once; more wait their turn.
 pub const DEFAULT_MAX_PASSWORD_HASHES: usize = 2;
@@ -86,52 +74,6 @@ pub const RESERVED_FDS: u64 = 64;
 /// WebSocket read buffer per connection, in bytes (small: most connections
 /// are idle; a bigger message grows it as needed).
 pub const DEFAULT_WS_READ_BUFFER: usize = 2 * 1024;
-
-/// Limits and data the signaling core needs. Plain values, no I/O.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    /// Members per room; one more gets `room-full`.
-    pub max_room_size: usize,
-    /// Sustained messages per second per connection.
-    pub rate: u32,
-    /// Bucket size of the rate limiter.
-    pub burst: u32,
-    /// A connection still exceeding the rate after this long is closed with 1008.
-    pub flood_close_after: Duration,
-    /// How long a lost member keeps its place in the room.
-    pub reconnect_grace: Duration,
-    /// Messages queued for a lost member; one more ends its grace period.
-    pub resume_queue: usize,
-    /// Bytes queued for a lost member; more ends its grace period.
-    pub resume_queue_bytes: usize,
-    /// Bytes queued for all lost members together; past it the oldest grace
-    /// periods end early (their peers get `peer-left`).
-    pub resume_budget_bytes: usize,
-    /// What goes into `iceServers` of every `joined`.
-    pub ice: IceServers,
-    /// Joiners waiting in one locked room's lobby; one more gets `room-full`.
-    pub max_lobby_size: usize,
-    /// Operator tokens: with a key, every join needs a valid `access`.
-    pub auth: Option<crate::access::AuthKey>,
-}
-
-impl Default for CoreConfig {
-    fn default() -> Self {
-        Self {
-            max_room_size: DEFAULT_MAX_ROOM_SIZE,
-            rate: DEFAULT_RATE,
-            burst: DEFAULT_BURST,
-            flood_close_after: DEFAULT_FLOOD_CLOSE_AFTER,
-            reconnect_grace: DEFAULT_RECONNECT_GRACE,
-            resume_queue: DEFAULT_RESUME_QUEUE,
-            resume_queue_bytes: DEFAULT_RESUME_QUEUE_BYTES,
-            resume_budget_bytes: DEFAULT_RESUME_BUDGET_BYTES,
-            ice: IceServers::default(),
-            max_lobby_size: DEFAULT_MAX_LOBBY_SIZE,
-            auth: None,
-        }
-    }
-}
 
 /// Everything the server runs with.
 #[derive(Debug, Clone)]

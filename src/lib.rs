@@ -14,6 +14,10 @@
 //!                core/    sans-IO state machine: rooms, members, relay, resume, limits
 //! ```
 //!
+//! The sans-IO parts are the `huddle-core` crate (`crates/core`: protocol,
+//! core, its config, ICE servers, access tokens), which does not depend on
+//! tokio; they are re-exported here under their old paths.
+//!
 //! - [`config`]: every setting and its default.
 //! - [`protocol`]: the wire format of protocol v1 and the name/room rules.
 //! - [`core`]: the state machine; time, ids, tokens and the wall clock are inputs.
@@ -59,24 +63,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access;
 pub mod assets;
 pub mod bot;
 pub mod client;
 pub mod config;
-pub mod core;
 pub mod doctor;
 pub mod hub;
-pub mod ice;
 pub mod load;
 pub mod metrics;
 pub mod origin;
 pub mod password;
 pub mod per_ip;
-pub mod protocol;
 pub mod queue;
 pub mod server;
 pub mod sniff;
 pub mod tls;
 pub mod turn;
 pub mod ws;
+
+// The sans-IO signaling core is its own crate (crates/core, no tokio);
+// its modules keep their paths here.
+pub use huddle_core::{access, core, ice, protocol};
