@@ -116,27 +116,34 @@ impl std::fmt::Debug for Connect {
     }
 }
 
+/// Mozilla's roots (webpki-roots), plus every certificate in the PEM file
+/// `ca_file` if given; why that file cannot be used otherwise. Shared by
+/// `huddle bot`, `huddle load` and `huddle doctor`.
+pub fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        if certs.is_empty() {
+            return Err("no CERTIFICATE block found (expected a PEM file)".into());
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(roots)
+}
+
 impl Connect {
     /// Trusts the public roots, and the certificates in `ca_file` if given.
     pub fn new(ca_file: Option<&Path>) -> Result<Self, ClientError> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = ca_file {
-            let err = |why: String| ClientError::CaFile {
-                path: path.display().to_string(),
-                why,
-            };
-            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(err("no CERTIFICATE block found".into()));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| err(e.to_string()))?;
-            }
-        }
+        let roots = trusted_roots(ca_file).map_err(|why| ClientError::CaFile {
+            path: ca_file.map(|p| p.display().to_string()).unwrap_or_default(),
+            why,
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

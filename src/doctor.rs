@@ -72,7 +72,7 @@ pub struct DoctorArgs {
     /// --auth-secret; a whole invitation link works too. Its room and name
     /// are used when it names them.
     #[arg(long, env = "HUDDLE_DOCTOR_ACCESS", value_name = "TOKEN", hide_env_values = true,
-          value_parser = access_token)]
+          value_parser = crate::bot::access_token)]
     pub access: Option<String>,
 
     /// Also trust the certificates in this PEM file (a private CA, or a
@@ -97,18 +97,6 @@ fn server_url(s: &str) -> Result<Target, String> {
 fn room_name(s: &str) -> Result<String, String> {
     crate::protocol::validate_room(s).map_err(|e| e.message.to_string())?;
     Ok(s.to_owned())
-}
-
-fn access_token(s: &str) -> Result<String, String> {
-    let s = s.trim();
-    let token = match s.split_once("access=") {
-        Some((_, rest)) => rest.split('&').next().unwrap_or_default(),
-        None => s,
-    };
-    if token.is_empty() {
-        return Err("empty access token".into());
-    }
-    Ok(token.to_owned())
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {

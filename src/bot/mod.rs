@@ -147,8 +147,9 @@ pub struct BotArgs {
     pub join_interval: Duration,
 }
 
-/// The token itself, or the `access=` of an invitation link.
-fn access_token(s: &str) -> Result<String, String> {
+/// The token itself, or the `access=` of an invitation link (also
+/// `huddle doctor --access`).
+pub(crate) fn access_token(s: &str) -> Result<String, String> {
     let s = s.trim();
     let token = match s.split_once("access=") {
         Some((_, rest)) => rest.split('&').next().unwrap_or_default(),

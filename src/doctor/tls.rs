@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -20,7 +19,7 @@ use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::{
-    self, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    self, CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme,
 };
 
 /// A certificate that expires sooner than this gets a warning.
@@ -85,26 +84,10 @@ impl Trust {
     /// Mozilla's roots, plus the certificates in `ca_cert`; `insecure`
     /// accepts any certificate (but still reports what is wrong with it).
     pub fn new(ca_cert: Option<&Path>, insecure: bool) -> Result<Self, CaError> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = ca_cert {
-            let err = |why: String| CaError {
-                path: path.display().to_string(),
-                why,
-            };
-            let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(err(
-                    "no CERTIFICATE block found (expected a PEM file)".into()
-                ));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| err(e.to_string()))?;
-            }
-        }
+        let roots = crate::client::trusted_roots(ca_cert).map_err(|why| CaError {
+            path: ca_cert.map(|p| p.display().to_string()).unwrap_or_default(),
+            why,
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
