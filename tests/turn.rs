@@ -77,18 +77,7 @@ impl Transport {
     /// TURN over TLS to SERVER, trusting the certificate in CERT (PEM),
     /// offering ALPN `stun.turn` or nothing.
     async fn tls(server: SocketAddr, cert: &std::path::Path, alpn: bool) -> Self {
-        use rustls_pki_types::pem::PemObject as _;
-        let pem = std::fs::read(cert).unwrap();
-        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let mut config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = trusting(cert);
         if alpn {
             config.alpn_protocols = vec![b"stun.turn".to_vec()];
         }
@@ -296,93 +285,10 @@ async fn the_quota_limits_live_allocations_per_username() {
 #[tokio::test]
 async fn data_relays_between_a_tcp_and_a_udp_allocation() {
     let server = turn_server(10).await;
-    let addr = server.local_addr();
     let creds = ice::mint(SECRET, "carol", now() + 600);
     // A plain UDP peer stands in for the other side.
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let peer_addr = peer.local_addr().unwrap();
-    let mut t = Transport::tcp(addr).await;
-    let relay = allocate(&mut t, &creds.username, &creds.credential)
-        .await
-        .unwrap();
-    // Permission for the peer, then a Send indication; the peer gets the
-    // payload from the relayed address.
-    let challenge_realm = "huddle".to_owned();
-    let integrity = MessageIntegrity::new_long_term_integrity(
-        creds.username.clone(),
-        challenge_realm.clone(),
-        creds.credential.clone(),
-    );
-    // A fresh nonce is needed for each authenticated request: take it from a 401.
-    let mut probe = Message::new();
-    probe
-        .build(&[
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
-            Box::new(PeerAddress {
-                ip: peer_addr.ip(),
-                port: peer_addr.port(),
-            }),
-            Box::new(FINGERPRINT),
-        ])
-        .unwrap();
-    t.send(&probe.raw).await;
-    let challenge = t.recv().await;
-    let mut nonce = TextAttribute::new(stun::attributes::ATTR_NONCE, String::new());
-    nonce.get_from(&challenge).unwrap();
-    let answer = t
-        .request(vec![
-            Box::new(TransactionId::new()),
-            Box::new(MessageType::new(METHOD_CREATE_PERMISSION, CLASS_REQUEST)),
-            Box::new(PeerAddress {
-                ip: peer_addr.ip(),
-                port: peer_addr.port(),
-            }),
-            Box::new(TextAttribute::new(
-                stun::attributes::ATTR_USERNAME,
-                creds.username.clone(),
-            )),
-            Box::new(TextAttribute::new(
-                stun::attributes::ATTR_REALM,
-                challenge_realm,
-            )),
-            Box::new(nonce),
-            Box::new(integrity),
-            Box::new(FINGERPRINT),
-        ])
-        .await;
-    assert_eq!(
-        answer.typ.class,
-        stun::message::CLASS_SUCCESS_RESPONSE,
-        "permission granted"
-    );
-    let mut send = Message::new();
-    send.build(&[
-        Box::new(TransactionId::new()),
-        Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
-        Box::new(PeerAddress {
-            ip: peer_addr.ip(),
-            port: peer_addr.port(),
-        }),
-        Box::new(Data(b"hello through TURN".to_vec())),
-        Box::new(FINGERPRINT),
-    ])
-    .unwrap();
-    t.send(&send.raw).await;
-    let mut buf = [0u8; 1500];
-    let (n, from) = tokio::time::timeout(STEP, peer.recv_from(&mut buf))
-        .await
-        .expect("relayed in time")
-        .unwrap();
-    assert_eq!(&buf[..n], b"hello through TURN");
-    assert_eq!(from, relay);
-    // And back: the peer writes to the relayed address, the client gets a
-    // Data indication over TCP.
-    peer.send_to(b"and back", relay).await.unwrap();
-    let back = t.recv().await;
-    let mut data = Data::default();
-    data.get_from(&back).unwrap();
-    assert_eq!(data.0, b"and back");
+    let mut t = Transport::tcp(server.local_addr()).await;
+    relay_round_trip(&mut t, &creds).await;
     server.close().await;
 }
 
@@ -1137,8 +1043,20 @@ async fn the_relay_cannot_reach_the_servers_own_listeners() {
     }
 }
 
-/// A GET over plain HTTP/1.1; the status line and the body.
+/// A GET over plain HTTP/1.1 that must say `Cache-Control: no-store`; the
+/// status line and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    let (head, body) = http_exchange(addr, path).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    (head.lines().next().unwrap().to_owned(), body)
+}
+
+/// A GET over plain HTTP/1.1; the response head and the body.
+async fn http_exchange(addr: SocketAddr, path: &str) -> (String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
@@ -1149,13 +1067,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
         .unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.lines().next().unwrap().to_owned();
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("cache-control: no-store"),
-        "{head}"
-    );
-    (status, body.to_owned())
+    (head.to_owned(), body.to_owned())
 }
 
 #[tokio::test]
@@ -1275,7 +1187,11 @@ async fn relay_round_trip(t: &mut Transport, creds: &ice::Credentials) {
 /// The minted TURN URLs of `joined` for a member of a fresh room.
 async fn minted_urls(addr: SocketAddr) -> Vec<String> {
     let mut c = common::Client::connect(addr).await;
-    let joined = c.join("r", "urls").await;
+    minted_of(&c.join("r", "urls").await)
+}
+
+/// The URLs of the ICE server with minted credentials in JOINED.
+fn minted_of(joined: &serde_json::Value) -> Vec<String> {
     let servers = joined["iceServers"].as_array().unwrap();
     servers
         .iter()
@@ -1311,8 +1227,8 @@ async fn turn_over_tcp_shares_the_plain_http_port_with_the_web_app() {
     let mut t = Transport::tcp(server.addr).await;
     relay_round_trip(&mut t, &creds).await;
     // The web app on the same port does not notice.
-    let (status, body) = http_get_any(server.addr, "/healthz").await;
-    assert!(status.contains(" 200 "), "{status}");
+    let (head, body) = http_exchange(server.addr, "/healthz").await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert_eq!(body, "ok\n");
     // A connection that drops takes its allocation with it (quota 1).
     drop(t);
@@ -1415,20 +1331,8 @@ async fn no_turn_on_listener_leaves_the_http_port_to_http() {
     server.task.await.unwrap();
 }
 
-/// Like [`http_get`], without asking for any header.
-async fn http_get_any(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(STEP, s.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
-
-/// [`minted_urls`] over `wss://`, trusting CERT.
-async fn minted_urls_tls(addr: SocketAddr, cert: &std::path::Path) -> Vec<String> {
+/// A TLS client configuration that trusts only the certificate in CERT (PEM).
+fn trusting(cert: &std::path::Path) -> tokio_rustls::rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject as _;
     let pem = std::fs::read(cert).unwrap();
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
@@ -1436,12 +1340,16 @@ async fn minted_urls_tls(addr: SocketAddr, cert: &std::path::Path) -> Vec<String
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+    tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(config));
+        .with_no_client_auth()
+}
+
+/// [`minted_urls`] over `wss://`, trusting CERT.
+async fn minted_urls_tls(addr: SocketAddr, cert: &std::path::Path) -> Vec<String> {
+    let connector = tokio_tungstenite::Connector::Rustls(Arc::new(trusting(cert)));
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
         format!("wss://localhost:{}/ws", addr.port()),
         None,
@@ -1467,18 +1375,5 @@ async fn minted_urls_tls(addr: SocketAddr, cert: &std::path::Path) -> Vec<String
         }
     };
     assert_eq!(joined["type"], "joined", "{joined}");
-    joined["iceServers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s.get("username").is_some())
-        .map(|s| {
-            s["urls"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| u.as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    minted_of(&joined)
 }
