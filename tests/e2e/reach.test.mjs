@@ -252,6 +252,7 @@ describe('behind separate networks', () => {
     // The firewall holds: the HTTPS port is open, the TURN port is not, and
     // plain TURN over TCP to the HTTPS port is stopped.
     assert.ok(canReach(a.ns, `${a.net}.1`, port), 'the HTTPS port is open');
+    assert.ok(server.turnPort > 0, 'the TURN port is known');
     assert.ok(!canReach(a.ns, `${a.net}.1`, server.turnPort), 'the TURN port is closed');
     const plain = spawnSync('ip', ['netns', 'exec', a.ns, 'timeout', '8', 'turnutils_uclient', '-t', '-y', '-n', '3',
       '-W', secret, '-u', 'uclient', '-p', String(port), `${a.net}.1`], { encoding: 'utf8' });
