@@ -68,7 +68,6 @@ export async function startServer(extra = [], { bin = HUDDLE_BIN } = {}) {
   let stderr = '';
   let stdout = '';
   proc.stdout.on('data', (d) => { stdout += d; });
-  const wantsTurn = extra.includes('--turn-listen');
   proc.stderr.on('data', (d) => {
     stderr += d;
     if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
@@ -87,14 +86,17 @@ export async function startServer(extra = [], { bin = HUDDLE_BIN } = {}) {
     proc.stdout.on('data', (d) => {
       out += d;
       const m = /listening on (https?:\/\/\S+)/.exec(out);
-      // With the embedded TURN server, its line (printed after) too.
-      if (m && (!wantsTurn || /TURN server on \S+/.test(out))) {
+      if (m) {
         clearTimeout(timer);
         resolve(m[1].replace(/\/$/, ''));
       }
     });
   });
   const port = Number(new URL(url).port);
+  // Printed right after the listening line, when the TURN server runs.
+  await new Promise((r) => setTimeout(r, 50));
+  const turn = /TURN server on \S+:(\d+)/.exec(stdout);
+  const turnPort = turn ? Number(turn[1]) : 0;
   const stop = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
@@ -103,18 +105,7 @@ export async function startServer(extra = [], { bin = HUDDLE_BIN } = {}) {
     await exited;
     clearTimeout(timer);
   };
-  return {
-    url,
-    port,
-    /** The embedded TURN server's port (0 without one); startServer waits for its line. */
-    get turnPort() {
-      const turn = /TURN server on \S+:(\d+)/.exec(stdout);
-      return turn ? Number(turn[1]) : 0;
-    },
-    pid: /** @type {number} */ (proc.pid),
-    stop,
-    log: () => stderr,
-  };
+  return { url, port, turnPort, pid: /** @type {number} */ (proc.pid), stop, log: () => stderr };
 }
 
 /**
