@@ -494,6 +494,12 @@ impl Hub {
                             }
                         }
                     }
+                    // The server does not run the media server yet: its
+                    // core has no `sfu_above`, so no room moves and no
+                    // media command is made.
+                    Output::Media(cmd) => {
+                        debug_assert!(false, "media command without a media server: {cmd:?}");
+                    }
                 }
             }
             if slow.is_empty() {

@@ -573,6 +573,10 @@ impl ServeArgs {
                 ice,
                 max_lobby_size: self.max_lobby_size,
                 auth: self.auth_secret,
+                // The media server is not wired into the binary yet: every
+                // room stays a mesh.
+                sfu_above: None,
+                max_sfu_room_size: huddle_core::config::DEFAULT_MAX_SFU_ROOM_SIZE,
             },
         }
     }

@@ -24,6 +24,10 @@ pub const DEFAULT_RESUME_QUEUE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_RESUME_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 /// Joiners that may wait in one locked room's lobby at once.
 pub const DEFAULT_MAX_LOBBY_SIZE: usize = 50;
+/// A room that grows past this many members moves to the media server.
+pub const DEFAULT_SFU_ABOVE: usize = 4;
+/// Members per room on the media server.
+pub const DEFAULT_MAX_SFU_ROOM_SIZE: usize = 100;
 
 /// Limits and data the signaling core needs. Plain values, no I/O.
 #[derive(Debug, Clone)]
@@ -51,6 +55,12 @@ pub struct CoreConfig {
     pub max_lobby_size: usize,
     /// Operator tokens: with a key, every join needs a valid `access`.
     pub auth: Option<crate::access::AuthKey>,
+    /// A room whose members all speak `sfu` moves to the media server when
+    /// it grows past this many members (0: from its first member). `None`:
+    /// no media server, every room is a mesh.
+    pub sfu_above: Option<usize>,
+    /// Members per room on the media server; one more gets `room-full`.
+    pub max_sfu_room_size: usize,
 }
 
 impl Default for CoreConfig {
@@ -67,6 +77,8 @@ impl Default for CoreConfig {
             ice: IceServers::default(),
             max_lobby_size: DEFAULT_MAX_LOBBY_SIZE,
             auth: None,
+            sfu_above: None,
+            max_sfu_room_size: DEFAULT_MAX_SFU_ROOM_SIZE,
         }
     }
 }

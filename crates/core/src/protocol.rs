@@ -56,11 +56,14 @@ pub enum ErrorCode {
     Unauthorized,
     /// The service cannot take the request right now; try again.
     Unavailable,
+    /// The room runs in a mode the client did not say it speaks (a room on
+    /// the media server, joined without `"caps":["sfu"]`).
+    Unsupported,
 }
 
 impl ErrorCode {
     /// Every code, for tests and docs.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadMessage,
         ErrorCode::InvalidName,
         ErrorCode::InvalidRoom,
@@ -75,6 +78,7 @@ impl ErrorCode {
         ErrorCode::NotHost,
         ErrorCode::Unauthorized,
         ErrorCode::Unavailable,
+        ErrorCode::Unsupported,
     ];
 
     /// The code as it appears on the wire.
@@ -94,6 +98,7 @@ impl ErrorCode {
             ErrorCode::NotHost => "not-host",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unsupported => "unsupported",
         }
     }
 }
@@ -177,6 +182,22 @@ pub enum ClientMsg<'a> {
         password: Option<Cow<'a, str>>,
         /// The operator token (v1.1); `null` and absent are the same.
         access: Option<Cow<'a, str>>,
+        /// What the client speaks besides mesh calls (`caps`).
+        caps: Caps,
+    },
+    /// `{"type":"layer","peer":…,"want":…}` (media-server rooms): which
+    /// layer of PEER's camera the sender wants.
+    Layer {
+        /// The publisher's name as sent.
+        peer: Cow<'a, str>,
+        /// The layer.
+        want: LayerWant,
+    },
+    /// `{"type":"data","data":{…}}` (media-server rooms): a data-channel
+    /// message (chat, hand, reaction) for everyone else in the room.
+    Data {
+        /// The object's JSON text, copied verbatim.
+        payload: &'a RawValue,
     },
     /// `{"type":"room-settings","password"?:…,"locked"?:…}` (host only).
     RoomSettings {
@@ -204,6 +225,72 @@ pub enum ClientMsg<'a> {
         /// The payload's JSON text, copied verbatim.
         payload: &'a RawValue,
     },
+}
+
+/// What a client says it speaks in `join`'s `caps`. Unknown entries are
+/// ignored (a newer client may list more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caps {
+    /// `"sfu"`: it can call through the media server (an up and a down
+    /// connection to `@server`, see docs/protocol.md).
+    pub sfu: bool,
+}
+
+/// The most entries `caps` may have.
+pub const MAX_CAPS: usize = 16;
+/// The longest entry of `caps`, in bytes.
+pub const MAX_CAP_BYTES: usize = 32;
+
+/// The reserved name that addresses the media server in relays, and that
+/// stamps the server's own offers and answers (`from`). No member may take it.
+pub const SERVER_PEER: &str = "@server";
+
+/// Which simulcast layer of a camera a subscriber wants (`layer`'s `want`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerWant {
+    /// The full resolution (`h`).
+    High,
+    /// Half (`m`).
+    Mid,
+    /// A quarter (`l`), for thumbnails.
+    Low,
+    /// Nothing (the tile is off screen); audio still flows.
+    Off,
+}
+
+impl LayerWant {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "h" => LayerWant::High,
+            "m" => LayerWant::Mid,
+            "l" => LayerWant::Low,
+            "off" => LayerWant::Off,
+            _ => return None,
+        })
+    }
+}
+
+/// Parses `caps`: absent or null is none; otherwise an array of at most
+/// MAX_CAPS strings of at most MAX_CAP_BYTES each.
+fn parse_caps(raw: Option<&RawValue>) -> Result<Caps, Refusal> {
+    let Some(raw) = raw else {
+        return Ok(Caps::default());
+    };
+    if raw.get() == "null" {
+        return Ok(Caps::default());
+    }
+    let bad = || {
+        Refusal::bad(format!(
+            "\"caps\" must be an array of at most {MAX_CAPS} strings of at most {MAX_CAP_BYTES} bytes"
+        ))
+    };
+    let list: Vec<Cow<'_, str>> = serde_json::from_str(raw.get()).map_err(|_| bad())?;
+    if list.len() > MAX_CAPS || list.iter().any(|c| c.len() > MAX_CAP_BYTES) {
+        return Err(bad());
+    }
+    Ok(Caps {
+        sfu: list.iter().any(|c| c == "sfu"),
+    })
 }
 
 /// The host's messages that name someone.
@@ -255,6 +342,14 @@ struct Fields<'a> {
     access: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     locked: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    caps: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    peer: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    want: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -368,13 +463,34 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             let token = optional_string(fields.token, "token")?;
             let password = bounded_string(fields.password, "password", MAX_PASSWORD_BYTES)?;
             let access = bounded_string(fields.access, "access", MAX_ACCESS_BYTES)?;
+            let caps = parse_caps(fields.caps)?;
             Ok(ClientMsg::Join {
                 room,
                 name,
                 token,
                 password,
                 access,
+                caps,
             })
+        }
+        "layer" => {
+            let peer = required_string(fields.peer, "peer")?;
+            let want = required_string(fields.want, "want")?;
+            let want = LayerWant::parse(&want)
+                .ok_or_else(|| Refusal::bad("\"want\" must be \"h\", \"m\", \"l\" or \"off\""))?;
+            Ok(ClientMsg::Layer { peer, want })
+        }
+        "data" => {
+            let payload = fields
+                .data
+                .ok_or_else(|| Refusal::bad("missing field \"data\""))?;
+            if !payload.get().starts_with('{') {
+                return Err(Refusal::bad("\"data\" must be an object"));
+            }
+            if !readable_everywhere(payload) {
+                return Err(Refusal::bad("\"data\" holds an invalid \\u escape"));
+            }
+            Ok(ClientMsg::Data { payload })
         }
         "room-settings" => {
             let password = match fields.password {
@@ -452,7 +568,7 @@ pub fn parse(text: &str) -> Result<ClientMsg<'_>, Refusal> {
             })
         }
         _ => Err(Refusal::bad(
-            "unknown message type (expected join, leave, offer, answer, candidate, room-settings, admit, deny, remove or ask-mute)",
+            "unknown message type (expected join, leave, offer, answer, candidate, room-settings, admit, deny, remove, ask-mute, layer or data)",
         )),
     }
 }
@@ -732,6 +848,82 @@ pub fn joined<'a>(
         ",\"locked\":{},\"protected\":{}}}",
         access.locked, access.protected
     );
+    out
+}
+
+/// A media-server room's mode and each member's stream id (the `msid`
+/// stream id its tracks carry on the down connection): the fields `joined`
+/// and `mode` add (`,"mode":"sfu","streams":{NAME:ID,…}`); nothing for a
+/// mesh room.
+pub fn push_mode<'a>(
+    out: &mut String,
+    sfu: bool,
+    streams: impl Iterator<Item = (&'a Name, &'a str)>,
+) {
+    if !sfu {
+        // A mesh room is what a v1 client expects: no field at all.
+        return;
+    }
+    out.push_str(",\"mode\":\"sfu\",\"streams\":{");
+    for (i, (name, id)) in streams.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name.json());
+        out.push(':');
+        push_json_str(out, id);
+    }
+    out.push('}');
+}
+
+/// `{"type":"mode","mode":"sfu","streams":{…}}`: the room moved to the media
+/// server (sent to the members already in it).
+pub fn mode_sfu<'a>(streams: impl Iterator<Item = (&'a Name, &'a str)>) -> String {
+    let mut out = String::from("{\"type\":\"mode\"");
+    push_mode(&mut out, true, streams);
+    out.push('}');
+    out
+}
+
+/// `{"type":"peer-joined","name":…,"stream":…}` in a media-server room.
+pub fn peer_joined_sfu(name: &Name, stream: &str) -> String {
+    let mut out = format!(
+        "{{\"type\":\"peer-joined\",\"name\":{},\"stream\":",
+        name.json()
+    );
+    push_json_str(&mut out, stream);
+    out.push('}');
+    out
+}
+
+/// `{"type":"speaker","name":…|null}`: the media server's active speaker.
+pub fn speaker(name: Option<&Name>) -> String {
+    format!(
+        "{{\"type\":\"speaker\",\"name\":{}}}",
+        name.map_or("null", |n| n.json())
+    )
+}
+
+/// `{"type":"offer"|"answer","from":"@server","sdp":…}`: the media server's
+/// own offer (down connection) or answer (up connection).
+pub fn server_sdp(kind: RelayKind, sdp: &str) -> String {
+    let mut out = format!(
+        "{{\"type\":\"{}\",\"from\":\"{SERVER_PEER}\",\"sdp\":",
+        kind.type_str()
+    );
+    push_json_str(&mut out, sdp);
+    out.push('}');
+    out
+}
+
+/// `{"type":"data","from":…,"data":{…}}`: a member's data message, relayed.
+pub fn data(from: &Name, payload: &RawValue) -> String {
+    let mut out = String::with_capacity(40 + from.json().len() + payload.get().len());
+    out.push_str("{\"type\":\"data\",\"from\":");
+    out.push_str(from.json());
+    out.push_str(",\"data\":");
+    out.push_str(payload.get());
+    out.push('}');
     out
 }
 

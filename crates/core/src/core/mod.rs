@@ -18,6 +18,8 @@ mod access_tests;
 #[cfg(test)]
 mod prop;
 mod rate;
+#[cfg(test)]
+mod sfu_tests;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -31,7 +33,8 @@ use tracing::{debug, info};
 
 use crate::config::CoreConfig;
 use crate::protocol::{
-    self, Access, ClientMsg, ErrorCode, HostAction, Name, NameQuery, Refusal, RelayKind,
+    self, Access, Caps, ClientMsg, ErrorCode, HostAction, LayerWant, Name, NameQuery, Refusal,
+    RelayKind, SERVER_PEER,
 };
 pub use rate::{EPISODE_GAP, Verdict};
 pub use stats::{Departure, Stats};
@@ -121,7 +124,95 @@ pub enum Output {
     /// Close this connection with this code and reason; the core has already
     /// forgotten it, so later inputs for it are ignored.
     Close(ConnId, u16, &'static str),
+    /// Something for the media server (rooms in SFU mode).
+    Media(MediaCmd),
 }
+
+/// What the core asks of the media server. Members are named by their
+/// member id (unique for the life of the core), which the shell passes to
+/// the media server as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaCmd {
+    /// MEMBER is in ROOM on the media server; its tracks carry STREAM as
+    /// their stream id on the others' down connections.
+    Join {
+        /// The room.
+        room: String,
+        /// The member id.
+        member: u64,
+        /// Its stream id (also in `joined`/`peer-joined`/`mode`).
+        stream: String,
+    },
+    /// MEMBER left its media-server room.
+    Leave {
+        /// The member id.
+        member: u64,
+    },
+    /// MEMBER's offer for its up connection (`offer` to `@server`).
+    Offer {
+        /// The member id.
+        member: u64,
+        /// The SDP.
+        sdp: String,
+    },
+    /// MEMBER's answer to the media server's offer for its down connection.
+    Answer {
+        /// The member id.
+        member: u64,
+        /// The SDP.
+        sdp: String,
+    },
+    /// MEMBER wants WANT of PUBLISHER's camera (`layer`).
+    Layer {
+        /// The subscriber's member id.
+        member: u64,
+        /// The publisher's member id.
+        publisher: u64,
+        /// The layer.
+        want: LayerWant,
+    },
+}
+
+/// What the media server tells the core (see [`Core::media_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// An offer for MEMBER's down connection.
+    Offer {
+        /// The member id.
+        member: u64,
+        /// The SDP.
+        sdp: String,
+    },
+    /// The answer to MEMBER's up offer.
+    Answer {
+        /// The member id.
+        member: u64,
+        /// The SDP.
+        sdp: String,
+    },
+    /// ROOM's active speaker is now MEMBER (None: nobody).
+    Speaker {
+        /// The room.
+        room: String,
+        /// The member id.
+        member: Option<u64>,
+    },
+    /// MEMBER's media connection broke for good (ICE gave up, its peer
+    /// state failed): it is removed from the room.
+    Failed {
+        /// The member id.
+        member: u64,
+    },
+}
+
+/// The stream id of a member on the media server: its member id, as a
+/// token of the characters an `msid` allows.
+pub fn stream_id(member: u64) -> String {
+    format!("m{member}")
+}
+
+/// The `from` of queued frames the media server sent (no member has it).
+const FROM_SERVER: u64 = u64::MAX;
 
 /// A `join` as the core reads it.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +223,7 @@ struct JoinRequest<'a> {
     /// Whether it carried a password (checked by the shell: [`Prepared`]).
     password: bool,
     access: Option<&'a str>,
+    caps: Caps,
 }
 
 /// One connection as the core sees it.
@@ -173,6 +265,8 @@ struct Member {
     name: Name,
     token: String,
     link: Link,
+    /// What its client speaks.
+    caps: Caps,
 }
 
 /// A joiner waiting in a locked room's lobby.
@@ -180,6 +274,7 @@ struct Member {
 struct Knocker {
     conn: ConnId,
     name: Name,
+    caps: Caps,
 }
 
 /// The resume token of a member the host removed, refused until `until`
@@ -202,6 +297,8 @@ struct Room {
     /// Waiting joiners, in the order they knocked.
     lobby: Vec<Knocker>,
     revoked: Vec<Revoked>,
+    /// Its calls go through the media server (never back to mesh).
+    sfu: bool,
 }
 
 impl Room {
@@ -213,7 +310,21 @@ impl Room {
             locked: false,
             lobby: Vec::new(),
             revoked: Vec::new(),
+            sfu: false,
         }
+    }
+
+    /// The `mode` fields of `joined` and `mode`.
+    fn push_mode(&self, out: &mut String) {
+        let streams: Vec<(&Name, String)> = if self.sfu {
+            self.members
+                .iter()
+                .map(|m| (&m.name, stream_id(m.id)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        protocol::push_mode(out, self.sfu, streams.iter().map(|(n, s)| (*n, s.as_str())));
     }
 
     fn host_member(&self) -> &Member {
@@ -418,6 +529,7 @@ impl Core {
                 token,
                 password,
                 access,
+                caps,
             }) => self.join(
                 conn,
                 JoinRequest {
@@ -426,6 +538,7 @@ impl Core {
                     token: token.as_deref(),
                     password: password.is_some(),
                     access: access.as_deref(),
+                    caps,
                 },
                 prepared.password_check,
                 now,
@@ -441,6 +554,8 @@ impl Core {
                 self.room_settings(conn, password, locked)
             }
             Ok(ClientMsg::Host { action, name }) => self.host_action(conn, action, &name, now),
+            Ok(ClientMsg::Layer { peer, want }) => self.layer(conn, &peer, want),
+            Ok(ClientMsg::Data { payload }) => self.data(conn, payload),
         };
         if let Err(refusal) = result {
             debug!(conn, code = %refusal.code, "refused");
@@ -628,6 +743,15 @@ impl Core {
         now: Instant,
     ) -> Result<(), Refusal> {
         let mut name = Name::parse(req.name)?;
+        // Reserved only where a room can move to the media server: with
+        // the media server off, v1's name rules hold unchanged.
+        if self.cfg.sfu_above.is_some() && Name::parse(SERVER_PEER).is_ok_and(|s| s.clashes(&name))
+        {
+            return Err(Refusal::new(
+                ErrorCode::InvalidName,
+                format!("the name \"{SERVER_PEER}\" is reserved for the media server"),
+            ));
+        }
         let room_name = req.room;
         protocol::validate_room(room_name)?;
         let (current, waiting_in) = self
@@ -635,8 +759,6 @@ impl Core {
             .get(&conn)
             .map(|c| (c.room.clone(), c.waiting.clone()))
             .unwrap_or_default();
-        let max = self.cfg.max_room_size;
-
         // Decide everything before changing anything: a failed join leaves
         // the client where it was.
         let room = self.rooms.get(room_name);
@@ -748,17 +870,26 @@ impl Core {
                 // would leave it empty of itself: it waits like anyone.
                 to_lobby = !(here && room.members.len() == 1);
             }
+            if room.sfu && !req.caps.sfu {
+                return Err(Refusal::new(
+                    ErrorCode::Unsupported,
+                    format!(
+                        "room \"{room_name}\" calls through the media server, which this client does not support"
+                    ),
+                ));
+            }
             let size_after_leaving = room.members.len() - usize::from(here);
+            let max = self.capacity(room, req.caps);
             if !to_lobby && size_after_leaving >= max {
                 return Err(Refusal::new(
                     ErrorCode::RoomFull,
                     format!("room \"{room_name}\" is full ({max} members)"),
                 ));
             }
-        } else if max == 0 {
+        } else if self.cfg.max_room_size == 0 {
             return Err(Refusal::new(
                 ErrorCode::RoomFull,
-                format!("room \"{room_name}\" is full ({max} members)"),
+                format!("room \"{room_name}\" is full (0 members)"),
             ));
         }
 
@@ -778,7 +909,11 @@ impl Core {
             );
             self.stats.knocks += 1;
             let knock = protocol::knock(&name);
-            room.lobby.push(Knocker { conn, name });
+            room.lobby.push(Knocker {
+                conn,
+                name,
+                caps: req.caps,
+            });
             let host = room.host_conn();
             if let Some(state) = self.conns.get_mut(&conn) {
                 state.waiting = Some(room_name.to_owned());
@@ -789,13 +924,33 @@ impl Core {
             }
             return Ok(());
         }
-        self.add_member(conn, room_name, name, host_token);
+        self.add_member(conn, room_name, name, host_token, req.caps);
         Ok(())
+    }
+
+    /// How many members ROOM may hold with a joiner that speaks CAPS: the
+    /// media server's size when the room is on it or would move there with
+    /// this joiner, the mesh size otherwise.
+    fn capacity(&self, room: &Room, caps: Caps) -> usize {
+        let would_move =
+            self.cfg.sfu_above.is_some() && caps.sfu && room.members.iter().all(|m| m.caps.sfu);
+        if room.sfu || would_move {
+            self.cfg.max_sfu_room_size.max(self.cfg.max_room_size)
+        } else {
+            self.cfg.max_room_size
+        }
     }
 
     /// Makes `conn` a new member of `room_name` (created if need be) and
     /// tells everyone. `host_token`: it becomes the host.
-    fn add_member(&mut self, conn: ConnId, room_name: &str, name: Name, host_token: bool) {
+    fn add_member(
+        &mut self,
+        conn: ConnId,
+        room_name: &str,
+        name: Name,
+        host_token: bool,
+        caps: Caps,
+    ) {
         let token = self.env.token();
         let id = self.next_member;
         self.next_member += 1;
@@ -809,7 +964,6 @@ impl Core {
         if host_token {
             room.host = id;
         }
-        let note = protocol::peer_joined(&name);
         let live: Vec<ConnId> = room.members.iter().filter_map(live_conn).collect();
         info!(room = room_name, name = name.as_str(), "joined");
         self.stats.joins += 1;
@@ -818,9 +972,49 @@ impl Core {
             name,
             token,
             link: Link::Live(conn),
+            caps,
         });
+        // Past the threshold, a room whose members all speak `sfu` moves
+        // to the media server: the others first hear of the move (with
+        // everyone's stream), then of the newcomer.
+        let moves = !room.sfu
+            && self.cfg.sfu_above.is_some_and(|n| room.members.len() > n)
+            && room.members.iter().all(|m| m.caps.sfu);
+        let mut mode_note = None;
+        if moves {
+            room.sfu = true;
+            info!(
+                room = room_name,
+                members = room.members.len(),
+                "moves to the media server"
+            );
+            self.stats.sfu_moves += 1;
+            let others = &room.members[..room.members.len() - 1];
+            let streams: Vec<(&Name, String)> =
+                others.iter().map(|m| (&m.name, stream_id(m.id))).collect();
+            mode_note = Some(protocol::mode_sfu(
+                streams.iter().map(|(n, s)| (*n, s.as_str())),
+            ));
+            for m in others {
+                self.out.push_back(Output::Media(MediaCmd::Join {
+                    room: room_name.to_owned(),
+                    member: m.id,
+                    stream: stream_id(m.id),
+                }));
+            }
+        }
         let me = room.members.last().expect("just pushed");
-        let joined = protocol::joined(
+        let note = if room.sfu {
+            self.out.push_back(Output::Media(MediaCmd::Join {
+                room: room_name.to_owned(),
+                member: id,
+                stream: stream_id(id),
+            }));
+            protocol::peer_joined_sfu(&me.name, &stream_id(id))
+        } else {
+            protocol::peer_joined(&me.name)
+        };
+        let mut joined = protocol::joined(
             room_name,
             &me.name,
             room.members[..room.members.len() - 1]
@@ -831,11 +1025,15 @@ impl Core {
             false,
             room.access(),
         );
+        with_mode(&mut joined, room);
         let host_note = new_host.then(|| protocol::host(&me.name));
         if let Some(state) = self.conns.get_mut(&conn) {
             state.room = Some(room_name.to_owned());
         }
         self.send(conn, joined);
+        if let Some(mode_note) = mode_note {
+            self.send_room_except(room_name, id, &mode_note);
+        }
         for &other in &live {
             self.send(other, note.clone());
         }
@@ -942,7 +1140,7 @@ impl Core {
         );
         self.stats.resumes += 1;
         let ice = self.cfg.ice.render(member.name.as_str(), unix);
-        let joined = protocol::joined(
+        let mut joined = protocol::joined(
             room_name,
             &member.name,
             room.members.iter().filter(|m| m.id != id).map(|m| &m.name),
@@ -951,6 +1149,7 @@ impl Core {
             true,
             room.access(),
         );
+        with_mode(&mut joined, room);
         let is_host = room.host == id;
         if let Some(state) = self.conns.get_mut(&conn) {
             state.room = Some(room_name.to_owned());
@@ -1000,6 +1199,13 @@ impl Core {
         let from = room
             .find_conn(conn)
             .expect("a connection's member is in its room");
+        if to == SERVER_PEER && self.cfg.sfu_above.is_some() {
+            return media_signal(room, from, kind, payload).map(|cmd| {
+                if let Some(cmd) = cmd {
+                    self.out.push_back(Output::Media(cmd));
+                }
+            });
+        }
         let target = room.find_name(to).ok_or_else(|| {
             Refusal::new(
                 ErrorCode::UnknownPeer,
@@ -1086,6 +1292,10 @@ impl Core {
             return;
         };
         let member = room.members.remove(i);
+        if room.sfu {
+            self.out
+                .push_back(Output::Media(MediaCmd::Leave { member: id }));
+        }
         if let Link::Lost {
             deadline, bytes, ..
         } = &member.link
@@ -1157,6 +1367,147 @@ impl Core {
                 self.send(conn, host_note.clone());
             }
             self.send_knocks(room_name);
+        }
+    }
+
+    /// Sends FRAME to every live member of ROOM but the member EXCEPT.
+    fn send_room_except(&mut self, room_name: &str, except: u64, frame: &str) {
+        let Some(room) = self.rooms.get(room_name) else {
+            return;
+        };
+        let live: Vec<ConnId> = room
+            .members
+            .iter()
+            .filter(|m| m.id != except)
+            .filter_map(live_conn)
+            .collect();
+        for c in live {
+            self.send(c, frame.to_owned());
+        }
+    }
+
+    /// `layer`: what the sender wants of a publisher's camera.
+    fn layer(&mut self, conn: ConnId, peer: &str, want: LayerWant) -> Result<(), Refusal> {
+        let (room, me) = self.sfu_member(conn, "layer")?;
+        let target = room.find_name(peer).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::UnknownPeer,
+                format!("nobody called \"{}\" is in this room", peer.trim()),
+            )
+        })?;
+        if target == me {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                "a layer is asked of someone else's camera",
+            ));
+        }
+        let cmd = MediaCmd::Layer {
+            member: room.members[me].id,
+            publisher: room.members[target].id,
+            want,
+        };
+        self.out.push_back(Output::Media(cmd));
+        Ok(())
+    }
+
+    /// `data`: a data-channel message for everyone else in a media-server
+    /// room (there are no member-to-member data channels there).
+    fn data(&mut self, conn: ConnId, payload: &serde_json::value::RawValue) -> Result<(), Refusal> {
+        let (room, me) = self.sfu_member(conn, "data")?;
+        let from = &room.members[me];
+        let frame = protocol::data(&from.name, payload);
+        let (room_name, id) = (self.conns[&conn].room.clone().expect("a member"), from.id);
+        self.stats.data += 1;
+        self.send_room_except(&room_name, id, &frame);
+        Ok(())
+    }
+
+    /// The room and member index of CONN, a member of a media-server room
+    /// (for WHAT, which needs one).
+    fn sfu_member(&self, conn: ConnId, what: &str) -> Result<(&Room, usize), Refusal> {
+        let room_name = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.room.as_deref())
+            .ok_or_else(not_joined)?;
+        let room = &self.rooms[room_name];
+        if !room.sfu {
+            return Err(Refusal::new(
+                ErrorCode::BadMessage,
+                format!("\"{what}\" is for rooms on the media server; this one is a mesh"),
+            ));
+        }
+        let me = room
+            .find_conn(conn)
+            .expect("a connection's member is in its room");
+        Ok((room, me))
+    }
+
+    /// Takes what the media server says (see [`MediaEvent`]).
+    pub fn media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::Offer { member, sdp } => {
+                self.send_member(member, protocol::server_sdp(RelayKind::Offer, &sdp));
+            }
+            MediaEvent::Answer { member, sdp } => {
+                self.send_member(member, protocol::server_sdp(RelayKind::Answer, &sdp));
+            }
+            MediaEvent::Speaker { room, member } => {
+                let Some(r) = self.rooms.get(&room) else {
+                    return;
+                };
+                let name = member.and_then(|id| r.members.iter().find(|m| m.id == id));
+                let frame = protocol::speaker(name.map(|m| &m.name));
+                self.send_room_except(&room, FROM_SERVER, &frame);
+            }
+            MediaEvent::Failed { member } => {
+                if let Some(room_name) = self.room_of(member) {
+                    info!(room = %room_name, member, "media connection failed");
+                    self.remove_by_id(&room_name, member, Departure::MediaFailed);
+                }
+            }
+        }
+    }
+
+    /// The room of member ID, if it is still in one.
+    fn room_of(&self, id: u64) -> Option<String> {
+        // Media-server rooms only hear of their own members; a scan of the
+        // rooms is bounded by the rooms on the media server.
+        self.rooms
+            .iter()
+            .find(|(_, r)| r.sfu && r.members.iter().any(|m| m.id == id))
+            .map(|(name, _)| name.clone())
+    }
+
+    /// Sends FRAME to member ID, or queues it while its connection is lost
+    /// (ending its grace period, as a relay would, when the queue is full).
+    fn send_member(&mut self, id: u64, frame: String) {
+        let Some(room_name) = self.room_of(id) else {
+            return;
+        };
+        let room = self.rooms.get_mut(&room_name).expect("found");
+        let member = room.members.iter_mut().find(|m| m.id == id).expect("found");
+        match &mut member.link {
+            Link::Live(c) => {
+                let c = *c;
+                self.send(c, frame);
+            }
+            Link::Lost { queue, bytes, .. } => {
+                if queue.len() >= self.cfg.resume_queue
+                    || *bytes + frame.len() > self.cfg.resume_queue_bytes
+                    || self.held_bytes + frame.len() > self.cfg.resume_budget_bytes
+                {
+                    self.remove_by_id(&room_name, id, Departure::QueueOverflow);
+                    return;
+                }
+                *bytes += frame.len();
+                self.held_bytes += frame.len();
+                queue.push_back(Queued {
+                    from: FROM_SERVER,
+                    frame,
+                });
+                self.stats.queued += 1;
+            }
         }
     }
 
@@ -1239,7 +1590,7 @@ impl Core {
                     }
                 } else {
                     self.stats.admitted += 1;
-                    self.add_member(knocker.conn, &room_name, knocker.name, false);
+                    self.add_member(knocker.conn, &room_name, knocker.name, false, knocker.caps);
                 }
             }
         }
@@ -1300,7 +1651,7 @@ impl Core {
                 if action == HostAction::Admit {
                     info!(room = %room_name, name = knocker.name.as_str(), "admitted");
                     self.stats.admitted += 1;
-                    self.add_member(knocker.conn, &room_name, knocker.name, false);
+                    self.add_member(knocker.conn, &room_name, knocker.name, false, knocker.caps);
                 } else {
                     info!(room = %room_name, name = knocker.name.as_str(), "denied");
                     self.stats.denied += 1;
@@ -1388,9 +1739,23 @@ impl Core {
                     k.name.as_str()
                 );
             }
+            let max = if room.sfu {
+                self.cfg.max_sfu_room_size.max(self.cfg.max_room_size)
+            } else {
+                self.cfg.max_room_size
+            };
             assert!(
-                room.members.len() <= self.cfg.max_room_size,
+                room.members.len() <= max,
                 "room {name} holds more than the maximum"
+            );
+            let past = self.cfg.sfu_above.is_some_and(|n| room.members.len() > n);
+            assert!(
+                room.sfu || !past || room.members.iter().any(|m| !m.caps.sfu),
+                "room {name} should have moved to the media server"
+            );
+            assert!(
+                self.cfg.sfu_above.is_some() || !room.sfu,
+                "room {name} is on a media server that is off"
             );
             for (i, m) in room.members.iter().enumerate() {
                 assert!(
@@ -1464,6 +1829,47 @@ impl Core {
 /// The position of the name that `to` (as a client wrote it) names:
 /// spelled exactly as the server spells it (the common case, without
 /// allocating), or matched as names are compared.
+/// Appends ROOM's mode to a `joined` frame (before its closing brace).
+fn with_mode(joined: &mut String, room: &Room) {
+    debug_assert!(joined.ends_with('}'));
+    joined.pop();
+    room.push_mode(joined);
+    joined.push('}');
+}
+
+/// What an `offer`, `answer` or `candidate` to `@server` asks of the media
+/// server (`None`: nothing, a candidate: the media server is ICE-lite and
+/// learns addresses from the checks).
+fn media_signal(
+    room: &Room,
+    from: usize,
+    kind: RelayKind,
+    payload: &serde_json::value::RawValue,
+) -> Result<Option<MediaCmd>, Refusal> {
+    if !room.sfu {
+        return Err(Refusal::new(
+            ErrorCode::UnknownPeer,
+            format!("this room is a mesh: there is no \"{SERVER_PEER}\" in it"),
+        ));
+    }
+    let member = room.members[from].id;
+    let sdp = || -> Result<String, Refusal> {
+        serde_json::from_str::<String>(payload.get())
+            .map_err(|_| Refusal::new(ErrorCode::BadMessage, "\"sdp\" must be a string"))
+    };
+    Ok(match kind {
+        RelayKind::Offer => Some(MediaCmd::Offer {
+            member,
+            sdp: sdp()?,
+        }),
+        RelayKind::Answer => Some(MediaCmd::Answer {
+            member,
+            sdp: sdp()?,
+        }),
+        RelayKind::Candidate => None,
+    })
+}
+
 fn position_named<'a>(names: impl Iterator<Item = &'a Name> + Clone, to: &str) -> Option<usize> {
     if let Some(i) = names.clone().position(|n| n.is_exactly(to)) {
         return Some(i);

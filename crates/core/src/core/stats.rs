@@ -24,11 +24,13 @@ pub enum Departure {
     ResumeBudget,
     /// The host removed it.
     Removed,
+    /// Its media-server connection failed for good.
+    MediaFailed,
 }
 
 impl Departure {
     /// Every reason, in the order of [`Stats::leaves`].
-    pub const ALL: [Departure; 7] = [
+    pub const ALL: [Departure; 8] = [
         Departure::Leave,
         Departure::Closed,
         Departure::GraceExpired,
@@ -36,6 +38,7 @@ impl Departure {
         Departure::RoomChange,
         Departure::ResumeBudget,
         Departure::Removed,
+        Departure::MediaFailed,
     ];
 
     /// The reason as a metric label.
@@ -48,6 +51,7 @@ impl Departure {
             Departure::RoomChange => "room-change",
             Departure::ResumeBudget => "resume-budget",
             Departure::Removed => "removed",
+            Departure::MediaFailed => "media-failed",
         }
     }
 }
@@ -80,6 +84,10 @@ pub struct Stats {
     pub admitted: u64,
     /// Waiting joiners the host turned away.
     pub denied: u64,
+    /// Rooms that moved to the media server.
+    pub sfu_moves: u64,
+    /// `data` messages relayed (media-server rooms).
+    pub data: u64,
 }
 
 impl Stats {

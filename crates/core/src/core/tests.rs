@@ -46,6 +46,8 @@ pub(crate) struct World {
     next_conn: ConnId,
     inbox: HashMap<ConnId, Vec<Value>>,
     closes: HashMap<ConnId, u16>,
+    /// What the core asked of the media server, in order.
+    pub media: Vec<super::MediaCmd>,
     views: HashMap<ConnId, View>,
     /// The last (room, name, token) each connection was told in `joined`.
     tokens: HashMap<ConnId, (String, String, String)>,
@@ -66,6 +68,7 @@ impl World {
             next_conn: 1,
             inbox: HashMap::new(),
             closes: HashMap::new(),
+            media: Vec::new(),
             views: HashMap::new(),
             tokens: HashMap::new(),
             access: HashMap::new(),
@@ -229,6 +232,11 @@ impl World {
         token
     }
 
+    /// The resume token `conn` was last given in `joined`.
+    pub fn token_of(&self, conn: ConnId) -> String {
+        self.tokens[&conn].2.clone()
+    }
+
     /// Everything `conn` received since the last take.
     pub fn take(&mut self, conn: ConnId) -> Vec<Value> {
         self.inbox.remove(&conn).unwrap_or_default()
@@ -297,6 +305,7 @@ impl World {
                     touched.insert(conn);
                     self.inbox.entry(conn).or_default().push(msg);
                 }
+                Output::Media(cmd) => self.media.push(cmd),
                 Output::Close(conn, code, reason) => {
                     assert!(!reason.is_empty() && reason.len() <= 123);
                     self.closes.insert(conn, code);
@@ -445,6 +454,42 @@ impl World {
                     view.known.remove(&n),
                     "peer-left for {n} before peer-joined"
                 );
+            }
+            "offer" | "answer" if msg["from"] == protocol::SERVER_PEER => {
+                assert!(view.room.is_some(), "media server's {ty} outside a room");
+                assert!(msg["sdp"].is_string());
+            }
+            "mode" => {
+                assert!(view.room.is_some(), "mode outside a room");
+                assert_eq!(msg["mode"], "sfu", "rooms only move to the media server");
+                let streams = msg["streams"].as_object().expect("streams");
+                for n in streams.keys() {
+                    assert!(
+                        view.known.contains(&key(n))
+                            || view.name.as_deref().map(key) == Some(key(n)),
+                        "stream of {n}, whom this connection does not know"
+                    );
+                }
+            }
+            "speaker" => {
+                assert!(view.room.is_some(), "speaker outside a room");
+                if let Some(n) = msg["name"].as_str() {
+                    let n = key(n);
+                    assert!(
+                        view.known.contains(&n) || view.name.as_deref().map(key) == Some(n.clone()),
+                        "speaker {n} is not a member this connection knows"
+                    );
+                }
+            }
+            "data" => {
+                let from = key(msg["from"].as_str().expect("from is stamped"));
+                assert_ne!(
+                    Some(from.clone()),
+                    view.name.as_deref().map(key),
+                    "self-delivery"
+                );
+                assert!(view.known.contains(&from), "data from unknown {from}");
+                assert!(msg["data"].is_object());
             }
             "offer" | "answer" | "candidate" => {
                 let from = key(msg["from"].as_str().expect("from is stamped"));
