@@ -78,6 +78,12 @@ struct TrackIn {
     kind: MediaKind,
     /// Incoming layers by rid (`None`: no simulcast).
     layers: HashMap<Option<Rid>, LayerIn>,
+    /// Rids the offer declared (`a=simulcast`); empty without simulcast.
+    declared: Vec<Rid>,
+    /// When the first frame arrived. Until [`SfuConfig::layer_timeout`]
+    /// after it, declared layers not yet seen count as available, so a
+    /// subscriber does not start on whichever layer happened to come first.
+    first_frame: Option<Instant>,
 }
 
 /// Negotiation state of a forwarded track on a subscriber's down PC.
@@ -444,8 +450,8 @@ impl Sfu {
                     }
                 }
                 m.tracks_out.retain(|t| {
-                    !matches!(t.state, OutState::NegotiatingStop(_))
-                        && !(t.gone && t.state == OutState::ToOpen)
+                    !(matches!(t.state, OutState::NegotiatingStop(_))
+                        || (t.gone && t.state == OutState::ToOpen))
                 });
                 self.renegotiate.insert(member);
                 self.dirty.push((member, Pc::Down));
@@ -751,7 +757,11 @@ impl Sfu {
                 }
             }
             Event::MediaAdded(added) if pc == Pc::Up && added.direction.is_receiving() => {
-                self.track_added(member, added.mid, added.kind);
+                let declared = added
+                    .simulcast
+                    .map(|s| s.recv.iter().chain(s.send.iter()).map(|l| l.rid).collect())
+                    .unwrap_or_default();
+                self.track_added(member, added.mid, added.kind, declared);
             }
             Event::MediaData(data) if pc == Pc::Up => self.media_in(member, data, now),
             Event::KeyframeRequest(req) if pc == Pc::Down => {
@@ -776,7 +786,7 @@ impl Sfu {
     }
 
     /// A publisher's up PC gained a track: forward it to the room.
-    fn track_added(&mut self, publisher: MemberId, mid: Mid, kind: MediaKind) {
+    fn track_added(&mut self, publisher: MemberId, mid: Mid, kind: MediaKind, declared: Vec<Rid>) {
         let Some(p) = self.members.get_mut(&publisher) else {
             return;
         };
@@ -787,6 +797,8 @@ impl Sfu {
             mid,
             kind,
             layers: HashMap::new(),
+            declared,
+            first_frame: None,
         });
         let room = p.room.clone();
         for sub in self.room_members(&room) {
@@ -948,8 +960,10 @@ impl Sfu {
         });
         layer.last_seen = now;
         layer.rate.add(data.data.len(), now);
-        let simulcast = track.layers.keys().any(|r| r.is_some());
-        let available: Vec<(Layer, u64, Option<Rid>)> = track
+        let simulcast = !track.declared.is_empty() || track.layers.keys().any(|r| r.is_some());
+        let first_frame = *track.first_frame.get_or_insert(now);
+        let starting = now.saturating_duration_since(first_frame) < self.config.layer_timeout;
+        let mut available: Vec<(Layer, u64, Option<Rid>)> = track
             .layers
             .iter()
             .filter(|(_, l)| now.saturating_duration_since(l.last_seen) < self.config.layer_timeout)
@@ -961,6 +975,15 @@ impl Sfu {
                 Some((layer, l.rate.bps(now), *rid))
             })
             .collect();
+        if starting {
+            for rid in &track.declared {
+                if !track.layers.contains_key(&Some(*rid))
+                    && let Some(layer) = Layer::from_rid(rid)
+                {
+                    available.push((layer, 0, Some(*rid)));
+                }
+            }
+        }
         let room = p.room.clone();
         let mut keyframe_wanted: Vec<LayerKey> = Vec::new();
 

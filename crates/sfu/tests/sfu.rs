@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use huddle_sfu::{Pc, SfuOutput};
+use huddle_sfu::{Layer, Pc, SfuOutput};
 use str0m::media::MediaKind;
 
 #[test]
@@ -55,4 +55,263 @@ fn media_from_a_arrives_at_b() {
             u64::from_be_bytes(v[3..11].try_into().unwrap())
         )
     );
+}
+
+#[test]
+fn third_member_gets_both_others_and_they_get_it() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::AudioVideo);
+    w.run_until_connected();
+    w.join("r", 3, Publish::AudioVideo);
+    w.run_until_connected();
+    w.run(Duration::from_secs(1));
+    assert_eq!(w.sfu.room_members("r"), vec![1, 2, 3]);
+    // 3 publishers × 2 tracks × 2 subscribers each.
+    assert_eq!(w.sfu.forwarded_tracks(), 12);
+    for (sub, pubs) in [(3, [1, 2]), (1, [2, 3]), (2, [1, 3])] {
+        for p in pubs {
+            for kind in [MediaKind::Audio, MediaKind::Video] {
+                let n = w.frames_from(sub, p, kind).len();
+                assert!(n > 5, "{sub} got {n} {kind:?} frames from {p}");
+            }
+        }
+        assert!(
+            w.frames_from(sub, sub, MediaKind::Audio).is_empty(),
+            "no echo to {sub}"
+        );
+    }
+    // 3's first offer has all four tracks of 1 and 2, tagged with their stream ids.
+    let offer = &w.client_ref(3).down_offers[0];
+    assert_eq!(
+        offer.matches("m=audio").count() + offer.matches("m=video").count(),
+        4,
+        "{offer}"
+    );
+    assert!(
+        offer.contains("a=msid:m1 ") && offer.contains("a=msid:m2 "),
+        "{offer}"
+    );
+}
+
+#[test]
+fn leaving_stops_the_tracks_elsewhere() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::AudioVideo);
+    w.run_until_connected();
+    w.run(Duration::from_millis(500));
+    let offers_before = w.client_ref(2).down_offers.len();
+    w.sfu.leave(1, w.now);
+    w.pump();
+    assert_eq!(w.sfu.room_members("r"), vec![2]);
+    let offers = &w.client_ref(2).down_offers;
+    assert_eq!(offers.len(), offers_before + 1, "a renegotiation offer");
+    let last = offers.last().unwrap();
+    let stopped = last
+        .lines()
+        .filter(|l| l.starts_with("m=") && l.split(' ').nth(1) == Some("0"))
+        .count();
+    assert_eq!(stopped, 2, "both of 1's m-lines stopped (port 0):\n{last}");
+    assert_eq!(w.sfu.forwarded_tracks(), 0);
+    let before = w.frames_from(2, 1, MediaKind::Audio).len();
+    w.client(1).online = false;
+    w.run(Duration::from_millis(300));
+    assert_eq!(w.frames_from(2, 1, MediaKind::Audio).len(), before);
+    assert!(
+        !w.outputs
+            .iter()
+            .any(|o| matches!(o, SfuOutput::Failed { .. }))
+    );
+    // Leaving twice, or an unknown member, is harmless.
+    w.sfu.leave(1, w.now);
+    w.sfu.leave(99, w.now);
+    w.sfu.leave(2, w.now);
+    assert_eq!(w.sfu.stats().rooms, 0);
+}
+
+#[test]
+fn one_pending_offer_at_a_time_and_changes_batch() {
+    let mut w = World::new(config());
+    w.join("r", 2, Publish::Nothing);
+    w.client(2).auto_answer = false;
+    w.join("r", 1, Publish::AudioVideo);
+    // Tracks open (str0m's MediaAdded) once the publisher has connected.
+    w.run(Duration::from_millis(300));
+    assert_eq!(w.client_ref(2).down_offers.len(), 1);
+    w.join("r", 3, Publish::AudioVideo);
+    w.join("r", 4, Publish::AudioVideo);
+    w.run(Duration::from_millis(300));
+    assert_eq!(
+        w.client_ref(2).down_offers.len(),
+        1,
+        "no second offer while one is pending"
+    );
+    w.answer_down(2);
+    assert_eq!(
+        w.client_ref(2).down_offers.len(),
+        2,
+        "the batched changes follow the answer"
+    );
+    let second = w.client_ref(2).down_offers[1].clone();
+    assert!(
+        second.contains("a=msid:m3 ") && second.contains("a=msid:m4 "),
+        "{second}"
+    );
+    w.answer_down(2);
+    assert_eq!(w.client_ref(2).down_offers.len(), 2);
+    assert!(matches!(
+        w.sfu.down_answer(2, "v=0", w.now),
+        Err(huddle_sfu::SfuError::NoPendingOffer(2))
+    ));
+}
+
+#[test]
+fn simulcast_forwards_the_chosen_layer_and_switches_on_keyframe() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::Simulcast);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_secs(1));
+    let video = w.frames_from(2, 1, MediaKind::Video);
+    assert!(video.len() > 10);
+    let layers: String = video.iter().map(|r| layer_of(r) as char).collect();
+    assert!(
+        video.iter().all(|r| layer_of(r) == b'h'),
+        "default is the high layer: {layers}"
+    );
+
+    // Ask for low: keyframe requested for l, switch happens on l's keyframe.
+    let requests_before = w.client_ref(1).keyframe_requests.len();
+    w.sfu.set_layer(2, 1, Layer::Low);
+    let mark = w.client_ref(2).received.len();
+    w.run(Duration::from_secs(1));
+    let after: Vec<Received> = w.client_ref(2).received[mark..]
+        .iter()
+        .filter(|r| r.kind == MediaKind::Video)
+        .cloned()
+        .collect();
+    let first_low = after
+        .iter()
+        .position(|r| layer_of(r) == b'l')
+        .expect("switched to low");
+    assert!(after[first_low].keyframe, "the switch lands on a keyframe");
+    assert!(
+        after[first_low..].iter().all(|r| layer_of(r) == b'l'),
+        "only l after the switch"
+    );
+    assert!(
+        after[..first_low].iter().all(|r| layer_of(r) == b'h'),
+        "h until then"
+    );
+    let new_requests = &w.client_ref(1).keyframe_requests[requests_before..];
+    assert!(
+        new_requests
+            .iter()
+            .any(|(_, rid)| rid.as_deref() == Some("l")),
+        "{new_requests:?}"
+    );
+    assert_eq!(w.sfu.stats().layer_switches, 1);
+
+    // Mid, then off.
+    w.sfu.set_layer(2, 1, Layer::Mid);
+    w.run(Duration::from_millis(600));
+    assert_eq!(
+        w.client_ref(2)
+            .received
+            .iter()
+            .rev()
+            .find(|r| r.kind == MediaKind::Video)
+            .map(layer_of),
+        Some(b'm')
+    );
+    w.sfu.set_layer(2, 1, Layer::Off);
+    w.run(Duration::from_millis(100));
+    let video_before = w.frames_from(2, 1, MediaKind::Video).len();
+    let audio_before = w.frames_from(2, 1, MediaKind::Audio).len();
+    w.run(Duration::from_millis(500));
+    assert_eq!(
+        w.frames_from(2, 1, MediaKind::Video).len(),
+        video_before,
+        "Off forwards no video"
+    );
+    assert!(
+        w.frames_from(2, 1, MediaKind::Audio).len() > audio_before + 10,
+        "audio goes on"
+    );
+}
+
+#[test]
+fn big_rooms_default_to_the_low_layer() {
+    let mut cfg = config();
+    cfg.low_above = 1;
+    let mut w = World::new(cfg);
+    w.join("r", 1, Publish::Simulcast);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_secs(1));
+    let video = w.frames_from(2, 1, MediaKind::Video);
+    assert!(video.len() > 10);
+    assert!(video.iter().all(|r| layer_of(r) == b'l'));
+}
+
+#[test]
+fn keyframe_requests_are_coalesced() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::AudioVideo);
+    for id in 2..=5 {
+        w.join("r", id, Publish::Nothing);
+    }
+    w.run_until_connected();
+    w.run(Duration::from_secs(1));
+    let before = w.client_ref(1).keyframe_requests.len();
+    // Every subscriber sends a PLI every 10 ms for 200 ms.
+    for _ in 0..20 {
+        for id in 2..=5 {
+            let c = w.client(id);
+            let mid = *c
+                .down_stream_ids
+                .iter()
+                .find(|(m, _)| {
+                    c.down
+                        .media(**m)
+                        .is_some_and(|m| m.kind() == MediaKind::Video)
+                })
+                .unwrap()
+                .0;
+            c.down
+                .writer(mid)
+                .unwrap()
+                .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
+                .unwrap();
+        }
+        w.run(Duration::from_millis(10));
+    }
+    w.run(Duration::from_millis(50));
+    let got = w.client_ref(1).keyframe_requests.len() - before;
+    assert!(
+        (1..=1).contains(&got),
+        "80 PLIs over 200 ms reach the publisher as {got}"
+    );
+    assert!(w.sfu.stats().keyframe_requests_coalesced > 0);
+    // After the interval, a new request goes through.
+    w.run(Duration::from_millis(500));
+    let c = w.client(2);
+    let mid = *c
+        .down_stream_ids
+        .iter()
+        .find(|(m, _)| {
+            c.down
+                .media(**m)
+                .is_some_and(|m| m.kind() == MediaKind::Video)
+        })
+        .unwrap()
+        .0;
+    c.down
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
+        .unwrap();
+    w.run(Duration::from_millis(100));
+    assert_eq!(w.client_ref(1).keyframe_requests.len() - before, 2);
 }

@@ -291,9 +291,14 @@ impl World {
 
     /// Advances the clock by `d` in steps, sending media, driving timeouts.
     pub fn run(&mut self, d: Duration) {
+        self.run_step(d, STEP);
+    }
+
+    /// Like [`World::run`] with another step (media is only sent on 5 ms steps).
+    pub fn run_step(&mut self, d: Duration, step: Duration) {
         let end = self.now + d;
         while self.now < end {
-            self.now += STEP;
+            self.now += step;
             let now = self.now;
             for c in &mut self.clients {
                 c.up.handle_input(Input::Timeout(now))
@@ -418,7 +423,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
     let elapsed = now.saturating_duration_since(start);
     let ms = elapsed.as_millis() as u64;
     // Audio every 20 ms.
-    if ms % 20 == 0 {
+    if ms.is_multiple_of(20) {
         let pt =
             c.up.codec_config()
                 .find(|p| p.spec().codec == Codec::Opus)
@@ -433,7 +438,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
         }
     }
     // Video every 35 ms (a multiple of the step).
-    if ms % 35 == 0 {
+    if ms.is_multiple_of(35) {
         c.frame_no += 1;
         let pt =
             c.up.codec_config()
