@@ -86,6 +86,10 @@ pub struct SfuConfig {
     /// How long a PC may stay ICE-disconnected before the member is failed.
     /// Default 5 s.
     pub disconnect_grace: Duration,
+    /// How long a connected PC may receive nothing (browsers send STUN
+    /// consent checks every few seconds) before the member is failed; str0m's
+    /// own ICE-lite timeout is slower. Default 10 s.
+    pub silence_timeout: Duration,
     /// How long a PC may take to connect after its offer/answer before the
     /// member is failed. Default 30 s.
     pub connect_timeout: Duration,
@@ -109,6 +113,7 @@ impl Default for SfuConfig {
             layer_timeout: Duration::from_secs(1),
             disconnect_grace: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
+            silence_timeout: Duration::from_secs(10),
             bwe_video_share_percent: 85,
             speaker: SpeakerConfig::default(),
         }

@@ -140,6 +140,8 @@ struct Peer {
     negotiated_at: Option<Instant>,
     /// Source addresses learnt from STUN.
     addrs: Vec<SocketAddr>,
+    /// When the last datagram for this PC arrived.
+    last_rx: Option<Instant>,
 }
 
 impl Peer {
@@ -151,6 +153,7 @@ impl Peer {
             disconnected_since: None,
             negotiated_at: None,
             addrs: Vec::new(),
+            last_rx: None,
         }
     }
 }
@@ -561,6 +564,7 @@ impl Sfu {
         let Some(peer) = self.peer_mut(member, pc) else {
             return false;
         };
+        peer.last_rx = Some(now);
         if let Err(e) = peer.rtc.handle_input(input) {
             self.failed.push((member, format!("{pc:?} PC input: {e}")));
         }
@@ -595,6 +599,12 @@ impl Sfu {
                     self.failed
                         .push((*id, format!("{pc:?} PC: not connected in time")));
                 }
+                if p.connected
+                    && let Some(t) = p.last_rx
+                    && now.saturating_duration_since(t) >= self.config.silence_timeout
+                {
+                    self.failed.push((*id, format!("{pc:?} PC: silent")));
+                }
             }
         }
         self.dirty.extend(due);
@@ -621,6 +631,11 @@ impl Sfu {
                     && let Some(t) = p.negotiated_at
                 {
                     consider(t + self.config.connect_timeout);
+                }
+                if p.connected
+                    && let Some(t) = p.last_rx
+                {
+                    consider(t + self.config.silence_timeout);
                 }
             }
         }

@@ -329,7 +329,12 @@ fn unknown_datagrams_are_refused() {
     let mut rtp = vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7];
     rtp.extend_from_slice(&[0; 40]);
     assert!(!w.sfu.handle_datagram(now, stranger, SERVER, &rtp));
-    assert!(!w.sfu.handle_datagram(now, stranger, SERVER, &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]));
+    assert!(!w.sfu.handle_datagram(
+        now,
+        stranger,
+        SERVER,
+        &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
+    ));
     let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
     stun.extend_from_slice(&[7; 12]);
     stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x08]);
@@ -377,31 +382,73 @@ fn malformed_sdp_is_an_error() {
     let mut w = World::new(config());
     w.join("r", 1, Publish::Nothing);
     let now = w.now;
-    assert!(matches!(w.sfu.up_offer(1, "garbage", now), Err(SfuError::Sdp(_))));
+    assert!(matches!(
+        w.sfu.up_offer(1, "garbage", now),
+        Err(SfuError::Sdp(_))
+    ));
     assert!(matches!(w.sfu.up_offer(1, "", now), Err(SfuError::Sdp(_))));
-    assert!(matches!(w.sfu.up_offer(1, &"v=0\r\n".repeat(20_000), now), Err(SfuError::Sdp(_))));
-    assert!(matches!(w.sfu.up_offer(9, "v=0", now), Err(SfuError::UnknownMember(9))));
-    assert!(matches!(w.sfu.down_answer(1, "garbage", now), Err(SfuError::NoPendingOffer(1))));
+    assert!(matches!(
+        w.sfu.up_offer(1, &"v=0\r\n".repeat(20_000), now),
+        Err(SfuError::Sdp(_))
+    ));
+    assert!(matches!(
+        w.sfu.up_offer(9, "v=0", now),
+        Err(SfuError::UnknownMember(9))
+    ));
+    assert!(matches!(
+        w.sfu.down_answer(1, "garbage", now),
+        Err(SfuError::NoPendingOffer(1))
+    ));
     // With an offer pending, a garbage answer errs and the offer stays pending.
     w.client(1).auto_answer = false;
     w.join("r", 2, Publish::AudioVideo);
     w.run(Duration::from_millis(300));
     assert_eq!(w.client_ref(1).down_offers.len(), 1);
-    assert!(matches!(w.sfu.down_answer(1, "garbage", w.now), Err(SfuError::Sdp(_))));
+    assert!(matches!(
+        w.sfu.down_answer(1, "garbage", w.now),
+        Err(SfuError::Sdp(_))
+    ));
     w.answer_down(1);
     w.run(Duration::from_millis(300));
     assert!(!w.frames_from(1, 2, MediaKind::Audio).is_empty());
     // Candidates: valid and empty are fine, garbage is not.
     let now = w.now;
-    assert!(w.sfu.candidate(1, Pc::Up, "candidate:1 1 udp 2130706431 192.168.1.1 40000 typ host", now).is_ok());
+    assert!(
+        w.sfu
+            .candidate(
+                1,
+                Pc::Up,
+                "candidate:1 1 udp 2130706431 192.168.1.1 40000 typ host",
+                now
+            )
+            .is_ok()
+    );
     assert!(w.sfu.candidate(1, Pc::Down, "", now).is_ok());
-    assert!(matches!(w.sfu.candidate(1, Pc::Up, "candidate:zzz", now), Err(SfuError::Candidate(_))));
-    assert!(matches!(w.sfu.candidate(7, Pc::Up, "", now), Err(SfuError::UnknownMember(7))));
+    assert!(matches!(
+        w.sfu.candidate(1, Pc::Up, "candidate:zzz", now),
+        Err(SfuError::Candidate(_))
+    ));
+    assert!(matches!(
+        w.sfu.candidate(7, Pc::Up, "", now),
+        Err(SfuError::UnknownMember(7))
+    ));
     // Join validation.
-    assert!(matches!(w.sfu.join("r", 1, "x", now), Err(SfuError::AlreadyJoined(1))));
-    assert!(matches!(w.sfu.join("r", 5, "bad id", now), Err(SfuError::InvalidStreamId(_))));
-    assert!(matches!(w.sfu.join("r", 5, "m1", now), Err(SfuError::StreamIdTaken(_))));
-    assert!(matches!(w.sfu.join("", 5, "m5", now), Err(SfuError::InvalidRoom)));
+    assert!(matches!(
+        w.sfu.join("r", 1, "x", now),
+        Err(SfuError::AlreadyJoined(1))
+    ));
+    assert!(matches!(
+        w.sfu.join("r", 5, "bad id", now),
+        Err(SfuError::InvalidStreamId(_))
+    ));
+    assert!(matches!(
+        w.sfu.join("r", 5, "m1", now),
+        Err(SfuError::StreamIdTaken(_))
+    ));
+    assert!(matches!(
+        w.sfu.join("", 5, "m5", now),
+        Err(SfuError::InvalidRoom)
+    ));
 }
 
 #[test]
@@ -412,16 +459,39 @@ fn a_client_that_goes_silent_is_failed() {
     w.run_until_connected();
     w.run(Duration::from_millis(200));
     w.client(1).online = false;
+    let silent_at = w.now;
     // Coarse steps: no media, just timers.
-    w.run_step(Duration::from_secs(40), Duration::from_millis(100));
-    let failed: Vec<_> = w.outputs.iter().filter(|o| matches!(o, SfuOutput::Failed { .. })).collect();
+    while !w
+        .outputs
+        .iter()
+        .any(|o| matches!(o, SfuOutput::Failed { .. }))
+    {
+        assert!(w.now - silent_at < Duration::from_secs(60), "never failed");
+        w.run_step(Duration::from_millis(100), Duration::from_millis(100));
+    }
+    let after = w.now - silent_at;
+    // silence_timeout is 10 s (str0m's ICE-lite agent alone takes ~15 s,
+    // plus the disconnect grace).
+    assert!(
+        after >= Duration::from_secs(10) && after < Duration::from_secs(11),
+        "failed after {after:?}"
+    );
+    let failed: Vec<_> = w
+        .outputs
+        .iter()
+        .filter(|o| matches!(o, SfuOutput::Failed { .. }))
+        .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(matches!(failed[0], SfuOutput::Failed { member: 1, .. }));
     assert_eq!(w.sfu.room_members("r"), vec![2], "already removed");
     assert_eq!(w.sfu.stats().members_failed, 1);
     // 2's copies of 1's tracks were stopped.
     let last = w.client_ref(2).down_offers.last().unwrap();
-    assert!(last.lines().any(|l| l.starts_with("m=") && l.split(' ').nth(1) == Some("0")), "{last}");
+    assert!(
+        last.lines()
+            .any(|l| l.starts_with("m=") && l.split(' ').nth(1) == Some("0")),
+        "{last}"
+    );
     assert_eq!(w.sfu.forwarded_tracks(), 0);
 }
 
@@ -433,7 +503,13 @@ fn a_client_that_never_connects_is_failed() {
     w.join("r", 1, Publish::AudioVideo);
     w.client(1).online = false;
     w.run_step(Duration::from_secs(6), Duration::from_millis(100));
-    assert!(w.outputs.iter().any(|o| matches!(o, SfuOutput::Failed { member: 1, .. })), "{:?}", w.outputs);
+    assert!(
+        w.outputs
+            .iter()
+            .any(|o| matches!(o, SfuOutput::Failed { member: 1, .. })),
+        "{:?}",
+        w.outputs
+    );
     assert!(w.sfu.room_members("r").is_empty());
 }
 
@@ -462,7 +538,13 @@ fn speaker_follows_the_loudest_member() {
         .collect();
     assert_eq!(speakers, vec![Some(1), Some(2)]);
     w.sfu.leave(2, w.now);
-    assert_eq!(w.sfu.poll_output(), Some(SfuOutput::Speaker { room: "r".into(), member: None }));
+    assert_eq!(
+        w.sfu.poll_output(),
+        Some(SfuOutput::Speaker {
+            room: "r".into(),
+            member: None
+        })
+    );
 }
 
 #[test]
@@ -477,14 +559,39 @@ fn track_limit_refuses_joins_and_publishing() {
     assert_eq!(w.sfu.forwarded_tracks(), 2);
     // 3 would add two more forwarded tracks (1's audio and video).
     let err = w.sfu.join("r", 3, "m3", w.now).unwrap_err();
-    assert!(matches!(err, SfuError::TrackLimit { current: 2, adding: 2, max: 3 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SfuError::TrackLimit {
+                current: 2,
+                adding: 2,
+                max: 3
+            }
+        ),
+        "{err}"
+    );
     // 2 publishing two tracks would add two (to 1).
     let mut rtc = str0m::Rtc::new(w.now);
     let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, str0m::media::Direction::SendOnly, None, None, None);
-    api.add_media(MediaKind::Video, str0m::media::Direction::SendOnly, None, None, None);
+    api.add_media(
+        MediaKind::Audio,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
+    api.add_media(
+        MediaKind::Video,
+        str0m::media::Direction::SendOnly,
+        None,
+        None,
+        None,
+    );
     let (offer, _pending) = api.apply().unwrap();
-    let err = w.sfu.up_offer(2, &offer.to_sdp_string(), w.now).unwrap_err();
+    let err = w
+        .sfu
+        .up_offer(2, &offer.to_sdp_string(), w.now)
+        .unwrap_err();
     assert!(matches!(err, SfuError::TrackLimit { .. }), "{err}");
     // Another room is counted against the same cap.
     assert!(w.sfu.join("s", 4, "m4", w.now).is_ok());
