@@ -778,6 +778,19 @@ impl Sfu {
                     .unwrap_or_default();
                 self.track_added(member, added.mid, added.kind, declared);
             }
+            Event::MediaChanged(changed) if pc == Pc::Up => {
+                if changed.direction.is_receiving() {
+                    let kind = self
+                        .peer(member, pc)
+                        .and_then(|p| p.rtc.media(changed.mid))
+                        .map(|m| m.kind());
+                    if let Some(kind) = kind {
+                        self.track_added(member, changed.mid, kind, Vec::new());
+                    }
+                } else {
+                    self.track_removed(member, changed.mid);
+                }
+            }
             Event::MediaData(data) if pc == Pc::Up => self.media_in(member, data, now),
             Event::KeyframeRequest(req) if pc == Pc::Down => {
                 let Some(t) = self.members.get(&member).and_then(|m| {
@@ -934,28 +947,59 @@ impl Sfu {
             });
         }
         for sub in others {
-            let Some(s) = self.members.get_mut(&sub) else {
-                continue;
-            };
-            s.wanted.remove(&member);
-            let mut changed = false;
-            for t in s.tracks_out.iter_mut().filter(|t| t.publisher == member) {
-                match t.state {
-                    OutState::Open(mid) => {
-                        t.state = OutState::ToStop(mid);
-                        changed = true;
-                    }
-                    OutState::ToOpen | OutState::Negotiating(_) => t.gone = true,
-                    _ => {}
-                }
+            if let Some(s) = self.members.get_mut(&sub) {
+                s.wanted.remove(&member);
             }
-            s.tracks_out
-                .retain(|t| !(t.gone && t.state == OutState::ToOpen));
-            if changed {
-                self.renegotiate.insert(sub);
-            }
+            self.stop_forwarding(sub, member, None);
         }
         true
+    }
+
+    /// Stops `publisher`'s track `mid` (all its tracks for `None`) on
+    /// `sub`'s down PC.
+    fn stop_forwarding(&mut self, sub: MemberId, publisher: MemberId, mid: Option<Mid>) {
+        let Some(s) = self.members.get_mut(&sub) else {
+            return;
+        };
+        let mut changed = false;
+        for t in s
+            .tracks_out
+            .iter_mut()
+            .filter(|t| t.publisher == publisher && mid.is_none_or(|m| m == t.pub_mid))
+        {
+            match t.state {
+                OutState::Open(mid) => {
+                    t.state = OutState::ToStop(mid);
+                    changed = true;
+                }
+                OutState::ToOpen | OutState::Negotiating(_) => t.gone = true,
+                _ => {}
+            }
+        }
+        s.tracks_out
+            .retain(|t| !(t.gone && t.state == OutState::ToOpen));
+        if changed {
+            self.renegotiate.insert(sub);
+        }
+    }
+
+    /// A publisher stopped sending a track (its re-offer made it inactive).
+    fn track_removed(&mut self, publisher: MemberId, mid: Mid) {
+        let Some(p) = self.members.get_mut(&publisher) else {
+            return;
+        };
+        let before = p.tracks_in.len();
+        p.tracks_in.retain(|t| t.mid != mid);
+        if p.tracks_in.len() == before {
+            return;
+        }
+        let room = p.room.clone();
+        self.keyframes.retain(|k| !(k.0 == publisher && k.1 == mid));
+        for sub in self.room_members(&room) {
+            if sub != publisher {
+                self.stop_forwarding(sub, publisher, Some(mid));
+            }
+        }
     }
 
     /// A frame from a publisher: meter it, feed the speaker detector, and

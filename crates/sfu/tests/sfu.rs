@@ -596,3 +596,73 @@ fn track_limit_refuses_joins_and_publishing() {
     // Another room is counted against the same cap.
     assert!(w.sfu.join("s", 4, "m4", w.now).is_ok());
 }
+
+/// The publisher re-offers its up PC with `change`; returns what `change` returned.
+fn reoffer<R>(w: &mut World, id: u64, change: impl FnOnce(&mut str0m::change::SdpApi) -> R) -> R {
+    let now = w.now;
+    let c = w.client(id);
+    let mut api = c.up.sdp_api();
+    let r = change(&mut api);
+    let (offer, pending) = api.apply().expect("changes");
+    let answer = w
+        .sfu
+        .up_offer(id, &offer.to_sdp_string(), now)
+        .expect("answer");
+    let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
+    w.client(id)
+        .up
+        .sdp_api()
+        .accept_answer(pending, answer)
+        .unwrap();
+    w.pump();
+    r
+}
+
+#[test]
+fn publisher_renegotiation_adds_and_removes_tracks() {
+    use str0m::media::Direction;
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.sfu.forwarded_tracks(), 2);
+    let offers = w.client_ref(2).down_offers.len();
+    // A screen share.
+    let screen = reoffer(&mut w, 1, |api| {
+        api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            Some("m1".into()),
+            None,
+            None,
+        )
+    });
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.sfu.forwarded_tracks(), 3);
+    assert_eq!(w.client_ref(2).down_offers.len(), offers + 1);
+    assert_eq!(
+        w.client_ref(2)
+            .down_offers
+            .last()
+            .unwrap()
+            .matches("m=video")
+            .count(),
+        2
+    );
+    // Stopped again.
+    reoffer(&mut w, 1, |api| api.stop_media(screen));
+    w.run(Duration::from_millis(200));
+    assert_eq!(w.sfu.forwarded_tracks(), 2);
+    assert_eq!(w.client_ref(2).down_offers.len(), offers + 2);
+    let last = w.client_ref(2).down_offers.last().unwrap();
+    let stopped = last
+        .lines()
+        .filter(|l| l.starts_with("m=") && l.split(' ').nth(1) == Some("0"))
+        .count();
+    assert_eq!(stopped, 1, "{last}");
+    // The other tracks still flow.
+    let before = w.frames_from(2, 1, MediaKind::Video).len();
+    w.run(Duration::from_millis(300));
+    assert!(w.frames_from(2, 1, MediaKind::Video).len() > before);
+}
