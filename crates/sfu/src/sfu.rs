@@ -21,6 +21,12 @@ use crate::layer::choose_layer;
 use crate::speaker::SpeakerDetector;
 use crate::{Layer, MemberId, Pc, SfuConfig, SfuError, SfuOutput, SfuStats};
 
+/// The error [`guarded`] reports for a panic inside str0m.
+const PANICKED: &str = "str0m panicked";
+
+/// Rate assumed for an audio track in bandwidth targets, bits/s.
+const AUDIO_BPS: u64 = 64_000;
+
 /// Longest room name accepted, bytes.
 const MAX_ROOM_LEN: usize = 256;
 
@@ -391,13 +397,17 @@ impl Sfu {
         let Some(up) = self.members.get_mut(&member).and_then(|m| m.up.as_mut()) else {
             return Err(SfuError::UnknownMember(member));
         };
-        let answer = match up.rtc.sdp_api().accept_offer(offer) {
+        let answer = match guarded(|| up.rtc.sdp_api().accept_offer(offer)) {
             Ok(a) => a,
             Err(e) => {
                 if fresh && let Some(m) = self.members.get_mut(&member) {
                     m.up = None;
                 }
-                return Err(SfuError::Negotiation(e.to_string()));
+                if e == PANICKED {
+                    self.failed.push((member, e.clone()));
+                    self.run(now);
+                }
+                return Err(SfuError::Negotiation(e));
             }
         };
         up.negotiated_at.get_or_insert(now);
@@ -429,7 +439,7 @@ impl Sfu {
         }
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
         let pending = m.pending.take().ok_or(SfuError::NoPendingOffer(member))?;
-        let result = m.down.rtc.sdp_api().accept_answer(pending, answer);
+        let result = guarded(|| m.down.rtc.sdp_api().accept_answer(pending, answer));
         match result {
             Ok(()) => {
                 for t in &mut m.tracks_out {
@@ -459,7 +469,11 @@ impl Sfu {
                 self.renegotiate.insert(member);
                 self.dirty.push((member, Pc::Down));
                 self.run(now);
-                return Err(SfuError::Negotiation(e.to_string()));
+                if e == PANICKED {
+                    self.failed.push((member, e.clone()));
+                    self.run(now);
+                }
+                return Err(SfuError::Negotiation(e));
             }
         }
         self.renegotiate.insert(member);
@@ -565,7 +579,7 @@ impl Sfu {
             return false;
         };
         peer.last_rx = Some(now);
-        if let Err(e) = peer.rtc.handle_input(input) {
+        if let Err(e) = guarded(|| peer.rtc.handle_input(input)) {
             self.failed.push((member, format!("{pc:?} PC input: {e}")));
         }
         self.dirty.push((member, pc));
@@ -581,7 +595,7 @@ impl Sfu {
             for pc in [Pc::Up, Pc::Down] {
                 let Some(p) = m.peer_mut(pc) else { continue };
                 if p.timeout <= now {
-                    if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    if let Err(e) = guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
                         self.failed.push((*id, format!("{pc:?} PC timeout: {e}")));
                     }
                     due.push((*id, pc));
@@ -727,7 +741,7 @@ impl Sfu {
             return events;
         };
         loop {
-            match peer.rtc.poll_output() {
+            match guarded(|| peer.rtc.poll_output()) {
                 Ok(Output::Timeout(t)) => {
                     peer.timeout = t.max(now);
                     break;
@@ -808,8 +822,45 @@ impl Sfu {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.bwe_bps = Some(estimate.as_u64());
                 }
+                self.update_bwe_target(member, now);
             }
             _ => {}
+        }
+    }
+
+    /// Tells `sub`'s down-PC bandwidth estimator what it would like to send:
+    /// the top layer of every video it forwards plus its audio, so the
+    /// estimator probes up to it.
+    fn update_bwe_target(&mut self, sub: MemberId, now: Instant) {
+        let Some(s) = self.members.get(&sub) else {
+            return;
+        };
+        let mut desired: u64 = 0;
+        for t in s
+            .tracks_out
+            .iter()
+            .filter(|t| matches!(t.state, OutState::Open(_)))
+        {
+            let rate = self
+                .members
+                .get(&t.publisher)
+                .and_then(|p| p.tracks_in.iter().find(|i| i.mid == t.pub_mid))
+                .and_then(|i| i.layers.values().map(|l| l.rate.bps(now)).max())
+                .unwrap_or(0);
+            desired += match t.kind {
+                MediaKind::Audio => rate.max(AUDIO_BPS),
+                MediaKind::Video => rate,
+            };
+        }
+        // Headroom over the measured rates; and something to probe towards
+        // before any media was measured.
+        let desired = (desired + desired / 5).max(self.config.initial_bitrate_bps);
+        if let Some(s) = self.members.get_mut(&sub) {
+            s.down
+                .rtc
+                .bwe()
+                .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            self.dirty.push((sub, Pc::Down));
         }
     }
 
@@ -1198,6 +1249,17 @@ impl Sfu {
             Err(RtcError::NoReceiverSource(_)) => {}
             Err(e) => debug!(publisher, %e, "keyframe request failed"),
         }
+    }
+}
+
+/// Runs a str0m call that sees network or client input, turning a panic
+/// inside str0m into an error: one bad peer must not take the SFU down.
+/// The `Rtc` is not trusted afterwards (callers fail the member).
+fn guarded<T>(f: impl FnOnce() -> Result<T, RtcError>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(PANICKED.to_string()),
     }
 }
 
