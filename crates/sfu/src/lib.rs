@@ -229,6 +229,9 @@ pub struct SfuStats {
     pub bytes_out: u64,
     /// Datagrams no member accepted.
     pub packets_dropped: u64,
+    /// STUN datagrams from new addresses that the ufrag index did not place
+    /// and that were matched by asking every PC (should stay near 0).
+    pub demux_scans: u64,
     /// Media frames received from publishers.
     pub frames_in: u64,
     /// Media frames written to subscribers.

@@ -13,7 +13,9 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
+use str0m::{
+    Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig, RtcError,
+};
 use tracing::debug;
 
 use crate::keyframe::KeyframeGate;
@@ -146,12 +148,14 @@ struct Peer {
     negotiated_at: Option<Instant>,
     /// Source addresses learnt from STUN.
     addrs: Vec<SocketAddr>,
+    /// Our ICE ufrag on this PC (the first half of STUN USERNAMEs).
+    ufrag: String,
     /// When the last datagram for this PC arrived.
     last_rx: Option<Instant>,
 }
 
 impl Peer {
-    fn new(rtc: Rtc, now: Instant) -> Self {
+    fn new(rtc: Rtc, ufrag: String, now: Instant) -> Self {
         Peer {
             rtc,
             timeout: now,
@@ -159,6 +163,7 @@ impl Peer {
             disconnected_since: None,
             negotiated_at: None,
             addrs: Vec::new(),
+            ufrag,
             last_rx: None,
         }
     }
@@ -210,6 +215,8 @@ pub struct Sfu {
     members: HashMap<MemberId, Member>,
     rooms: HashMap<String, Room>,
     addrs: HashMap<SocketAddr, (MemberId, Pc)>,
+    /// Our ICE ufrag → PC, for STUN from addresses not seen yet.
+    ufrags: HashMap<String, (MemberId, Pc)>,
     outputs: VecDeque<SfuOutput>,
     keyframes: KeyframeGate<LayerKey>,
     stats: SfuStats,
@@ -236,6 +243,7 @@ impl Sfu {
             members: HashMap::new(),
             rooms: HashMap::new(),
             addrs: HashMap::new(),
+            ufrags: HashMap::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
             dirty: Vec::new(),
@@ -244,8 +252,12 @@ impl Sfu {
         }
     }
 
-    fn new_rtc(&self, pc: Pc, now: Instant) -> Rtc {
+    /// A server-side PC, registered under its ICE ufrag for demultiplexing.
+    fn new_peer(&mut self, member: MemberId, pc: Pc, now: Instant) -> Peer {
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
         let mut config = RtcConfig::new()
+            .set_local_ice_credentials(creds)
             .set_ice_lite(true)
             .set_crypto_provider(self.crypto.clone());
         if let Some(cert) = &self.cert {
@@ -260,7 +272,8 @@ impl Sfu {
                 rtc.add_local_candidate(c);
             }
         }
-        rtc
+        self.ufrags.insert(ufrag.clone(), (member, pc));
+        Peer::new(rtc, ufrag, now)
     }
 
     /// Adds `member` to `room`. Its tracks will carry `stream_id` as their
@@ -316,7 +329,7 @@ impl Sfu {
             .into_iter()
             .map(|(publisher, pub_mid, kind)| new_track_out(publisher, pub_mid, kind))
             .collect();
-        let down = Peer::new(self.new_rtc(Pc::Down, now), now);
+        let down = self.new_peer(member, Pc::Down, now);
         self.members.insert(
             member,
             Member {
@@ -389,9 +402,9 @@ impl Sfu {
 
         let fresh = m.up.is_none();
         if fresh {
-            let rtc = self.new_rtc(Pc::Up, now);
+            let peer = self.new_peer(member, Pc::Up, now);
             if let Some(m) = self.members.get_mut(&member) {
-                m.up = Some(Peer::new(rtc, now));
+                m.up = Some(peer);
             }
         }
         let Some(up) = self.members.get_mut(&member).and_then(|m| m.up.as_mut()) else {
@@ -400,8 +413,11 @@ impl Sfu {
         let answer = match guarded(|| up.rtc.sdp_api().accept_offer(offer)) {
             Ok(a) => a,
             Err(e) => {
-                if fresh && let Some(m) = self.members.get_mut(&member) {
-                    m.up = None;
+                if fresh
+                    && let Some(m) = self.members.get_mut(&member)
+                    && let Some(up) = m.up.take()
+                {
+                    self.ufrags.remove(&up.ufrag);
                 }
                 if e == PANICKED {
                     self.failed.push((member, e.clone()));
@@ -549,6 +565,14 @@ impl Sfu {
             if !is_stun {
                 return None;
             }
+            // By our ufrag in the USERNAME first; a linear scan as a fallback.
+            let by_ufrag = stun_local_ufrag(data)
+                .and_then(|u| self.ufrags.get(u).copied())
+                .filter(|(m, pc)| self.peer(*m, *pc).is_some_and(|p| p.rtc.accepts(&input)));
+            if by_ufrag.is_some() {
+                return by_ufrag;
+            }
+            self.stats.demux_scans += 1;
             self.members.iter().find_map(|(id, m)| {
                 [Pc::Up, Pc::Down]
                     .into_iter()
@@ -971,6 +995,7 @@ impl Sfu {
         };
         for pc in [Pc::Up, Pc::Down] {
             if let Some(p) = m.peer(pc) {
+                self.ufrags.remove(&p.ufrag);
                 for a in &p.addrs {
                     if self.addrs.get(a) == Some(&(member, pc)) {
                         self.addrs.remove(a);
@@ -1252,6 +1277,31 @@ impl Sfu {
     }
 }
 
+/// The receiver's ufrag from a STUN message's USERNAME attribute
+/// (`receiver:sender`, RFC 8445 §7.2.2). Bounds-checked; `None` for anything
+/// that is not a well-formed STUN message with a USERNAME.
+fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+    const USERNAME: u16 = 0x0006;
+    if data.len() < 20 || data[4..8] != MAGIC {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    let body = data.get(20..20 + len)?;
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let kind = u16::from_be_bytes([body[at], body[at + 1]]);
+        let alen = usize::from(u16::from_be_bytes([body[at + 2], body[at + 3]]));
+        let value = body.get(at + 4..at + 4 + alen)?;
+        if kind == USERNAME {
+            let name = std::str::from_utf8(value).ok()?;
+            return name.split(':').next();
+        }
+        at += 4 + alen.div_ceil(4) * 4;
+    }
+    None
+}
+
 /// Runs a str0m call that sees network or client input, turning a panic
 /// inside str0m into an error: one bad peer must not take the SFU down.
 /// The `Rtc` is not trusted afterwards (callers fail the member).
@@ -1273,5 +1323,47 @@ fn new_track_out(publisher: MemberId, pub_mid: Mid, kind: MediaKind) -> TrackOut
         current: None,
         offset: 0,
         last_out: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stun_local_ufrag;
+
+    fn stun(attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (kind, value) in attrs {
+            body.extend_from_slice(&kind.to_be_bytes());
+            body.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            body.extend_from_slice(value);
+            body.resize(body.len().div_ceil(4) * 4, 0);
+        }
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[9; 12]);
+        m.extend_from_slice(&body);
+        m
+    }
+
+    #[test]
+    fn ufrag_from_username() {
+        let m = stun(&[(0x0024, b"\x01\x02\x03\x04"), (0x0006, b"srv1:cli")]);
+        assert_eq!(stun_local_ufrag(&m), Some("srv1"));
+        assert_eq!(stun_local_ufrag(&stun(&[(0x8028, b"abcd")])), None);
+    }
+
+    #[test]
+    fn ufrag_parser_survives_truncation_and_lies() {
+        let m = stun(&[(0x0024, b"\x01\x02\x03"), (0x0006, b"srv1:cli")]);
+        for n in 0..m.len() {
+            let _ = stun_local_ufrag(&m[..n]);
+        }
+        let mut lying = m.clone();
+        lying[3] = 0xff; // message length beyond the datagram
+        assert_eq!(stun_local_ufrag(&lying), None);
+        let mut bad_attr = m;
+        bad_attr[22] = 0xff; // attribute length beyond the body
+        assert_eq!(stun_local_ufrag(&bad_attr), None);
     }
 }

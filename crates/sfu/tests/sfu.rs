@@ -55,6 +55,8 @@ fn media_from_a_arrives_at_b() {
             u64::from_be_bytes(v[3..11].try_into().unwrap())
         )
     );
+    // Every PC was found by its ufrag, none by scanning.
+    assert_eq!(w.sfu.stats().demux_scans, 0);
 }
 
 #[test]
