@@ -668,3 +668,26 @@ fn publisher_renegotiation_adds_and_removes_tracks() {
     w.run(Duration::from_millis(300));
     assert!(w.frames_from(2, 1, MediaKind::Video).len() > before);
 }
+
+#[test]
+fn a_layer_that_stops_falls_back_and_comes_back() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::Simulcast);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_millis(500));
+    let last_layer = |w: &World| w.frames_from(2, 1, MediaKind::Video).last().map(layer_of);
+    assert_eq!(last_layer(&w), Some(b'h'));
+    // The browser stops sending h: after layer_timeout, m takes over.
+    w.client(1).paused = vec!["h"];
+    w.run(Duration::from_millis(1600));
+    assert_eq!(last_layer(&w), Some(b'm'));
+    let video = w.frames_from(2, 1, MediaKind::Video);
+    let first_m = video.iter().position(|r| layer_of(r) == b'm').unwrap();
+    assert!(video[first_m].keyframe);
+    // h comes back (on a keyframe, as after a browser resumes a layer).
+    w.client(1).paused.clear();
+    w.client(1).force_key.insert(Some("h".into()), true);
+    w.run(Duration::from_millis(500));
+    assert_eq!(last_layer(&w), Some(b'h'));
+}

@@ -68,6 +68,8 @@ pub struct Client {
     /// Rids whose next frame is a keyframe.
     pub force_key: HashMap<Option<Rid>, bool>,
     pub frame_no: u64,
+    /// Simulcast rids not sent (as a browser drops layers under load).
+    pub paused: Vec<&'static str>,
     /// RFC 6464 level (negative dBov) the audio carries.
     pub audio_level: i8,
     pub up_connected: bool,
@@ -143,6 +145,7 @@ impl World {
             keyframe_requests: vec![],
             force_key: HashMap::new(),
             frame_no: 0,
+            paused: vec![],
             audio_level: -127,
             up_connected: false,
             down_connected: false,
@@ -452,6 +455,9 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
             vec![None]
         };
         for r in rids {
+            if r.is_some_and(|r| c.paused.contains(&&*r)) {
+                continue;
+            }
             let first = c.frame_no == 1;
             let key = first || c.force_key.remove(&r).unwrap_or(false);
             let layer = r.map(|r| r.as_bytes()[0]).unwrap_or(b'-');
