@@ -1,0 +1,493 @@
+//! A simulated network: str0m `Rtc`s play the browsers, datagrams are
+//! shuttled between them and the `Sfu` in memory, and a fake clock advances
+//! in fixed steps. No sockets, no sleeping.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use huddle_sfu::{Layer, MemberId, Pc, Sfu, SfuConfig, SfuOutput};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// The SFU's public address.
+pub const SERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5000);
+
+/// Simulation step.
+pub const STEP: Duration = Duration::from_millis(5);
+
+/// What a simulated browser sends on its up PC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Nothing (receive only).
+    Nothing,
+    /// Audio and one video stream.
+    AudioVideo,
+    /// Audio and video with simulcast rids l, m, h.
+    Simulcast,
+}
+
+/// A frame a client received on its down PC.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub mid: Mid,
+    pub stream_id: String,
+    pub kind: MediaKind,
+    pub keyframe: bool,
+    pub data: Vec<u8>,
+}
+
+/// A simulated browser: an up PC that publishes and a down PC that receives.
+pub struct Client {
+    pub id: MemberId,
+    pub stream_id: String,
+    pub up: Rtc,
+    pub up_addr: SocketAddr,
+    pub down: Rtc,
+    pub down_addr: SocketAddr,
+    pub publish: Publish,
+    pub audio_mid: Option<Mid>,
+    pub video_mid: Option<Mid>,
+    /// Sending stops (the browser vanished) when false.
+    pub online: bool,
+    /// Answer down offers automatically.
+    pub auto_answer: bool,
+    pub pending_down_offers: Vec<String>,
+    pub down_offers: Vec<String>,
+    pub received: Vec<Received>,
+    /// Keyframe requests seen on the up PC: (time, rid).
+    pub keyframe_requests: Vec<(Instant, Option<Rid>)>,
+    /// Rids whose next frame is a keyframe.
+    pub force_key: HashMap<Option<Rid>, bool>,
+    pub frame_no: u64,
+    /// Simulcast rids not sent (as a browser drops layers under load).
+    pub paused: Vec<&'static str>,
+    /// RFC 6464 level (negative dBov) the audio carries.
+    pub audio_level: i8,
+    pub up_connected: bool,
+    pub down_connected: bool,
+    /// Every event seen on the down PC is logged here too (kind only).
+    pub down_stream_ids: HashMap<Mid, String>,
+}
+
+/// The whole simulated world.
+pub struct World {
+    pub now: Instant,
+    pub sfu: Sfu,
+    pub clients: Vec<Client>,
+    /// Non-transmit outputs of the SFU, in order.
+    pub outputs: Vec<SfuOutput>,
+    pub start: Instant,
+}
+
+fn rid(s: &str) -> Rid {
+    s.into()
+}
+
+impl World {
+    pub fn new(config: SfuConfig) -> World {
+        let now = Instant::now();
+        World {
+            now,
+            sfu: Sfu::new(config, vec![SERVER], now),
+            clients: vec![],
+            outputs: vec![],
+            start: now,
+        }
+    }
+
+    pub fn client(&mut self, id: MemberId) -> &mut Client {
+        self.clients
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("client")
+    }
+
+    pub fn client_ref(&self, id: MemberId) -> &Client {
+        self.clients.iter().find(|c| c.id == id).expect("client")
+    }
+
+    /// `id` joins `room` and (unless `Publish::Nothing`) offers its up PC.
+    pub fn join(&mut self, room: &str, id: MemberId, publish: Publish) {
+        let now = self.now;
+        let stream_id = format!("m{id}");
+        self.sfu.join(room, id, &stream_id, now).expect("join");
+        let octet = id as u8;
+        let up_addr = SocketAddr::from((Ipv4Addr::new(192, 168, 1, octet), 40000));
+        let down_addr = SocketAddr::from((Ipv4Addr::new(192, 168, 1, octet), 40001));
+        let mut up = Rtc::builder().build(now);
+        up.add_local_candidate(Candidate::host(up_addr, "udp").unwrap());
+        let mut down = Rtc::builder().build(now);
+        down.add_local_candidate(Candidate::host(down_addr, "udp").unwrap());
+        let mut client = Client {
+            id,
+            stream_id,
+            up,
+            up_addr,
+            down,
+            down_addr,
+            publish,
+            audio_mid: None,
+            video_mid: None,
+            online: true,
+            auto_answer: true,
+            pending_down_offers: vec![],
+            down_offers: vec![],
+            received: vec![],
+            keyframe_requests: vec![],
+            force_key: HashMap::new(),
+            frame_no: 0,
+            paused: vec![],
+            audio_level: -127,
+            up_connected: false,
+            down_connected: false,
+            down_stream_ids: HashMap::new(),
+        };
+        if publish != Publish::Nothing {
+            let mut api = client.up.sdp_api();
+            let a = api.add_media(
+                MediaKind::Audio,
+                Direction::SendOnly,
+                Some(client.stream_id.clone()),
+                None,
+                None,
+            );
+            let simulcast = (publish == Publish::Simulcast).then(|| {
+                let mut s = Simulcast::new();
+                for r in ["l", "m", "h"] {
+                    s.add_send_layer(SimulcastLayer::new(r));
+                }
+                s
+            });
+            let v = api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some(client.stream_id.clone()),
+                None,
+                simulcast,
+            );
+            let (offer, pending) = api.apply().unwrap();
+            client.audio_mid = Some(a);
+            client.video_mid = Some(v);
+            let answer = self
+                .sfu
+                .up_offer(id, &offer.to_sdp_string(), now)
+                .expect("up answer");
+            accept_answer(&mut client.up, pending, &answer);
+        }
+        self.clients.push(client);
+        self.pump();
+    }
+
+    /// Answers the oldest pending down offer of `id` by hand.
+    pub fn answer_down(&mut self, id: MemberId) {
+        let now = self.now;
+        let c = self.clients.iter_mut().find(|c| c.id == id).unwrap();
+        let offer = c.pending_down_offers.remove(0);
+        let offer = SdpOffer::from_sdp_string(&offer).unwrap();
+        let answer = c.down.sdp_api().accept_offer(offer).unwrap();
+        self.sfu
+            .down_answer(id, &answer.to_sdp_string(), now)
+            .expect("down answer");
+        self.pump();
+    }
+
+    /// Delivers everything in flight, in zero time, until quiet.
+    pub fn pump(&mut self) {
+        let now = self.now;
+        for _ in 0..1000 {
+            let mut moved = false;
+            // Client → SFU.
+            for c in &mut self.clients {
+                for pc in [Pc::Up, Pc::Down] {
+                    loop {
+                        let rtc = match pc {
+                            Pc::Up => &mut c.up,
+                            Pc::Down => &mut c.down,
+                        };
+                        match rtc.poll_output().expect("client poll") {
+                            Output::Timeout(_) => break,
+                            Output::Transmit(t) => {
+                                moved = true;
+                                if c.online {
+                                    self.sfu.handle_datagram(
+                                        now,
+                                        t.source,
+                                        t.destination,
+                                        &t.contents,
+                                    );
+                                }
+                            }
+                            Output::Event(e) => handle_client_event(c, pc, e, now),
+                        }
+                    }
+                }
+            }
+            // SFU → clients.
+            while let Some(out) = self.sfu.poll_output() {
+                match out {
+                    SfuOutput::Transmit {
+                        source,
+                        destination,
+                        data,
+                    } => {
+                        moved = true;
+                        let Some(c) = self
+                            .clients
+                            .iter_mut()
+                            .find(|c| c.up_addr == destination || c.down_addr == destination)
+                        else {
+                            continue;
+                        };
+                        if !c.online {
+                            continue;
+                        }
+                        let rtc = if c.up_addr == destination {
+                            &mut c.up
+                        } else {
+                            &mut c.down
+                        };
+                        let input = Input::Receive(
+                            now,
+                            Receive::new(Protocol::Udp, source, destination, &data).unwrap(),
+                        );
+                        rtc.handle_input(input).expect("client input");
+                    }
+                    SfuOutput::DownOffer { member, sdp } => {
+                        moved = true;
+                        if let Some(c) = self.clients.iter_mut().find(|c| c.id == member) {
+                            c.down_offers.push(sdp.clone());
+                            c.pending_down_offers.push(sdp.clone());
+                        }
+                        self.outputs.push(SfuOutput::DownOffer { member, sdp });
+                    }
+                    other => self.outputs.push(other),
+                }
+            }
+            // Automatic answers.
+            for i in 0..self.clients.len() {
+                if self.clients[i].auto_answer && !self.clients[i].pending_down_offers.is_empty() {
+                    moved = true;
+                    let c = &mut self.clients[i];
+                    let offer =
+                        SdpOffer::from_sdp_string(&c.pending_down_offers.remove(0)).unwrap();
+                    let answer = c.down.sdp_api().accept_offer(offer).unwrap();
+                    self.sfu
+                        .down_answer(c.id, &answer.to_sdp_string(), now)
+                        .expect("down answer");
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("pump did not settle");
+    }
+
+    /// Advances the clock by `d` in steps, sending media, driving timeouts.
+    pub fn run(&mut self, d: Duration) {
+        self.run_step(d, STEP);
+    }
+
+    /// Like [`World::run`] with another step (media is only sent on 5 ms steps).
+    pub fn run_step(&mut self, d: Duration, step: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += step;
+            let now = self.now;
+            for c in &mut self.clients {
+                c.up.handle_input(Input::Timeout(now))
+                    .expect("client timeout");
+                c.down
+                    .handle_input(Input::Timeout(now))
+                    .expect("client timeout");
+                if c.online && c.up_connected {
+                    send_media(c, now, self.start);
+                }
+            }
+            if self.sfu.next_deadline().is_some_and(|t| t <= now) {
+                self.sfu.handle_timeout(now);
+            }
+            self.pump();
+        }
+    }
+
+    /// Runs until every client's PCs that have something to connect are connected.
+    pub fn run_until_connected(&mut self) {
+        for _ in 0..2000 {
+            let done = self.clients.iter().all(|c| {
+                (c.publish == Publish::Nothing || c.up_connected)
+                    && (c.down_offers.is_empty() || c.down_connected)
+            });
+            if done {
+                return;
+            }
+            self.run(STEP);
+        }
+        panic!("clients did not connect");
+    }
+
+    /// The frames `id` received from the publisher with `stream_id`.
+    pub fn frames_from(&self, id: MemberId, publisher: MemberId, kind: MediaKind) -> Vec<Received> {
+        let stream = format!("m{publisher}");
+        self.client_ref(id)
+            .received
+            .iter()
+            .filter(|r| r.stream_id == stream && r.kind == kind)
+            .cloned()
+            .collect()
+    }
+}
+
+fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) {
+    let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+    rtc.sdp_api()
+        .accept_answer(pending, answer)
+        .expect("answer accepted");
+}
+
+fn handle_client_event(c: &mut Client, pc: Pc, e: Event, now: Instant) {
+    match (pc, e) {
+        (Pc::Up, Event::Connected) => c.up_connected = true,
+        (Pc::Down, Event::Connected) => c.down_connected = true,
+        (Pc::Up, Event::KeyframeRequest(req)) => {
+            c.keyframe_requests.push((now, req.rid));
+            c.force_key.insert(req.rid, true);
+        }
+        (Pc::Down, Event::MediaAdded(added)) => {
+            let stream = c
+                .down
+                .media(added.mid)
+                .map(|m| m.stream_id().to_string())
+                .unwrap_or_default();
+            c.down_stream_ids.insert(added.mid, stream);
+        }
+        (Pc::Down, Event::MediaData(d)) => {
+            let stream_id = c
+                .down
+                .media(d.mid)
+                .map(|m| m.stream_id().to_string())
+                .unwrap_or_default();
+            let kind = c
+                .down
+                .media(d.mid)
+                .map(|m| m.kind())
+                .unwrap_or(MediaKind::Audio);
+            c.received.push(Received {
+                at: now,
+                mid: d.mid,
+                stream_id,
+                kind,
+                keyframe: d.is_keyframe(),
+                data: d.data.to_vec(),
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Payload of a video frame: byte 0 is the VP8 P bit (0: keyframe), then the
+/// publisher id, the layer ('l'/'m'/'h'/'-') and the frame number.
+pub fn video_payload(key: bool, publisher: MemberId, layer: u8, frame: u64) -> Vec<u8> {
+    let mut v = vec![if key { 0x00 } else { 0x01 }, publisher as u8, layer];
+    v.extend_from_slice(&frame.to_be_bytes());
+    v.resize(
+        if layer == b'h' {
+            900
+        } else if layer == b'm' {
+            400
+        } else {
+            150
+        },
+        0xab,
+    );
+    v
+}
+
+/// Audio payload: publisher id and frame number.
+pub fn audio_payload(publisher: MemberId, frame: u64) -> Vec<u8> {
+    let mut v = vec![0xaa, publisher as u8];
+    v.extend_from_slice(&frame.to_be_bytes());
+    v
+}
+
+fn send_media(c: &mut Client, now: Instant, start: Instant) {
+    let (Some(a), Some(v)) = (c.audio_mid, c.video_mid) else {
+        return;
+    };
+    let elapsed = now.saturating_duration_since(start);
+    let ms = elapsed.as_millis() as u64;
+    // Audio every 20 ms.
+    if ms.is_multiple_of(20) {
+        let pt =
+            c.up.codec_config()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .unwrap()
+                .pt();
+        let time = MediaTime::new(ms * 48, Frequency::FORTY_EIGHT_KHZ);
+        let data = audio_payload(c.id, ms / 20);
+        if let Some(w) = c.up.writer(a) {
+            w.audio_level(c.audio_level, c.audio_level > -127)
+                .write(pt, now, time, data)
+                .expect("audio write");
+        }
+    }
+    // Video every 35 ms (a multiple of the step).
+    if ms.is_multiple_of(35) {
+        c.frame_no += 1;
+        let pt =
+            c.up.codec_config()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .unwrap()
+                .pt();
+        let time = MediaTime::new(ms * 90, Frequency::NINETY_KHZ);
+        let rids: Vec<Option<Rid>> = if c.publish == Publish::Simulcast {
+            vec![Some(rid("l")), Some(rid("m")), Some(rid("h"))]
+        } else {
+            vec![None]
+        };
+        for r in rids {
+            if r.is_some_and(|r| c.paused.contains(&&*r)) {
+                continue;
+            }
+            let first = c.frame_no == 1;
+            let key = first || c.force_key.remove(&r).unwrap_or(false);
+            let layer = r.map(|r| r.as_bytes()[0]).unwrap_or(b'-');
+            let data = video_payload(key, c.id, layer, c.frame_no);
+            let Some(mut w) = c.up.writer(v) else {
+                continue;
+            };
+            if let Some(r) = r {
+                w = w.rid(r);
+            }
+            w.write(pt, now, time, data).expect("video write");
+        }
+    }
+}
+
+/// The layer byte of a received video frame.
+pub fn layer_of(r: &Received) -> u8 {
+    r.data[2]
+}
+
+/// Default config with a small disconnect grace for quick tests.
+pub fn config() -> SfuConfig {
+    SfuConfig::default()
+}
+
+pub fn layer_name(l: Layer) -> u8 {
+    match l {
+        Layer::Off => b'-',
+        Layer::Low => b'l',
+        Layer::Mid => b'm',
+        Layer::High => b'h',
+    }
+}
