@@ -388,14 +388,17 @@ async function iceRestartGlare(call, a, b) {
   const was = { a: await ufrags(pa, b), b: await ufrags(pb, a) };
   const restart = (/** @type {string} */ p) => /** @type {any} */ (window).huddle.room.members.get(p).link.pc.restartIce();
   await Promise.all([pa.evaluate(restart, b), pb.evaluate(restart, a)]);
+  /** What the two ends last showed, for the error. */
+  let seen = '';
   await until(
     async () => {
       const x = await ufrags(pa, b);
       const y = await ufrags(pb, a);
+      seen = JSON.stringify({ was, [a]: x, [b]: y });
       return x.state === 'stable' && y.state === 'stable' && x.conn === 'connected' && y.conn === 'connected' &&
         x.local !== was.a.local && y.local !== was.b.local && x.local === y.remote && y.local === x.remote;
     },
-    { timeout: T.join, what: `${a} and ${b} to settle on new ICE credentials` },
+    { timeout: T.join, what: () => `${a} and ${b} to settle on new ICE credentials (seen: ${seen})` },
   );
   await waitForGrowth(pa, b, frames, 10);
   await waitForGrowth(pb, a, frames, 10);

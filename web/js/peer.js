@@ -52,6 +52,7 @@
  */
 
 import { Bucket, DATA_BURST, DATA_RATE, MAX_DATA_MESSAGE } from './limits.js';
+import { dtlsRole, keepDtlsRole } from './sdp.js';
 
 /** Delay before a `disconnected` connection gets an ICE restart when our
  * network shows no sign of a change (it often recovers alone; the member
@@ -62,6 +63,11 @@ const DISCONNECTED_RESTART_MS = { impolite: 1000, polite: 2500 };
 const STALL_MS = 1000;
 /** A link counts as busy from this many bytes a second received. */
 const STALL_BUSY_BYTES_PER_S = 2000;
+/** A stalled link that ICE still calls `connected` gets an ICE restart
+ * after this long: Firefox can go on sending on a candidate pair of the
+ * credentials before a restart, which the other end has dropped, so that
+ * nothing arrives while both ends say connected. */
+const STALLED_CONNECTED_RESTART_MS = 4000;
 /** `recover()` does not restart again within this long of a restart. */
 const RECOVER_GAP_MS = 2000;
 /** An offer still unanswered after this long is taken back and made again. */
@@ -142,6 +148,8 @@ export class PeerLink extends EventTarget {
   #restarts = 0;
   /** @type {number | undefined} */
   #restartTimer;
+  /** @type {number | undefined} a restart for a link stalled while connected */
+  #stallTimer;
   #everConnected = false;
   #closed = false;
   /** performance.now() of our last ICE restart (or the member's restart offer) */
@@ -321,7 +329,11 @@ export class PeerLink extends EventTarget {
       }
       if (description.type === 'offer') {
         await this.#attachLocalTracks();
-        await pc.setLocalDescription();
+        const role = dtlsRole(pc.currentLocalDescription, pc.currentRemoteDescription);
+        const answer = await pc.createAnswer();
+        const sdp = keepDtlsRole(answer.sdp || '', role);
+        if (sdp !== answer.sdp) console.info(`huddle: answer to ${this.name} keeps DTLS role ${role}`);
+        await pc.setLocalDescription({ type: 'answer', sdp });
         if (pc.localDescription) this.signal('answer', { sdp: pc.localDescription.sdp });
         this.setCallSize(this.#peers);
       }
@@ -524,6 +536,7 @@ export class PeerLink extends EventTarget {
       this.#lastGrowth = at;
       if (this.#stalled) {
         this.#stalled = false;
+        clearTimeout(this.#stallTimer);
         this.dispatchEvent(new Event('flowing'));
       }
     } else if (!this.#stalled && this.#busy && at - this.#lastGrowth >= STALL_MS) {
@@ -535,6 +548,14 @@ export class PeerLink extends EventTarget {
     if (this.#stalled || this.#closed) return;
     this.#stalled = true;
     this.dispatchEvent(new Event('stalled'));
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = setTimeout(() => {
+      // A network change or `disconnected` has its own restart.
+      if (!this.#stalled || this.#closed || this.pc.connectionState !== 'connected') return;
+      if (performance.now() - this.#lastRestart < RECOVER_GAP_MS) return;
+      console.info(`huddle: nothing arrives from ${this.name} on a connected link; restarting ICE`);
+      this.#restartIce();
+    }, STALLED_CONNECTED_RESTART_MS);
   }
 
   /** @returns {boolean} nothing arrives on a link that was busy (or it is disconnected) */
@@ -656,6 +677,7 @@ export class PeerLink extends EventTarget {
     this.#closed = true;
     clearTimeout(this.#restartTimer);
     clearTimeout(this.#offerTimer);
+    clearTimeout(this.#stallTimer);
     try { this.channel?.close(); } catch { /* ignore */ }
     this.pc.close();
     for (const t of this.remoteStream.getTracks()) t.stop();
