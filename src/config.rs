@@ -18,8 +18,9 @@ use crate::turn::TurnConfig;
 // they are re-exported here with the rest.
 pub use huddle_core::config::{
     CoreConfig, DEFAULT_BURST, DEFAULT_FLOOD_CLOSE_AFTER, DEFAULT_MAX_LOBBY_SIZE,
-    DEFAULT_MAX_ROOM_SIZE, DEFAULT_RATE, DEFAULT_RECONNECT_GRACE, DEFAULT_RESUME_BUDGET_BYTES,
-    DEFAULT_RESUME_QUEUE, DEFAULT_RESUME_QUEUE_BYTES,
+    DEFAULT_MAX_ROOM_SIZE, DEFAULT_MAX_SFU_ROOM_SIZE, DEFAULT_RATE, DEFAULT_RECONNECT_GRACE,
+    DEFAULT_RESUME_BUDGET_BYTES, DEFAULT_RESUME_QUEUE, DEFAULT_RESUME_QUEUE_BYTES,
+    DEFAULT_SFU_ABOVE,
 };
 
 /// Default address to listen on.
@@ -133,6 +134,10 @@ pub struct Config {
     pub wrong_password_delay: Duration,
     /// The web client's settings, served as `/config.json`.
     pub web: WebConfig,
+    /// The media server (SFU), if rooms may move to it (`core.sfu_above`
+    /// says when). [`Config::default`] has none, as tests want; the command
+    /// line's default runs it.
+    pub media: Option<crate::media::MediaConfig>,
     /// The core's limits.
     pub core: CoreConfig,
 }
@@ -187,6 +192,9 @@ pub enum ConfigError {
     /// Minted credentials must live a while.
     #[error("--turn-ttl must be at least one minute")]
     TurnTtlTooShort,
+    /// Rooms may move to a media server that does not run.
+    #[error("rooms may move to the media server (sfu_above) but no media server is configured")]
+    SfuWithoutMedia,
 }
 
 impl Config {
@@ -213,6 +221,9 @@ impl Config {
         }
         if self.turn_ttl < Duration::from_secs(60) {
             return Err(ConfigError::TurnTtlTooShort);
+        }
+        if self.core.sfu_above.is_some() && self.media.is_none() {
+            return Err(ConfigError::SfuWithoutMedia);
         }
         Ok(())
     }
@@ -246,6 +257,7 @@ impl Default for Config {
             max_password_hashes: DEFAULT_MAX_PASSWORD_HASHES,
             wrong_password_delay: DEFAULT_WRONG_PASSWORD_DELAY,
             web: WebConfig::default(),
+            media: None,
             core: CoreConfig::default(),
         }
     }

@@ -71,6 +71,8 @@ struct ConnHandle {
 struct Inner {
     core: Core,
     conns: IdMap<ConnHandle>,
+    /// The media server's command channel, when it runs.
+    media: Option<crate::media::MediaSender>,
     /// Counters of the shell's own events (the core counts its own).
     counts: ShellCounts,
 }
@@ -205,6 +207,7 @@ impl Hub {
             inner: Mutex::new(Inner {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
+                media: None,
                 counts: ShellCounts::default(),
             }),
             timers: Notify::new(),
@@ -439,6 +442,19 @@ impl Hub {
         }
     }
 
+    /// Connects the media server: the core's media commands go to TX.
+    pub fn set_media(&self, tx: crate::media::MediaSender) {
+        self.lock().media = Some(tx);
+    }
+
+    /// Something the media server tells the members (see
+    /// [`Core::media_event`]).
+    pub fn media_event(&self, event: huddle_core::core::MediaEvent) {
+        let mut inner = self.lock();
+        inner.core.media_event(event);
+        self.dispatch(&mut inner);
+    }
+
     /// Names in a room, oldest first.
     pub fn members(&self, room: &str) -> Vec<String> {
         self.lock().core.members(room)
@@ -494,12 +510,15 @@ impl Hub {
                             }
                         }
                     }
-                    // The server does not run the media server yet: its
-                    // core has no `sfu_above`, so no room moves and no
-                    // media command is made.
-                    Output::Media(cmd) => {
-                        debug_assert!(false, "media command without a media server: {cmd:?}");
-                    }
+                    Output::Media(cmd) => match &inner.media {
+                        // The task ends only at shutdown; what it misses
+                        // then no longer matters.
+                        Some(media) => {
+                            let _ = media.send(cmd);
+                        }
+                        // A core without `sfu_above` moves no room.
+                        None => warn!(?cmd, "media command without a media server"),
+                    },
                 }
             }
             if slow.is_empty() {

@@ -70,6 +70,7 @@ pub mod config;
 pub mod doctor;
 pub mod hub;
 pub mod load;
+pub mod media;
 pub mod metrics;
 pub mod origin;
 pub mod password;

@@ -173,6 +173,50 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     max_room_size: usize,
 
+    /// A room that grows past N members moves to the media server (SFU),
+    /// once every member's client can call through it: from then on each
+    /// member sends its camera once, to the server, instead of once per
+    /// member. 0 sends every room through the media server.
+    #[arg(long, env = "HUDDLE_SFU_ABOVE", value_name = "N", default_value_t = config::DEFAULT_SFU_ABOVE)]
+    sfu_above: usize,
+
+    /// Keep every room a mesh: no media server, and no UDP media port.
+    #[arg(long, env = "HUDDLE_NO_SFU")]
+    no_sfu: bool,
+
+    /// Members per room on the media server; one more gets `room-full`.
+    #[arg(long, env = "HUDDLE_MAX_SFU_ROOM_SIZE", default_value_t = config::DEFAULT_MAX_SFU_ROOM_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    max_sfu_room_size: usize,
+
+    /// The media server's UDP address, for every room on it (open it in the
+    /// firewall). Default: the --listen address and port, over UDP (any
+    /// free UDP port when --listen's port is 0).
+    #[arg(
+        long,
+        env = "HUDDLE_MEDIA_LISTEN",
+        value_name = "ADDR",
+        conflicts_with = "no_sfu"
+    )]
+    media_listen: Option<SocketAddr>,
+
+    /// The address the media server advertises to browsers (its public IP
+    /// behind NAT). Default: the --media-listen address, or the machine's
+    /// first non-loopback address when that is 0.0.0.0.
+    #[arg(
+        long,
+        env = "HUDDLE_MEDIA_PUBLIC_IP",
+        value_name = "IP",
+        conflicts_with = "no_sfu"
+    )]
+    media_public_ip: Option<std::net::IpAddr>,
+
+    /// Tracks the media server forwards at once (each publisher's track
+    /// times each of its subscribers); a join past it is refused.
+    #[arg(long, env = "HUDDLE_SFU_MAX_TRACKS", default_value_t = huddle_sfu::SfuConfig::default().max_tracks,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    sfu_max_tracks: usize,
+
     /// Open WebSocket connections; more are refused with HTTP 503. Lowered
     /// to 64 below the open-file limit if that is smaller.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
@@ -573,11 +617,18 @@ impl ServeArgs {
                 ice,
                 max_lobby_size: self.max_lobby_size,
                 auth: self.auth_secret,
-                // The media server is not wired into the binary yet: every
-                // room stays a mesh.
-                sfu_above: None,
-                max_sfu_room_size: huddle_core::config::DEFAULT_MAX_SFU_ROOM_SIZE,
+                sfu_above: (!self.no_sfu).then_some(self.sfu_above),
+                max_sfu_room_size: self.max_sfu_room_size,
             },
+            media: (!self.no_sfu).then(|| huddle::media::MediaConfig {
+                listen: self.media_listen,
+                public_ip: self.media_public_ip,
+                sfu: huddle_sfu::SfuConfig {
+                    max_tracks: self.sfu_max_tracks,
+                    max_room_members: self.max_sfu_room_size,
+                    ..huddle_sfu::SfuConfig::default()
+                },
+            }),
         }
     }
 }
@@ -785,6 +836,50 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied()))
             .expect("valid flags");
         cli.serve.into_config()
+    }
+
+    #[test]
+    fn the_media_server_runs_by_default_and_no_sfu_turns_it_off() {
+        let cfg = config(&[]);
+        assert_eq!(cfg.core.sfu_above, Some(config::DEFAULT_SFU_ABOVE));
+        assert_eq!(cfg.core.max_sfu_room_size, config::DEFAULT_MAX_SFU_ROOM_SIZE);
+        let media = cfg.media.expect("a media server");
+        assert_eq!(media.listen, None);
+        assert_eq!(media.sfu.max_room_members, config::DEFAULT_MAX_SFU_ROOM_SIZE);
+        let cfg = config(&[
+            "--sfu-above",
+            "0",
+            "--max-sfu-room-size",
+            "30",
+            "--media-listen",
+            "127.0.0.1:9000",
+            "--media-public-ip",
+            "203.0.113.7",
+            "--sfu-max-tracks",
+            "50",
+        ]);
+        assert_eq!(cfg.core.sfu_above, Some(0));
+        assert_eq!(cfg.core.max_sfu_room_size, 30);
+        let media = cfg.media.expect("a media server");
+        assert_eq!(media.listen, Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(media.public_ip, Some("203.0.113.7".parse().unwrap()));
+        assert_eq!((media.sfu.max_tracks, media.sfu.max_room_members), (50, 30));
+        let cfg = config(&["--no-sfu"]);
+        assert_eq!((cfg.core.sfu_above, cfg.media.is_none()), (None, true));
+        cfg.validate().expect("a mesh-only config is valid");
+        let mut cfg = config(&[]);
+        cfg.media = None;
+        assert_eq!(cfg.validate(), Err(config::ConfigError::SfuWithoutMedia));
+        for bad in [
+            &["--no-sfu", "--media-listen", "127.0.0.1:9000"][..],
+            &["--sfu-max-tracks", "0"],
+            &["--max-sfu-room-size", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("huddle").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

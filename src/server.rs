@@ -45,6 +45,7 @@ use tracing::{debug, info, warn};
 use crate::assets;
 use crate::config::{Config, RESERVED_FDS};
 use crate::hub::Hub;
+use crate::media::MediaServer;
 use crate::metrics::{self, UpgradeRefusal};
 use crate::origin::{self, Origin, OriginPolicy, Scheme};
 use crate::per_ip::{self, PerIp};
@@ -76,6 +77,9 @@ pub enum ServerError {
     /// The embedded TURN server could not start.
     #[error(transparent)]
     Turn(#[from] crate::turn::TurnError),
+    /// The media server could not start.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// State shared by the handlers.
@@ -108,6 +112,7 @@ pub struct Server {
     metrics_listener: Option<Listener>,
     app: Arc<App>,
     turn: Option<TurnServer>,
+    media: Option<MediaServer>,
     self_signed: Option<PathBuf>,
 }
 
@@ -198,11 +203,22 @@ impl Server {
                 wrong_delay: cfg.wrong_password_delay,
             },
         );
+        let media = match &cfg.media {
+            Some(media_cfg) if cfg.core.sfu_above.is_some() => {
+                let (server, tx, _counts) =
+                    MediaServer::bind(media_cfg, listener.local_addr()?, cfg.listen.port() == 0)
+                        .await?;
+                hub.set_media(tx);
+                Some(server)
+            }
+            _ => None,
+        };
         let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {
             listener,
             metrics_listener,
             turn,
+            media,
             self_signed,
             app: Arc::new(App {
                 cfg,
@@ -222,6 +238,11 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The media server's UDP address, when it runs.
+    pub fn media_addr(&self) -> Option<SocketAddr> {
+        self.media.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     /// `https` with TLS, else `http`.
@@ -308,6 +329,9 @@ impl Server {
             ))
             .with_state(app.clone());
         let timers = tokio::spawn(app.hub.clone().run_timers(app.shutdown.clone()));
+        let media = self
+            .media
+            .map(|m| tokio::spawn(m.run(app.hub.clone(), app.shutdown.clone())));
         let shutdown = app.shutdown.clone();
         // Cancelled when the shutdown timeout has passed: connections still
         // open are dropped.
@@ -377,6 +401,9 @@ impl Server {
         }
         force.cancel();
         let _ = timers.await;
+        if let Some(media) = media {
+            let _ = media.await;
+        }
         if let Some(turn) = self.turn {
             turn.close().await;
         }

@@ -1463,7 +1463,25 @@ impl Core {
             MediaEvent::Failed { member } => {
                 if let Some(room_name) = self.room_of(member) {
                     info!(room = %room_name, member, "media connection failed");
+                    let live = self.rooms[&room_name]
+                        .members
+                        .iter()
+                        .find(|m| m.id == member)
+                        .and_then(|m| match m.link {
+                            Link::Live(conn) => Some(conn),
+                            _ => None,
+                        });
                     self.remove_by_id(&room_name, member, Departure::MediaFailed);
+                    // Out of the room now: it can join again.
+                    if let Some(conn) = live {
+                        self.refuse(
+                            conn,
+                            &Refusal::new(
+                                ErrorCode::Unavailable,
+                                "your connection to the media server failed; you are out of the room and may join again",
+                            ),
+                        );
+                    }
                 }
             }
         }

@@ -333,6 +333,11 @@ fn a_failed_media_connection_ends_that_member_only() {
     );
     assert_eq!(w.core.members("r"), vec!["m0", "m2"]);
     assert_eq!(w.core.stats().leaves(Departure::MediaFailed), 1);
+    // The member itself is told, is out of the room, and may join again.
+    w.expect_error(conns[1], "unavailable");
+    w.send(conns[1], json!({"type":"data","data":{"type":"ping"}}));
+    w.expect_error(conns[1], "not-joined");
+    joined(&mut w, conns[1], "m1", true);
 }
 
 #[test]

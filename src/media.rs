@@ -1,0 +1,282 @@
+//! The media server's I/O: one UDP socket for every media-server room,
+//! driving the sans-IO [`huddle_sfu::Sfu`].
+//!
+//! The signaling core decides which rooms are on the media server and
+//! emits [`MediaCmd`]s; the hub hands them to this task over a channel.
+//! The task feeds the Sfu datagrams, commands and timeouts, sends what it
+//! transmits, and reports what the members must hear (the server's offers
+//! and answers, the active speaker, a connection that failed) back to the
+//! hub as [`MediaEvent`]s. Nothing here blocks: a datagram the socket
+//! cannot take at once is dropped and counted, as a router would.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use huddle_core::core::{MediaCmd, MediaEvent};
+use huddle_core::protocol::LayerWant;
+use huddle_sfu::{Layer, Sfu, SfuConfig, SfuOutput};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::hub::Hub;
+
+/// The largest datagram read (browsers keep RTP under the path MTU; a
+/// bigger one is cut and fails its checks).
+const RECV_BUFFER: usize = 2048;
+
+/// What the media server runs with.
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    /// The UDP address to bind (`--media-listen`); `None`: the HTTP
+    /// listener's address and port.
+    pub listen: Option<SocketAddr>,
+    /// The address to advertise in the server's candidates
+    /// (`--media-public-ip`); `None`: the bound address, or the first
+    /// address of this host when bound to every interface.
+    pub public_ip: Option<IpAddr>,
+    /// The Sfu's own limits.
+    pub sfu: SfuConfig,
+}
+
+/// Errors starting the media server.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The UDP socket could not be bound.
+    #[error("cannot bind the media server's UDP socket on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Bound to every interface, and no address to advertise was found.
+    #[error(
+        "the media server listens on {0} but this host has no address to advertise; give --media-public-ip"
+    )]
+    NoPublicIp(IpAddr),
+}
+
+/// Counters of the media task, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct MediaCounts {
+    /// Datagrams received.
+    pub datagrams_in: AtomicU64,
+    /// Datagrams no member accepted.
+    pub datagrams_unknown: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// Datagrams dropped because the socket's send buffer was full.
+    pub send_dropped: AtomicU64,
+    /// Commands the Sfu refused (bad SDP, limits).
+    pub refused: AtomicU64,
+}
+
+/// A bound media server, ready to run with [`MediaServer::run`].
+pub struct MediaServer {
+    socket: UdpSocket,
+    /// The address the Sfu advertises, and the destination it is told every
+    /// datagram came to (one candidate: a socket bound to every interface
+    /// cannot tell which address a datagram came to).
+    public: SocketAddr,
+    sfu: Sfu,
+    cmds: mpsc::UnboundedReceiver<MediaCmd>,
+    counts: Arc<MediaCounts>,
+}
+
+/// The hub's end: commands for the media server.
+pub type MediaSender = mpsc::UnboundedSender<MediaCmd>;
+
+impl MediaServer {
+    /// Binds `cfg.listen` (or `default_listen`, the HTTP listener's
+    /// address: if that port is taken over UDP and the HTTP port was picked
+    /// by the system, any free UDP port).
+    pub async fn bind(
+        cfg: &MediaConfig,
+        default_listen: SocketAddr,
+        port_was_ephemeral: bool,
+    ) -> Result<(Self, MediaSender, Arc<MediaCounts>), MediaError> {
+        let socket = match cfg.listen {
+            Some(addr) => UdpSocket::bind(addr)
+                .await
+                .map_err(|source| MediaError::Bind { addr, source })?,
+            None => match UdpSocket::bind(default_listen).await {
+                Ok(s) => s,
+                Err(_) if port_was_ephemeral => {
+                    let any = SocketAddr::new(default_listen.ip(), 0);
+                    UdpSocket::bind(any)
+                        .await
+                        .map_err(|source| MediaError::Bind { addr: any, source })?
+                }
+                Err(source) => {
+                    return Err(MediaError::Bind {
+                        addr: default_listen,
+                        source,
+                    });
+                }
+            },
+        };
+        let local = socket.local_addr().map_err(|source| MediaError::Bind {
+            addr: cfg.listen.unwrap_or(default_listen),
+            source,
+        })?;
+        let ip = match cfg.public_ip {
+            Some(ip) => ip,
+            None if !local.ip().is_unspecified() => local.ip(),
+            None => crate::tls::local_addresses()
+                .into_iter()
+                .find(|ip| ip.is_ipv4() == local.is_ipv4())
+                .ok_or(MediaError::NoPublicIp(local.ip()))?,
+        };
+        let public = SocketAddr::new(ip, local.port());
+        let sfu = Sfu::new(cfg.sfu.clone(), vec![public], now());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let counts = Arc::new(MediaCounts::default());
+        info!(%local, %public, "media server listening (UDP)");
+        Ok((
+            Self {
+                socket,
+                public,
+                sfu,
+                cmds: rx,
+                counts: counts.clone(),
+            },
+            tx,
+            counts,
+        ))
+    }
+
+    /// The UDP address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The address advertised to browsers.
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+    }
+
+    /// Serves until `shutdown` is cancelled or the hub drops its sender.
+    pub async fn run(mut self, hub: Arc<Hub>, shutdown: CancellationToken) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            self.flush(&hub);
+            let deadline = self.sfu.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                got = self.socket.recv_from(&mut buf) => match got {
+                    Ok((n, source)) => {
+                        self.counts.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                        if !self.sfu.handle_datagram(now(), source, self.public, &buf[..n]) {
+                            self.counts.datagrams_unknown.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // Linux reports an ICMP port-unreachable for an earlier
+                    // send as an error of the next receive: nothing to do.
+                    Err(e) => debug!(error = %e, "media socket receive"),
+                },
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd, &hub),
+                    None => return,
+                },
+                () = sleep => self.sfu.handle_timeout(now()),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: MediaCmd, hub: &Hub) {
+        let now = now();
+        match cmd {
+            MediaCmd::Join {
+                room,
+                member,
+                stream,
+            } => {
+                if let Err(e) = self.sfu.join(&room, member, &stream, now) {
+                    self.refuse(member, &e, hub);
+                }
+            }
+            MediaCmd::Leave { member } => self.sfu.leave(member, now),
+            MediaCmd::Offer { member, sdp } => match self.sfu.up_offer(member, &sdp, now) {
+                Ok(answer) => hub.media_event(MediaEvent::Answer {
+                    member,
+                    sdp: answer,
+                }),
+                Err(e) => self.refuse(member, &e, hub),
+            },
+            MediaCmd::Answer { member, sdp } => {
+                if let Err(e) = self.sfu.down_answer(member, &sdp, now) {
+                    self.refuse(member, &e, hub);
+                }
+            }
+            MediaCmd::Layer {
+                member,
+                publisher,
+                want,
+            } => self.sfu.set_layer(member, publisher, layer(want)),
+        }
+    }
+
+    /// The Sfu refused MEMBER's request: its media connection cannot work,
+    /// so it ends like a failed one (the member hears why in the close).
+    fn refuse(&mut self, member: u64, e: &huddle_sfu::SfuError, hub: &Hub) {
+        warn!(member, error = %e, "media server refused a request");
+        self.counts.refused.fetch_add(1, Ordering::Relaxed);
+        self.sfu.leave(member, now());
+        hub.media_event(MediaEvent::Failed { member });
+    }
+
+    /// Sends what the Sfu transmits and hands its events to the hub.
+    fn flush(&mut self, hub: &Hub) {
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                SfuOutput::Transmit {
+                    destination, data, ..
+                } => match self.socket.try_send_to(&data, destination) {
+                    Ok(_) => {
+                        self.counts.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        self.counts.send_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                SfuOutput::DownOffer { member, sdp } => {
+                    hub.media_event(MediaEvent::Offer { member, sdp });
+                }
+                SfuOutput::Speaker { room, member } => {
+                    hub.media_event(MediaEvent::Speaker { room, member });
+                }
+                SfuOutput::Connected { member, pc } => {
+                    debug!(member, ?pc, "media connection up");
+                }
+                SfuOutput::Failed { member, reason } => {
+                    info!(member, reason, "media connection failed");
+                    hub.media_event(MediaEvent::Failed { member });
+                }
+            }
+        }
+    }
+}
+
+/// The Sfu's layer for a `layer` message's `want`.
+fn layer(want: LayerWant) -> Layer {
+    match want {
+        LayerWant::High => Layer::High,
+        LayerWant::Mid => Layer::Mid,
+        LayerWant::Low => Layer::Low,
+        LayerWant::Off => Layer::Off,
+    }
+}
+
+/// The current time as the Sfu wants it (tokio's clock, as the hub's).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
