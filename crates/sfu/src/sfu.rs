@@ -220,7 +220,8 @@ pub struct Sfu {
     outputs: VecDeque<SfuOutput>,
     keyframes: KeyframeGate<LayerKey>,
     stats: SfuStats,
-    dirty: Vec<(MemberId, Pc)>,
+    /// Events drained from PCs, not yet handled.
+    events: VecDeque<(MemberId, Pc, Event)>,
     renegotiate: HashSet<MemberId>,
     failed: Vec<(MemberId, String)>,
 }
@@ -246,7 +247,7 @@ impl Sfu {
             ufrags: HashMap::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
-            dirty: Vec::new(),
+            events: VecDeque::new(),
             renegotiate: HashSet::new(),
             failed: Vec::new(),
         }
@@ -353,7 +354,7 @@ impl Sfu {
             .members
             .push(member);
         self.renegotiate.insert(member);
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
         self.run(now);
         Ok(())
     }
@@ -427,7 +428,7 @@ impl Sfu {
             }
         };
         up.negotiated_at.get_or_insert(now);
-        self.dirty.push((member, Pc::Up));
+        self.drain(member, Pc::Up, now);
         self.run(now);
         Ok(answer.to_sdp_string())
     }
@@ -483,7 +484,7 @@ impl Sfu {
                         || (t.gone && t.state == OutState::ToOpen))
                 });
                 self.renegotiate.insert(member);
-                self.dirty.push((member, Pc::Down));
+                self.drain(member, Pc::Down, now);
                 self.run(now);
                 if e == PANICKED {
                     self.failed.push((member, e.clone()));
@@ -493,7 +494,7 @@ impl Sfu {
             }
         }
         self.renegotiate.insert(member);
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
         self.run(now);
         Ok(())
     }
@@ -606,7 +607,7 @@ impl Sfu {
         if let Err(e) = guarded(|| peer.rtc.handle_input(input)) {
             self.failed.push((member, format!("{pc:?} PC input: {e}")));
         }
-        self.dirty.push((member, pc));
+        self.drain(member, pc, now);
         self.run(now);
         true
     }
@@ -615,13 +616,10 @@ impl Sfu {
     /// disconnect timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = Vec::new();
-        for (id, m) in &mut self.members {
+        for (id, m) in &self.members {
             for pc in [Pc::Up, Pc::Down] {
-                let Some(p) = m.peer_mut(pc) else { continue };
+                let Some(p) = m.peer(pc) else { continue };
                 if p.timeout <= now {
-                    if let Err(e) = guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
-                        self.failed.push((*id, format!("{pc:?} PC timeout: {e}")));
-                    }
                     due.push((*id, pc));
                 }
                 if let Some(t) = p.disconnected_since
@@ -645,7 +643,16 @@ impl Sfu {
                 }
             }
         }
-        self.dirty.extend(due);
+        for (member, pc) in due {
+            let Some(p) = self.peer_mut(member, pc) else {
+                continue;
+            };
+            if let Err(e) = guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
+                self.failed
+                    .push((member, format!("{pc:?} PC timeout: {e}")));
+            }
+            self.drain(member, pc, now);
+        }
         self.run(now);
     }
 
@@ -726,11 +733,8 @@ impl Sfu {
     /// failed members, until nothing is left to do.
     fn run(&mut self, now: Instant) {
         loop {
-            if let Some((member, pc)) = self.dirty.pop() {
-                let events = self.drain(member, pc, now);
-                for e in events {
-                    self.handle_event(member, pc, e, now);
-                }
+            if let Some((member, pc, event)) = self.events.pop_front() {
+                self.handle_event(member, pc, event, now);
                 continue;
             }
             if !self.failed.is_empty() {
@@ -755,14 +759,16 @@ impl Sfu {
         }
     }
 
-    /// Polls one PC until its timeout, queueing transmits; returns its events.
-    fn drain(&mut self, member: MemberId, pc: Pc, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
+    /// Polls one PC until its timeout, queueing its transmits and events.
+    ///
+    /// str0m requires a full drain after every mutation of an `Rtc` before
+    /// the next one, so every mutation here is directly followed by this.
+    fn drain(&mut self, member: MemberId, pc: Pc, now: Instant) {
         let Some(m) = self.members.get_mut(&member) else {
-            return events;
+            return;
         };
         let Some(peer) = m.peer_mut(pc) else {
-            return events;
+            return;
         };
         loop {
             match guarded(|| peer.rtc.poll_output()) {
@@ -779,7 +785,7 @@ impl Sfu {
                         data: t.contents.to_vec(),
                     });
                 }
-                Ok(Output::Event(e)) => events.push(e),
+                Ok(Output::Event(e)) => self.events.push_back((member, pc, e)),
                 Err(e) => {
                     self.failed.push((member, format!("{pc:?} PC: {e}")));
                     break;
@@ -789,7 +795,6 @@ impl Sfu {
         if !peer.rtc.is_alive() {
             self.failed.push((member, format!("{pc:?} PC closed")));
         }
-        events
     }
 
     fn handle_event(&mut self, member: MemberId, pc: Pc, event: Event, now: Instant) {
@@ -884,7 +889,7 @@ impl Sfu {
                 .rtc
                 .bwe()
                 .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
-            self.dirty.push((sub, Pc::Down));
+            self.drain(sub, Pc::Down, now);
         }
     }
 
@@ -985,7 +990,7 @@ impl Sfu {
             member,
             sdp: offer.to_sdp_string(),
         });
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
     }
 
     /// Removes a member and stops its tracks elsewhere. False if unknown.
@@ -1003,7 +1008,7 @@ impl Sfu {
                 }
             }
         }
-        self.dirty.retain(|(id, _)| *id != member);
+        self.events.retain(|(id, _, _)| *id != member);
         self.renegotiate.remove(&member);
         self.keyframes.retain(|k| k.0 != member);
         let mut speaker_change = None;
@@ -1233,7 +1238,7 @@ impl Sfu {
                 Ok(()) => self.stats.frames_out += 1,
                 Err(e) => debug!(sub, %e, "write to down PC failed"),
             }
-            self.dirty.push((sub, Pc::Down));
+            self.drain(sub, Pc::Down, now);
         }
         let mut seen: HashSet<LayerKey> = HashSet::new();
         for key in keyframe_wanted.into_iter().filter(|k| seen.insert(*k)) {
@@ -1268,7 +1273,7 @@ impl Sfu {
             Ok(()) => {
                 self.keyframes.sent(key, now);
                 self.stats.keyframe_requests_sent += 1;
-                self.dirty.push((publisher, Pc::Up));
+                self.drain(publisher, Pc::Up, now);
             }
             // A layer never received yet (str0m#773): nothing to ask.
             Err(RtcError::NoReceiverSource(_)) => {}

@@ -208,27 +208,7 @@ impl World {
             // Client → SFU.
             for c in &mut self.clients {
                 for pc in [Pc::Up, Pc::Down] {
-                    loop {
-                        let rtc = match pc {
-                            Pc::Up => &mut c.up,
-                            Pc::Down => &mut c.down,
-                        };
-                        match rtc.poll_output().expect("client poll") {
-                            Output::Timeout(_) => break,
-                            Output::Transmit(t) => {
-                                moved = true;
-                                if c.online {
-                                    self.sfu.handle_datagram(
-                                        now,
-                                        t.source,
-                                        t.destination,
-                                        &t.contents,
-                                    );
-                                }
-                            }
-                            Output::Event(e) => handle_client_event(c, pc, e, now),
-                        }
-                    }
+                    moved |= drain_client(&mut self.sfu, c, pc, now);
                 }
             }
             // SFU → clients.
@@ -250,16 +230,19 @@ impl World {
                         if !c.online {
                             continue;
                         }
-                        let rtc = if c.up_addr == destination {
-                            &mut c.up
+                        let pc = if c.up_addr == destination {
+                            Pc::Up
                         } else {
-                            &mut c.down
+                            Pc::Down
                         };
+                        let rtc = if pc == Pc::Up { &mut c.up } else { &mut c.down };
                         let input = Input::Receive(
                             now,
                             Receive::new(Protocol::Udp, source, destination, &data).unwrap(),
                         );
                         rtc.handle_input(input).expect("client input");
+                        // str0m: drain after every mutation.
+                        drain_client(&mut self.sfu, c, pc, now);
                     }
                     SfuOutput::DownOffer { member, sdp } => {
                         moved = true;
@@ -306,11 +289,13 @@ impl World {
             for c in &mut self.clients {
                 c.up.handle_input(Input::Timeout(now))
                     .expect("client timeout");
+                drain_client(&mut self.sfu, c, Pc::Up, now);
                 c.down
                     .handle_input(Input::Timeout(now))
                     .expect("client timeout");
+                drain_client(&mut self.sfu, c, Pc::Down, now);
                 if c.online && c.up_connected {
-                    send_media(c, now, self.start);
+                    send_media(&mut self.sfu, c, now, self.start);
                 }
             }
             if self.sfu.next_deadline().is_some_and(|t| t <= now) {
@@ -419,7 +404,32 @@ pub fn audio_payload(publisher: MemberId, frame: u64) -> Vec<u8> {
     v
 }
 
-fn send_media(c: &mut Client, now: Instant, start: Instant) {
+/// Polls a client PC to its timeout: transmits go to the SFU (unless the
+/// client is offline), events are recorded. True if anything came out.
+fn drain_client(sfu: &mut Sfu, c: &mut Client, pc: Pc, now: Instant) -> bool {
+    let mut moved = false;
+    loop {
+        let rtc = match pc {
+            Pc::Up => &mut c.up,
+            Pc::Down => &mut c.down,
+        };
+        match rtc.poll_output().expect("client poll") {
+            Output::Timeout(_) => return moved,
+            Output::Transmit(t) => {
+                moved = true;
+                if c.online {
+                    sfu.handle_datagram(now, t.source, t.destination, &t.contents);
+                }
+            }
+            Output::Event(e) => {
+                moved = true;
+                handle_client_event(c, pc, e, now);
+            }
+        }
+    }
+}
+
+fn send_media(sfu: &mut Sfu, c: &mut Client, now: Instant, start: Instant) {
     let (Some(a), Some(v)) = (c.audio_mid, c.video_mid) else {
         return;
     };
@@ -438,6 +448,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
             w.audio_level(c.audio_level, c.audio_level > -127)
                 .write(pt, now, time, data)
                 .expect("audio write");
+            drain_client(sfu, c, Pc::Up, now);
         }
     }
     // Video every 35 ms (a multiple of the step).
@@ -469,6 +480,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
                 w = w.rid(r);
             }
             w.write(pt, now, time, data).expect("video write");
+            drain_client(sfu, c, Pc::Up, now);
         }
     }
 }
