@@ -96,8 +96,24 @@ pub struct SfuConfig {
     /// Share of a subscriber's bandwidth estimate spent on video when
     /// capping layers, in percent. Default 85.
     pub bwe_video_share_percent: u64,
+    /// Bitrates assumed for the low, mid and high layers (bits/s) until a
+    /// layer's own rate has been measured over a second, when capping by the
+    /// bandwidth estimate. Default 150 k, 500 k, 1.5 M.
+    pub nominal_layer_bps: [u64; 3],
     /// Active speaker detection settings.
     pub speaker: SpeakerConfig,
+}
+
+impl SfuConfig {
+    /// [`SfuConfig::nominal_layer_bps`] of one layer (0 for `Off`).
+    pub fn nominal_bps(&self, layer: Layer) -> u64 {
+        match layer {
+            Layer::Off => 0,
+            Layer::Low => self.nominal_layer_bps[0],
+            Layer::Mid => self.nominal_layer_bps[1],
+            Layer::High => self.nominal_layer_bps[2],
+        }
+    }
 }
 
 impl Default for SfuConfig {
@@ -115,6 +131,7 @@ impl Default for SfuConfig {
             connect_timeout: Duration::from_secs(30),
             silence_timeout: Duration::from_secs(10),
             bwe_video_share_percent: 85,
+            nominal_layer_bps: [150_000, 500_000, 1_500_000],
             speaker: SpeakerConfig::default(),
         }
     }

@@ -38,6 +38,8 @@ struct RateMeter {
     window_start: Instant,
     bytes: u64,
     bps: u64,
+    /// A whole window has been measured.
+    full: bool,
 }
 
 impl RateMeter {
@@ -46,12 +48,14 @@ impl RateMeter {
             window_start: now,
             bytes: 0,
             bps: 0,
+            full: false,
         }
     }
 
     fn add(&mut self, bytes: usize, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= Duration::from_secs(1) {
+            self.full = true;
             self.bps = self.bytes * 8 * 1000 / (elapsed.as_millis().max(1) as u64);
             self.bytes = 0;
             self.window_start = now;
@@ -59,16 +63,10 @@ impl RateMeter {
         self.bytes += bytes as u64;
     }
 
-    /// The last full window's rate, or the running one before the first.
-    fn bps(&self, now: Instant) -> u64 {
-        if self.bps > 0 {
-            return self.bps;
-        }
-        let elapsed = now
-            .saturating_duration_since(self.window_start)
-            .as_millis()
-            .max(100) as u64;
-        self.bytes * 8 * 1000 / elapsed
+    /// The last full window's rate; `None` before the first window closed
+    /// (a running figure over a few frames is mostly noise).
+    fn bps(&self) -> Option<u64> {
+        self.full.then_some(self.bps)
     }
 }
 
@@ -342,7 +340,8 @@ impl Sfu {
                 tracks_out,
                 pending: None,
                 wanted: HashMap::new(),
-                bwe_bps: None,
+                // Until the first estimate, the starting point is the estimate.
+                bwe_bps: Some(self.config.initial_bitrate_bps),
             },
         );
         self.rooms
@@ -874,7 +873,7 @@ impl Sfu {
                 .members
                 .get(&t.publisher)
                 .and_then(|p| p.tracks_in.iter().find(|i| i.mid == t.pub_mid))
-                .and_then(|i| i.layers.values().map(|l| l.rate.bps(now)).max())
+                .and_then(|i| i.layers.values().filter_map(|l| l.rate.bps()).max())
                 .unwrap_or(0);
             desired += match t.kind {
                 MediaKind::Audio => rate.max(AUDIO_BPS),
@@ -1112,7 +1111,11 @@ impl Sfu {
                     Some(r) => Layer::from_rid(r)?,
                     None => Layer::High,
                 };
-                Some((layer, l.rate.bps(now), *rid))
+                let rate = l
+                    .rate
+                    .bps()
+                    .unwrap_or_else(|| self.config.nominal_bps(layer));
+                Some((layer, rate, *rid))
             })
             .collect();
         if starting {
@@ -1120,7 +1123,7 @@ impl Sfu {
                 if !track.layers.contains_key(&Some(*rid))
                     && let Some(layer) = Layer::from_rid(rid)
                 {
-                    available.push((layer, 0, Some(*rid)));
+                    available.push((layer, self.config.nominal_bps(layer), Some(*rid)));
                 }
             }
         }

@@ -691,3 +691,31 @@ fn a_layer_that_stops_falls_back_and_comes_back() {
     w.run(Duration::from_millis(500));
     assert_eq!(last_layer(&w), Some(b'h'));
 }
+
+#[test]
+fn a_low_bandwidth_estimate_caps_the_layer() {
+    let mut cfg = config();
+    // 85% of 100 kbit/s fits l (~35 kbit/s here) but not m (~90) or h (~200).
+    cfg.initial_bitrate_bps = 100_000;
+    let mut w = World::new(cfg);
+    w.join("r", 1, Publish::Simulcast);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_secs(2));
+    let layers: String = w
+        .frames_from(2, 1, MediaKind::Video)
+        .iter()
+        .map(|r| layer_of(r) as char)
+        .collect();
+    assert!(layers.len() > 20, "{layers}");
+    // From the first frame on (the starting estimate counts before the
+    // first report), and up as the estimate grows, never to h in 2 s.
+    assert!(layers.starts_with("lll"), "{layers}");
+    assert!(!layers.contains('h'), "{layers}");
+    // Only upwards (l… then m…), as the estimate grows.
+    assert!(
+        layers.trim_start_matches('l').chars().all(|c| c == 'm'),
+        "{layers}"
+    );
+    assert!(layers.ends_with('m'), "the estimate ramps up: {layers}");
+}

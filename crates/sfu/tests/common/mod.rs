@@ -490,9 +490,13 @@ pub fn layer_of(r: &Received) -> u8 {
     r.data[2]
 }
 
-/// Default config with a small disconnect grace for quick tests.
+/// The SFU config for tests: defaults, with the nominal layer rates set to
+/// what [`send_media`] sends (150/400/900-byte frames at ~28.6 fps).
 pub fn config() -> SfuConfig {
-    SfuConfig::default()
+    SfuConfig {
+        nominal_layer_bps: [35_000, 92_000, 206_000],
+        ..SfuConfig::default()
+    }
 }
 
 pub fn layer_name(l: Layer) -> u8 {
