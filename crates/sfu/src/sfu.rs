@@ -527,9 +527,15 @@ impl Sfu {
     }
 
     /// Sets the layer `member` wants of `publisher`'s video. [`Layer::Off`]
-    /// stops forwarding that video to it. Unknown members are ignored.
+    /// stops forwarding that video to it. It applies from the next frame
+    /// (a switch waits for a keyframe of the new layer). Ignored unless both
+    /// are members of the same room.
     pub fn set_layer(&mut self, member: MemberId, publisher: MemberId, layer: Layer) {
-        if let Some(m) = self.members.get_mut(&member) {
+        let same_room = match (self.members.get(&member), self.members.get(&publisher)) {
+            (Some(m), Some(p)) => m.room == p.room && member != publisher,
+            _ => false,
+        };
+        if same_room && let Some(m) = self.members.get_mut(&member) {
             m.wanted.insert(publisher, layer);
         }
     }
@@ -980,10 +986,17 @@ impl Sfu {
             return;
         }
         let Some((offer, pending)) = api.apply() else {
+            // Nothing to offer after all: undo, so a later change retries.
+            for t in &mut m.tracks_out {
+                if let OutState::Negotiating(_) = t.state {
+                    t.state = OutState::ToOpen;
+                }
+            }
+            m.tracks_out
+                .retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
             return;
         };
         m.pending = Some(pending);
-        let _ = now;
         self.stats.down_offers += 1;
         self.outputs.push_back(SfuOutput::DownOffer {
             member,
@@ -1156,10 +1169,12 @@ impl Sfu {
             if !s.down.connected {
                 continue;
             }
+            // Videos sharing the budget: open, and not switched off.
             let video_open = s
                 .tracks_out
                 .iter()
                 .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
+                .filter(|t| s.wanted.get(&t.publisher) != Some(&Layer::Off))
                 .count()
                 .max(1) as u64;
             let default_layer = if room_size > self.config.low_above {
