@@ -549,6 +549,12 @@ impl Sfu {
 
     /// Feeds one received datagram. Returns false when no member accepts it
     /// (the caller drops it).
+    ///
+    /// `destination` should be the advertised address the datagram was sent
+    /// to. str0m drops STUN that does not arrive on one of its candidates, so
+    /// an address that is not one of `local_addrs` (a socket bound to
+    /// `0.0.0.0`, or behind a 1:1 NAT) is mapped to the advertised address of
+    /// the same family, preferring the same port.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -556,6 +562,7 @@ impl Sfu {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
+        let destination = self.advertised(destination);
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
             self.stats.packets_dropped += 1;
             return false;
@@ -725,6 +732,21 @@ impl Sfu {
     }
 
     // ---- internals ----
+
+    /// See [`Sfu::handle_datagram`].
+    fn advertised(&self, destination: SocketAddr) -> SocketAddr {
+        if self.local_addrs.contains(&destination) {
+            return destination;
+        }
+        let same_family = |a: &&SocketAddr| a.is_ipv4() == destination.is_ipv4();
+        self.local_addrs
+            .iter()
+            .filter(same_family)
+            .find(|a| a.port() == destination.port())
+            .or_else(|| self.local_addrs.iter().find(same_family))
+            .copied()
+            .unwrap_or(destination)
+    }
 
     fn peer(&self, member: MemberId, pc: Pc) -> Option<&Peer> {
         self.members.get(&member).and_then(|m| m.peer(pc))

@@ -719,3 +719,15 @@ fn a_low_bandwidth_estimate_caps_the_layer() {
     );
     assert!(layers.ends_with('m'), "the estimate ramps up: {layers}");
 }
+
+#[test]
+fn datagrams_to_an_unspecified_address_are_mapped_to_the_advertised_one() {
+    let mut w = World::new(config());
+    // As from a socket bound to 0.0.0.0:5000 (recv_from gives no destination).
+    w.seen_destination = Some("0.0.0.0:5000".parse().unwrap());
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_millis(500));
+    assert!(!w.frames_from(2, 1, MediaKind::Video).is_empty());
+}

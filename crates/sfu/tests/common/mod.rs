@@ -86,6 +86,9 @@ pub struct World {
     /// Non-transmit outputs of the SFU, in order.
     pub outputs: Vec<SfuOutput>,
     pub start: Instant,
+    /// The destination the SFU is told datagrams arrived on (default: the
+    /// address they were sent to).
+    pub seen_destination: Option<SocketAddr>,
 }
 
 fn rid(s: &str) -> Rid {
@@ -101,6 +104,7 @@ impl World {
             clients: vec![],
             outputs: vec![],
             start: now,
+            seen_destination: None,
         }
     }
 
@@ -208,7 +212,7 @@ impl World {
             // Client → SFU.
             for c in &mut self.clients {
                 for pc in [Pc::Up, Pc::Down] {
-                    moved |= drain_client(&mut self.sfu, c, pc, now);
+                    moved |= drain_client(&mut self.sfu, self.seen_destination, c, pc, now);
                 }
             }
             // SFU → clients.
@@ -242,7 +246,7 @@ impl World {
                         );
                         rtc.handle_input(input).expect("client input");
                         // str0m: drain after every mutation.
-                        drain_client(&mut self.sfu, c, pc, now);
+                        drain_client(&mut self.sfu, self.seen_destination, c, pc, now);
                     }
                     SfuOutput::DownOffer { member, sdp } => {
                         moved = true;
@@ -289,13 +293,13 @@ impl World {
             for c in &mut self.clients {
                 c.up.handle_input(Input::Timeout(now))
                     .expect("client timeout");
-                drain_client(&mut self.sfu, c, Pc::Up, now);
+                drain_client(&mut self.sfu, self.seen_destination, c, Pc::Up, now);
                 c.down
                     .handle_input(Input::Timeout(now))
                     .expect("client timeout");
-                drain_client(&mut self.sfu, c, Pc::Down, now);
+                drain_client(&mut self.sfu, self.seen_destination, c, Pc::Down, now);
                 if c.online && c.up_connected {
-                    send_media(&mut self.sfu, c, now, self.start);
+                    send_media(&mut self.sfu, self.seen_destination, c, now, self.start);
                 }
             }
             if self.sfu.next_deadline().is_some_and(|t| t <= now) {
@@ -406,7 +410,13 @@ pub fn audio_payload(publisher: MemberId, frame: u64) -> Vec<u8> {
 
 /// Polls a client PC to its timeout: transmits go to the SFU (unless the
 /// client is offline), events are recorded. True if anything came out.
-fn drain_client(sfu: &mut Sfu, c: &mut Client, pc: Pc, now: Instant) -> bool {
+fn drain_client(
+    sfu: &mut Sfu,
+    seen_destination: Option<SocketAddr>,
+    c: &mut Client,
+    pc: Pc,
+    now: Instant,
+) -> bool {
     let mut moved = false;
     loop {
         let rtc = match pc {
@@ -418,7 +428,8 @@ fn drain_client(sfu: &mut Sfu, c: &mut Client, pc: Pc, now: Instant) -> bool {
             Output::Transmit(t) => {
                 moved = true;
                 if c.online {
-                    sfu.handle_datagram(now, t.source, t.destination, &t.contents);
+                    let destination = seen_destination.unwrap_or(t.destination);
+                    sfu.handle_datagram(now, t.source, destination, &t.contents);
                 }
             }
             Output::Event(e) => {
@@ -429,7 +440,13 @@ fn drain_client(sfu: &mut Sfu, c: &mut Client, pc: Pc, now: Instant) -> bool {
     }
 }
 
-fn send_media(sfu: &mut Sfu, c: &mut Client, now: Instant, start: Instant) {
+fn send_media(
+    sfu: &mut Sfu,
+    seen_destination: Option<SocketAddr>,
+    c: &mut Client,
+    now: Instant,
+    start: Instant,
+) {
     let (Some(a), Some(v)) = (c.audio_mid, c.video_mid) else {
         return;
     };
@@ -448,7 +465,7 @@ fn send_media(sfu: &mut Sfu, c: &mut Client, now: Instant, start: Instant) {
             w.audio_level(c.audio_level, c.audio_level > -127)
                 .write(pt, now, time, data)
                 .expect("audio write");
-            drain_client(sfu, c, Pc::Up, now);
+            drain_client(sfu, seen_destination, c, Pc::Up, now);
         }
     }
     // Video every 35 ms (a multiple of the step).
@@ -480,7 +497,7 @@ fn send_media(sfu: &mut Sfu, c: &mut Client, now: Instant, start: Instant) {
                 w = w.rid(r);
             }
             w.write(pt, now, time, data).expect("video write");
-            drain_client(sfu, c, Pc::Up, now);
+            drain_client(sfu, seen_destination, c, Pc::Up, now);
         }
     }
 }
