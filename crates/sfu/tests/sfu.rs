@@ -731,3 +731,25 @@ fn datagrams_to_an_unspecified_address_are_mapped_to_the_advertised_one() {
     w.run(Duration::from_millis(500));
     assert!(!w.frames_from(2, 1, MediaKind::Video).is_empty());
 }
+
+#[test]
+fn a_chrome_simulcast_offer_is_answered() {
+    let mut w = World::new(config());
+    w.sfu.join("r", 17, "m17", w.now).unwrap();
+    let offer = include_str!("data/chrome-simulcast-offer.sdp").replace('\n', "\r\n");
+    let answer = w.sfu.up_offer(17, &offer, w.now).expect("answer");
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    assert!(answer.contains("a=simulcast:recv l;m;h"), "{answer}");
+    for rid in ["l", "m", "h"] {
+        assert!(answer.contains(&format!("a=rid:{rid} recv")), "{answer}");
+    }
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(
+        answer.contains("opus/48000/2") && answer.contains("VP8/90000"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("a=candidate:") && answer.contains("10.0.0.1 5000 typ host"),
+        "{answer}"
+    );
+}
