@@ -753,3 +753,83 @@ fn a_chrome_simulcast_offer_is_answered() {
         "{answer}"
     );
 }
+
+#[test]
+fn a_late_joiner_sees_video_soon_after_connecting() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::Nothing);
+    w.run_until_connected();
+    // Long enough that the publisher's only unrequested keyframe is history.
+    w.run(Duration::from_secs(2));
+    w.join("r", 3, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_millis(500));
+    let connected = w.client_ref(3).down_connected_at.unwrap();
+    let first = &w.frames_from(3, 1, MediaKind::Video)[0];
+    assert!(first.keyframe);
+    let ttff = first.at - connected;
+    // One keyframe request and the next frame (35 ms apart here).
+    assert!(
+        ttff < Duration::from_millis(150),
+        "first frame {ttff:?} after connecting"
+    );
+}
+
+#[test]
+fn a_subscribers_pli_reaches_the_layer_it_gets() {
+    let mut w = World::new(config());
+    w.join("r", 1, Publish::Simulcast);
+    w.join("r", 2, Publish::Nothing);
+    w.sfu.set_layer(2, 1, Layer::Mid);
+    w.run_until_connected();
+    w.run(Duration::from_secs(1));
+    assert_eq!(
+        w.frames_from(2, 1, MediaKind::Video).last().map(layer_of),
+        Some(b'm')
+    );
+    let before = w.client_ref(1).keyframe_requests.len();
+    let c = w.client(2);
+    let mid = *c
+        .down_stream_ids
+        .iter()
+        .find(|(m, _)| {
+            c.down
+                .media(**m)
+                .is_some_and(|m| m.kind() == MediaKind::Video)
+        })
+        .unwrap()
+        .0;
+    c.down
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
+        .unwrap();
+    w.run(Duration::from_millis(100));
+    let requests = &w.client_ref(1).keyframe_requests[before..];
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].1.as_deref(), Some("m"));
+}
+
+#[test]
+fn stopped_down_m_lines_are_not_reused() {
+    // A str0m limitation this crate inherits (see README): documents it.
+    let mut w = World::new(config());
+    w.join("r", 2, Publish::Nothing);
+    for round in 0..2 {
+        let id = 10 + round;
+        w.join("r", id, Publish::AudioVideo);
+        w.run_until_connected();
+        w.run(Duration::from_millis(100));
+        w.sfu.leave(id, w.now);
+        w.client(id).online = false;
+        w.pump();
+    }
+    let last = w.client_ref(2).down_offers.last().unwrap();
+    let m_lines: Vec<&str> = last.lines().filter(|l| l.starts_with("m=")).collect();
+    assert_eq!(m_lines.len(), 4, "{last}");
+    assert!(
+        m_lines.iter().all(|l| l.split(' ').nth(1) == Some("0")),
+        "{last}"
+    );
+}

@@ -74,6 +74,7 @@ pub struct Client {
     pub audio_level: i8,
     pub up_connected: bool,
     pub down_connected: bool,
+    pub down_connected_at: Option<Instant>,
     /// Every event seen on the down PC is logged here too (kind only).
     pub down_stream_ids: HashMap<Mid, String>,
 }
@@ -153,6 +154,7 @@ impl World {
             audio_level: -127,
             up_connected: false,
             down_connected: false,
+            down_connected_at: None,
             down_stream_ids: HashMap::new(),
         };
         if publish != Publish::Nothing {
@@ -346,7 +348,10 @@ fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) {
 fn handle_client_event(c: &mut Client, pc: Pc, e: Event, now: Instant) {
     match (pc, e) {
         (Pc::Up, Event::Connected) => c.up_connected = true,
-        (Pc::Down, Event::Connected) => c.down_connected = true,
+        (Pc::Down, Event::Connected) => {
+            c.down_connected = true;
+            c.down_connected_at = Some(now);
+        }
         (Pc::Up, Event::KeyframeRequest(req)) => {
             c.keyframe_requests.push((now, req.rid));
             c.force_key.insert(req.rid, true);
