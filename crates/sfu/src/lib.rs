@@ -39,6 +39,7 @@
 //!   leave(a)             ──▶   DownOffer{b}   (a's m-lines stopped)
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod keyframe;
 mod layer;
