@@ -72,6 +72,9 @@ pub struct SfuConfig {
     /// Starting point of each down PC's bandwidth estimate, bits/s.
     /// Default 1 000 000.
     pub initial_bitrate_bps: u64,
+    /// Audio and video m-lines one member may publish on its up PC.
+    /// Default 8.
+    pub max_tracks_per_member: usize,
     /// Members in one room. Default 100.
     pub max_room_members: usize,
     /// Members in the whole SFU. Default 1000.
@@ -123,6 +126,7 @@ impl Default for SfuConfig {
             max_tracks: 400,
             low_above: 10,
             initial_bitrate_bps: 1_000_000,
+            max_tracks_per_member: 8,
             max_room_members: 100,
             max_members: 1000,
             max_sdp_len: 64 * 1024,
@@ -297,6 +301,15 @@ pub enum SfuError {
         current: usize,
         /// Tracks the request would add.
         adding: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The up offer has more audio/video m-lines than
+    /// [`SfuConfig::max_tracks_per_member`].
+    #[error("offer publishes {offered} tracks, at most {max} are allowed")]
+    PublishLimit {
+        /// Media lines offered.
+        offered: usize,
         /// The limit.
         max: usize,
     },

@@ -387,12 +387,18 @@ impl Sfu {
         let Some(m) = self.members.get(&member) else {
             return Err(SfuError::UnknownMember(member));
         };
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let offer = parse_guarded(|| SdpOffer::from_sdp_string(sdp)).map_err(SfuError::Sdp)?;
         // Track limit: every new media line is forwarded to every other member.
         let offered = sdp
             .lines()
             .filter(|l| l.starts_with("m=audio") || l.starts_with("m=video"))
             .count();
+        if offered > self.config.max_tracks_per_member {
+            return Err(SfuError::PublishLimit {
+                offered,
+                max: self.config.max_tracks_per_member,
+            });
+        }
         let new = offered.saturating_sub(m.tracks_in.len());
         let others = self
             .rooms
@@ -453,7 +459,7 @@ impl Sfu {
         if m.pending.is_none() {
             return Err(SfuError::NoPendingOffer(member));
         }
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let answer = parse_guarded(|| SdpAnswer::from_sdp_string(sdp)).map_err(SfuError::Sdp)?;
         let pending = m.pending.take().ok_or(SfuError::NoPendingOffer(member))?;
         let result = guarded(|| m.down.rtc.sdp_api().accept_answer(pending, answer));
         match result {
@@ -522,7 +528,7 @@ impl Sfu {
         } else {
             format!("candidate:{c}")
         };
-        Candidate::from_sdp_string(&c).map_err(|e| SfuError::Candidate(e.to_string()))?;
+        parse_guarded(|| Candidate::from_sdp_string(&c)).map_err(SfuError::Candidate)?;
         Ok(())
     }
 
@@ -1345,6 +1351,15 @@ fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
         at += 4 + alen.div_ceil(4) * 4;
     }
     None
+}
+
+/// Parses client text with a str0m parser, a panic included in the errors.
+fn parse_guarded<T, E: std::fmt::Display>(f: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(PANICKED.to_string()),
+    }
 }
 
 /// Runs a str0m call that sees network or client input, turning a panic

@@ -833,3 +833,74 @@ fn stopped_down_m_lines_are_not_reused() {
         "{last}"
     );
 }
+
+#[test]
+fn mangled_offers_never_panic() {
+    let mut w = World::new(config());
+    let lines: Vec<&str> = include_str!("data/chrome-simulcast-offer.sdp")
+        .lines()
+        .collect();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut answered = 0;
+    for id in 0..60u64 {
+        let mut mangled: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() as usize) % mangled.len();
+            match next() % 4 {
+                0 => {
+                    mangled.remove(i);
+                }
+                1 => {
+                    let cut = (next() as usize) % (mangled[i].len() + 1);
+                    mangled[i].truncate(cut);
+                }
+                2 => {
+                    let j = (next() as usize) % mangled.len();
+                    mangled.swap(i, j);
+                }
+                _ => mangled[i] = mangled[i].replace(|c: char| c.is_ascii_digit(), "9"),
+            }
+        }
+        let sdp = mangled.join("\r\n") + "\r\n";
+        w.sfu.join("r", id, &format!("m{id}"), w.now).unwrap();
+        if w.sfu.up_offer(id, &sdp, w.now).is_ok() {
+            answered += 1;
+        }
+        w.sfu.leave(id, w.now);
+    }
+    // Some mangling is harmless, some is fatal; neither panics.
+    assert!(answered > 0 && answered < 60, "answered {answered}");
+}
+
+#[test]
+fn publishing_too_many_tracks_is_refused() {
+    use huddle_sfu::SfuError;
+    let mut w = World::new(config());
+    w.sfu.join("r", 1, "m1", w.now).unwrap();
+    let mut rtc = str0m::Rtc::new(w.now);
+    let mut api = rtc.sdp_api();
+    for _ in 0..9 {
+        api.add_media(
+            MediaKind::Audio,
+            str0m::media::Direction::SendOnly,
+            None,
+            None,
+            None,
+        );
+    }
+    let (offer, _pending) = api.apply().unwrap();
+    let err = w
+        .sfu
+        .up_offer(1, &offer.to_sdp_string(), w.now)
+        .unwrap_err();
+    assert!(
+        matches!(err, SfuError::PublishLimit { offered: 9, max: 8 }),
+        "{err}"
+    );
+}
