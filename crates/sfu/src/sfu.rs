@@ -1197,23 +1197,27 @@ impl Sfu {
             if !s.down.connected {
                 continue;
             }
-            // Videos sharing the budget: open, and not switched off.
-            let video_open = s
-                .tracks_out
-                .iter()
-                .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
-                .filter(|t| s.wanted.get(&t.publisher) != Some(&Layer::Off))
-                .count()
-                .max(1) as u64;
             let default_layer = if room_size > self.config.low_above {
                 Layer::Low
             } else {
                 Layer::High
             };
             let wanted = s.wanted.get(&publisher).copied().unwrap_or(default_layer);
-            let budget = s
-                .bwe_bps
-                .map(|b| b * self.config.bwe_video_share_percent / 100 / video_open);
+            // Only simulcast video needs the budget. It is shared by the videos
+            // open and not switched off.
+            let budget = if simulcast && kind == MediaKind::Video {
+                let video_open = s
+                    .tracks_out
+                    .iter()
+                    .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
+                    .filter(|t| s.wanted.get(&t.publisher) != Some(&Layer::Off))
+                    .count()
+                    .max(1) as u64;
+                s.bwe_bps
+                    .map(|b| b * self.config.bwe_video_share_percent / 100 / video_open)
+            } else {
+                None
+            };
             let Some(t) = s
                 .tracks_out
                 .iter_mut()
