@@ -75,6 +75,9 @@ pub struct Client {
     pub up_connected: bool,
     pub down_connected: bool,
     pub down_connected_at: Option<Instant>,
+    /// When each PC wants its next timeout.
+    pub up_timeout: Instant,
+    pub down_timeout: Instant,
     /// Every event seen on the down PC is logged here too (kind only).
     pub down_stream_ids: HashMap<Mid, String>,
 }
@@ -155,6 +158,8 @@ impl World {
             up_connected: false,
             down_connected: false,
             down_connected_at: None,
+            up_timeout: now,
+            down_timeout: now,
             down_stream_ids: HashMap::new(),
         };
         if publish != Publish::Nothing {
@@ -287,21 +292,43 @@ impl World {
     }
 
     /// Like [`World::run`] with another step (media is only sent on 5 ms steps).
-    pub fn run_step(&mut self, d: Duration, step: Duration) {
+    pub fn run_step(&mut self, d: Duration, tick: Duration) {
+        // Event-driven: time jumps to the next SFU or client deadline, or to
+        // the next media tick, so pacers and BWE see the times they asked for.
         let end = self.now + d;
+        let mut next_tick = self.now + tick;
         while self.now < end {
-            self.now += step;
+            let mut next = next_tick.min(end);
+            if let Some(t) = self.sfu.next_deadline() {
+                next = next.min(t);
+            }
+            for c in &self.clients {
+                next = next.min(c.up_timeout).min(c.down_timeout);
+            }
+            // Always move forward (a deadline of "now" was just served).
+            self.now = next
+                .max(self.now + Duration::from_micros(100))
+                .min(end.max(self.now));
             let now = self.now;
             for c in &mut self.clients {
-                c.up.handle_input(Input::Timeout(now))
-                    .expect("client timeout");
-                drain_client(&mut self.sfu, self.seen_destination, c, Pc::Up, now);
-                c.down
-                    .handle_input(Input::Timeout(now))
-                    .expect("client timeout");
-                drain_client(&mut self.sfu, self.seen_destination, c, Pc::Down, now);
-                if c.online && c.up_connected {
-                    send_media(&mut self.sfu, self.seen_destination, c, now, self.start);
+                if c.up_timeout <= now {
+                    c.up.handle_input(Input::Timeout(now))
+                        .expect("client timeout");
+                    drain_client(&mut self.sfu, self.seen_destination, c, Pc::Up, now);
+                }
+                if c.down_timeout <= now {
+                    c.down
+                        .handle_input(Input::Timeout(now))
+                        .expect("client timeout");
+                    drain_client(&mut self.sfu, self.seen_destination, c, Pc::Down, now);
+                }
+            }
+            if now >= next_tick {
+                next_tick += tick;
+                for c in &mut self.clients {
+                    if c.online && c.up_connected {
+                        send_media(&mut self.sfu, self.seen_destination, c, now, self.start);
+                    }
                 }
             }
             if self.sfu.next_deadline().is_some_and(|t| t <= now) {
@@ -429,7 +456,13 @@ fn drain_client(
             Pc::Down => &mut c.down,
         };
         match rtc.poll_output().expect("client poll") {
-            Output::Timeout(_) => return moved,
+            Output::Timeout(t) => {
+                match pc {
+                    Pc::Up => c.up_timeout = t,
+                    Pc::Down => c.down_timeout = t,
+                }
+                return moved;
+            }
             Output::Transmit(t) => {
                 moved = true;
                 if c.online {
