@@ -1431,3 +1431,9 @@ mod tests {
         assert_eq!(stun_local_ufrag(&bad_attr), None);
     }
 }
+
+/// The shell moves the `Sfu` into its own thread or task: it must stay `Send`.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Sfu>();
+};
