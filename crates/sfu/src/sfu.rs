@@ -1390,6 +1390,12 @@ fn new_track_out(publisher: MemberId, pub_mid: Mid, kind: MediaKind) -> TrackOut
     }
 }
 
+/// The shell moves the `Sfu` into its own thread or task: it must stay `Send`.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Sfu>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::stun_local_ufrag;
@@ -1431,9 +1437,3 @@ mod tests {
         assert_eq!(stun_local_ufrag(&bad_attr), None);
     }
 }
-
-/// The shell moves the `Sfu` into its own thread or task: it must stay `Send`.
-const _: fn() = || {
-    fn send<T: Send>() {}
-    send::<Sfu>();
-};
