@@ -372,6 +372,54 @@ fn garbage_from_a_known_address_never_panics() {
         }
         w.sfu.handle_datagram(w.now, from, SERVER, &data);
     }
+    // Real SRTP from member 1 with bytes flipped, and the same from strangers.
+    let mut real = Vec::new();
+    {
+        let now = w.now;
+        let c = w.client(1);
+        let pt =
+            c.up.codec_config()
+                .find(|p| p.spec().codec == str0m::format::Codec::Vp8)
+                .unwrap()
+                .pt();
+        let mid = c.video_mid.unwrap();
+        for f in 0..20u64 {
+            let t = str0m::media::MediaTime::new(f * 3000, str0m::media::Frequency::NINETY_KHZ);
+            let w = c.up.writer(mid).unwrap();
+            w.write(pt, now, t, video_payload(f == 0, 1, b'-', f))
+                .unwrap();
+            // Drain after each mutation; the transmits are kept, not delivered.
+            for tick in [None, Some(now + Duration::from_millis(f))] {
+                if let Some(t) = tick {
+                    c.up.handle_input(str0m::Input::Timeout(t)).unwrap();
+                }
+                loop {
+                    match c.up.poll_output().unwrap() {
+                        str0m::Output::Transmit(t) => real.push(t.contents.to_vec()),
+                        str0m::Output::Timeout(_) => break,
+                        str0m::Output::Event(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    assert!(!real.is_empty());
+    for i in 0..3000usize {
+        let mut data = real[i % real.len()].clone();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % data.len();
+            data[at] ^= 1 << (next() % 8);
+        }
+        if next() % 4 == 0 {
+            data.truncate((next() as usize) % (data.len() + 1));
+        }
+        let source = if i % 3 == 0 {
+            std::net::SocketAddr::from(([198, 51, 100, (i % 250) as u8], 1000 + i as u16))
+        } else {
+            from
+        };
+        w.sfu.handle_datagram(w.now, source, SERVER, &data);
+    }
     // Whatever happened to member 1, the SFU still works for the rest.
     while w.sfu.poll_output().is_some() {}
     w.run(Duration::from_millis(100));
