@@ -363,7 +363,7 @@ fn garbage_from_a_known_address_never_panics() {
         x ^= x << 17;
         x
     };
-    for i in 0..3000 {
+    for i in 0..2000 {
         let len = (next() % 300) as usize;
         let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         // Steer the first byte into each demultiplexing class in turn.
@@ -404,7 +404,7 @@ fn garbage_from_a_known_address_never_panics() {
         }
     }
     assert!(!real.is_empty());
-    for i in 0..3000usize {
+    for i in 0..2000usize {
         let mut data = real[i % real.len()].clone();
         for _ in 0..1 + next() % 3 {
             let at = (next() as usize) % data.len();
@@ -505,7 +505,7 @@ fn malformed_sdp_is_an_error() {
 fn a_client_that_goes_silent_is_failed() {
     let mut w = World::new(config());
     w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::AudioVideo);
+    w.join("r", 2, Publish::Nothing);
     w.run_until_connected();
     w.run(Duration::from_millis(200));
     w.client(1).online = false;
@@ -954,28 +954,28 @@ fn publishing_too_many_tracks_is_refused() {
 }
 
 #[test]
-fn six_publishers_all_see_each_other() {
+fn five_publishers_all_see_each_other() {
     let mut w = World::new(config());
-    for id in 1..=6 {
+    for id in 1..=5 {
         w.join("big", id, Publish::Simulcast);
     }
     w.run_until_connected();
-    w.run(Duration::from_millis(500));
-    assert_eq!(w.sfu.forwarded_tracks(), 6 * 2 * 5);
-    for sub in 1..=6 {
-        for publisher in (1..=6).filter(|p| *p != sub) {
+    w.run(Duration::from_millis(400));
+    assert_eq!(w.sfu.forwarded_tracks(), 5 * 2 * 4);
+    for sub in 1..=5 {
+        for publisher in (1..=5).filter(|p| *p != sub) {
             let video = w.frames_from(sub, publisher, MediaKind::Video);
-            // ~14 frames in 500 ms at ~28.6 fps.
+            // ~11 frames in 400 ms at ~28.6 fps.
             assert!(
-                video.len() >= 10,
+                video.len() >= 8,
                 "{sub} got {} frames of {publisher}",
                 video.len()
             );
             assert!(video.iter().all(|r| r.data[1] == publisher as u8));
-            assert!(w.frames_from(sub, publisher, MediaKind::Audio).len() >= 20);
+            assert!(w.frames_from(sub, publisher, MediaKind::Audio).len() >= 15);
         }
     }
     let stats = w.sfu.stats();
-    assert_eq!((stats.members, stats.rooms), (6, 1));
+    assert_eq!((stats.members, stats.rooms), (5, 1));
     assert!(stats.frames_out > 2 * stats.frames_in, "fan-out: {stats:?}");
 }
