@@ -19,6 +19,15 @@
 //! client's addresses from its STUN checks, so remote candidates are not
 //! needed.
 //!
+//! # Driving it
+//!
+//! Feed every datagram to [`Sfu::handle_datagram`], call
+//! [`Sfu::handle_timeout`] when [`Sfu::next_deadline`] passes, and drain
+//! [`Sfu::poll_output`] after each call. Serve deadlines on time: str0m
+//! paces each down PC to its bandwidth estimate, and a driver that runs
+//! timeouts several milliseconds late makes pacing bursty and the estimate
+//! fall.
+//!
 //! # Layout
 //!
 //! - `sfu.rs`: the [`Sfu`] driver: members, rooms, demultiplexing,
