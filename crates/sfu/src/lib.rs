@@ -113,6 +113,11 @@ pub struct SfuConfig {
     /// layer's own rate has been measured over a second, when capping by the
     /// bandwidth estimate. Default 150 k, 500 k, 1.5 M.
     pub nominal_layer_bps: [u64; 3],
+    /// Forward only the audio of the `k` loudest members of a room (and the
+    /// current speaker) to each subscriber; `None` forwards all audio.
+    /// Levels come from the RFC 6464 extension, smoothed as for the speaker.
+    /// Cuts the audio packet rate in big rooms. Default `None`.
+    pub audio_top_k: Option<usize>,
     /// Active speaker detection settings.
     pub speaker: SpeakerConfig,
 }
@@ -146,6 +151,7 @@ impl Default for SfuConfig {
             silence_timeout: Duration::from_secs(10),
             bwe_video_share_percent: 85,
             nominal_layer_bps: [150_000, 500_000, 1_500_000],
+            audio_top_k: None,
             speaker: SpeakerConfig::default(),
         }
     }
@@ -267,6 +273,8 @@ pub struct SfuStats {
     pub frames_in: u64,
     /// Media frames written to subscribers.
     pub frames_out: u64,
+    /// Audio frames not forwarded by [`SfuConfig::audio_top_k`].
+    pub audio_frames_culled: u64,
     /// Keyframe requests sent to publishers (after coalescing).
     pub keyframe_requests_sent: u64,
     /// Keyframe requests suppressed by coalescing.

@@ -1185,6 +1185,17 @@ impl Sfu {
             keyframe_wanted.push((publisher, data.mid, data.rid));
         }
 
+        // Audio top-k: a publisher outside the loudest k is not forwarded.
+        if kind == MediaKind::Audio
+            && let Some(k) = self.config.audio_top_k
+            && !self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.speaker.in_top(publisher, k, now))
+        {
+            self.stats.audio_frames_culled += 1;
+            return;
+        }
         let subscribers = self.room_members(&room);
         let room_size = subscribers.len();
         for sub in subscribers {

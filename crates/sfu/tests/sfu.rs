@@ -979,3 +979,40 @@ fn five_publishers_all_see_each_other() {
     assert_eq!((stats.members, stats.rooms), (5, 1));
     assert!(stats.frames_out > 2 * stats.frames_in, "fan-out: {stats:?}");
 }
+
+#[test]
+fn audio_top_k_forwards_only_the_loudest() {
+    let mut cfg = config();
+    cfg.audio_top_k = Some(2);
+    let mut w = World::new(cfg);
+    for (id, level) in [(1, -20), (2, -30), (3, -70), (4, -90)] {
+        w.join("r", id, Publish::AudioVideo);
+        w.client(id).audio_level = level;
+    }
+    w.join("r", 5, Publish::Nothing);
+    w.run_until_connected();
+    w.run(Duration::from_millis(500));
+    let mark: Vec<usize> = (1..=4)
+        .map(|p| w.frames_from(5, p, MediaKind::Audio).len())
+        .collect();
+    w.run(Duration::from_millis(500));
+    let got: Vec<usize> = (1..=4)
+        .map(|p| w.frames_from(5, p, MediaKind::Audio).len() - mark[p as usize - 1])
+        .collect();
+    assert!(got[0] >= 20 && got[1] >= 20, "the two loudest: {got:?}");
+    assert_eq!(
+        (got[2], got[3]),
+        (0, 0),
+        "the quiet ones are culled: {got:?}"
+    );
+    // Video is not affected.
+    assert!(!w.frames_from(5, 4, MediaKind::Video).is_empty());
+    assert!(w.sfu.stats().audio_frames_culled > 0);
+    // The quiet one gets loud: it comes in.
+    w.client(4).audio_level = -5;
+    w.client(2).audio_level = -100;
+    w.run(Duration::from_secs(1));
+    let before = w.frames_from(5, 4, MediaKind::Audio).len();
+    w.run(Duration::from_millis(300));
+    assert!(w.frames_from(5, 4, MediaKind::Audio).len() > before + 5);
+}
