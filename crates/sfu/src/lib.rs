@@ -275,6 +275,9 @@ pub struct SfuStats {
     pub frames_out: u64,
     /// Audio frames not forwarded by [`SfuConfig::audio_top_k`].
     pub audio_frames_culled: u64,
+    /// Published tracks not forwarded because [`SfuConfig::max_tracks`] was
+    /// reached when they opened (offers that raced past `up_offer`'s check).
+    pub tracks_refused: u64,
     /// Keyframe requests sent to publishers (after coalescing).
     pub keyframe_requests_sent: u64,
     /// Keyframe requests suppressed by coalescing.

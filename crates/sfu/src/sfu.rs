@@ -934,6 +934,18 @@ impl Sfu {
         if p.tracks_in.iter().any(|t| t.mid == mid) {
             return;
         }
+        // The hard cap. `up_offer` refuses what it can foresee, but offers
+        // that raced each other before any track opened land here.
+        let room = p.room.clone();
+        let subscribers = self.room_members(&room).len().saturating_sub(1);
+        if self.forwarded_tracks() + subscribers > self.config.max_tracks {
+            debug!(publisher, %mid, "track not forwarded: max_tracks");
+            self.stats.tracks_refused += 1;
+            return;
+        }
+        let Some(p) = self.members.get_mut(&publisher) else {
+            return;
+        };
         p.tracks_in.push(TrackIn {
             mid,
             kind,
@@ -941,7 +953,6 @@ impl Sfu {
             declared,
             first_frame: None,
         });
-        let room = p.room.clone();
         for sub in self.room_members(&room) {
             if sub == publisher {
                 continue;

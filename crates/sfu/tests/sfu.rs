@@ -1016,3 +1016,17 @@ fn audio_top_k_forwards_only_the_loudest() {
     w.run(Duration::from_millis(300));
     assert!(w.frames_from(5, 4, MediaKind::Audio).len() > before + 5);
 }
+
+#[test]
+fn racing_offers_cannot_pass_the_track_cap() {
+    let mut cfg = config();
+    cfg.max_tracks = 2;
+    let mut w = World::new(cfg);
+    // Both offer before either connects, so up_offer's check sees 0 tracks
+    // forwarded each time; four would open without the hard cap.
+    w.join("r", 1, Publish::AudioVideo);
+    w.join("r", 2, Publish::AudioVideo);
+    w.run(Duration::from_millis(500));
+    assert_eq!(w.sfu.forwarded_tracks(), 2);
+    assert_eq!(w.sfu.stats().tracks_refused, 2);
+}
