@@ -19,6 +19,15 @@
 //! client's addresses from its STUN checks, so remote candidates are not
 //! needed.
 //!
+//! # Driving it
+//!
+//! Feed every datagram to [`Sfu::handle_datagram`], call
+//! [`Sfu::handle_timeout`] when [`Sfu::next_deadline`] passes, and drain
+//! [`Sfu::poll_output`] after each call. Serve deadlines on time: str0m
+//! paces each down PC to its bandwidth estimate, and a driver that runs
+//! timeouts several milliseconds late makes pacing bursty and the estimate
+//! fall.
+//!
 //! # Layout
 //!
 //! - `sfu.rs`: the [`Sfu`] driver: members, rooms, demultiplexing,
@@ -39,6 +48,7 @@
 //!   leave(a)             ──▶   DownOffer{b}   (a's m-lines stopped)
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod keyframe;
 mod layer;
@@ -71,6 +81,9 @@ pub struct SfuConfig {
     /// Starting point of each down PC's bandwidth estimate, bits/s.
     /// Default 1 000 000.
     pub initial_bitrate_bps: u64,
+    /// Audio and video m-lines one member may publish on its up PC.
+    /// Default 8.
+    pub max_tracks_per_member: usize,
     /// Members in one room. Default 100.
     pub max_room_members: usize,
     /// Members in the whole SFU. Default 1000.
@@ -96,8 +109,29 @@ pub struct SfuConfig {
     /// Share of a subscriber's bandwidth estimate spent on video when
     /// capping layers, in percent. Default 85.
     pub bwe_video_share_percent: u64,
+    /// Bitrates assumed for the low, mid and high layers (bits/s) until a
+    /// layer's own rate has been measured over a second, when capping by the
+    /// bandwidth estimate. Default 150 k, 500 k, 1.5 M.
+    pub nominal_layer_bps: [u64; 3],
+    /// Forward only the audio of the `k` loudest members of a room (and the
+    /// current speaker) to each subscriber; `None` forwards all audio.
+    /// Levels come from the RFC 6464 extension, smoothed as for the speaker.
+    /// Cuts the audio packet rate in big rooms. Default `None`.
+    pub audio_top_k: Option<usize>,
     /// Active speaker detection settings.
     pub speaker: SpeakerConfig,
+}
+
+impl SfuConfig {
+    /// [`SfuConfig::nominal_layer_bps`] of one layer (0 for `Off`).
+    pub fn nominal_bps(&self, layer: Layer) -> u64 {
+        match layer {
+            Layer::Off => 0,
+            Layer::Low => self.nominal_layer_bps[0],
+            Layer::Mid => self.nominal_layer_bps[1],
+            Layer::High => self.nominal_layer_bps[2],
+        }
+    }
 }
 
 impl Default for SfuConfig {
@@ -106,6 +140,7 @@ impl Default for SfuConfig {
             max_tracks: 400,
             low_above: 10,
             initial_bitrate_bps: 1_000_000,
+            max_tracks_per_member: 8,
             max_room_members: 100,
             max_members: 1000,
             max_sdp_len: 64 * 1024,
@@ -115,6 +150,8 @@ impl Default for SfuConfig {
             connect_timeout: Duration::from_secs(30),
             silence_timeout: Duration::from_secs(10),
             bwe_video_share_percent: 85,
+            nominal_layer_bps: [150_000, 500_000, 1_500_000],
+            audio_top_k: None,
             speaker: SpeakerConfig::default(),
         }
     }
@@ -236,6 +273,11 @@ pub struct SfuStats {
     pub frames_in: u64,
     /// Media frames written to subscribers.
     pub frames_out: u64,
+    /// Audio frames not forwarded by [`SfuConfig::audio_top_k`].
+    pub audio_frames_culled: u64,
+    /// Published tracks not forwarded because [`SfuConfig::max_tracks`] was
+    /// reached when they opened (offers that raced past `up_offer`'s check).
+    pub tracks_refused: u64,
     /// Keyframe requests sent to publishers (after coalescing).
     pub keyframe_requests_sent: u64,
     /// Keyframe requests suppressed by coalescing.
@@ -279,6 +321,15 @@ pub enum SfuError {
         current: usize,
         /// Tracks the request would add.
         adding: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The up offer has more audio/video m-lines than
+    /// [`SfuConfig::max_tracks_per_member`].
+    #[error("offer publishes {offered} tracks, at most {max} are allowed")]
+    PublishLimit {
+        /// Media lines offered.
+        offered: usize,
         /// The limit.
         max: usize,
     },

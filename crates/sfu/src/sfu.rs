@@ -38,6 +38,8 @@ struct RateMeter {
     window_start: Instant,
     bytes: u64,
     bps: u64,
+    /// A whole window has been measured.
+    full: bool,
 }
 
 impl RateMeter {
@@ -46,12 +48,14 @@ impl RateMeter {
             window_start: now,
             bytes: 0,
             bps: 0,
+            full: false,
         }
     }
 
     fn add(&mut self, bytes: usize, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= Duration::from_secs(1) {
+            self.full = true;
             self.bps = self.bytes * 8 * 1000 / (elapsed.as_millis().max(1) as u64);
             self.bytes = 0;
             self.window_start = now;
@@ -59,16 +63,10 @@ impl RateMeter {
         self.bytes += bytes as u64;
     }
 
-    /// The last full window's rate, or the running one before the first.
-    fn bps(&self, now: Instant) -> u64 {
-        if self.bps > 0 {
-            return self.bps;
-        }
-        let elapsed = now
-            .saturating_duration_since(self.window_start)
-            .as_millis()
-            .max(100) as u64;
-        self.bytes * 8 * 1000 / elapsed
+    /// The last full window's rate; `None` before the first window closed
+    /// (a running figure over a few frames is mostly noise).
+    fn bps(&self) -> Option<u64> {
+        self.full.then_some(self.bps)
     }
 }
 
@@ -220,7 +218,8 @@ pub struct Sfu {
     outputs: VecDeque<SfuOutput>,
     keyframes: KeyframeGate<LayerKey>,
     stats: SfuStats,
-    dirty: Vec<(MemberId, Pc)>,
+    /// Events drained from PCs, not yet handled.
+    events: VecDeque<(MemberId, Pc, Event)>,
     renegotiate: HashSet<MemberId>,
     failed: Vec<(MemberId, String)>,
 }
@@ -246,7 +245,7 @@ impl Sfu {
             ufrags: HashMap::new(),
             outputs: VecDeque::new(),
             stats: SfuStats::default(),
-            dirty: Vec::new(),
+            events: VecDeque::new(),
             renegotiate: HashSet::new(),
             failed: Vec::new(),
         }
@@ -341,7 +340,8 @@ impl Sfu {
                 tracks_out,
                 pending: None,
                 wanted: HashMap::new(),
-                bwe_bps: None,
+                // Until the first estimate, the starting point is the estimate.
+                bwe_bps: Some(self.config.initial_bitrate_bps),
             },
         );
         self.rooms
@@ -353,7 +353,7 @@ impl Sfu {
             .members
             .push(member);
         self.renegotiate.insert(member);
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
         self.run(now);
         Ok(())
     }
@@ -387,12 +387,18 @@ impl Sfu {
         let Some(m) = self.members.get(&member) else {
             return Err(SfuError::UnknownMember(member));
         };
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let offer = parse_guarded(|| SdpOffer::from_sdp_string(sdp)).map_err(SfuError::Sdp)?;
         // Track limit: every new media line is forwarded to every other member.
         let offered = sdp
             .lines()
             .filter(|l| l.starts_with("m=audio") || l.starts_with("m=video"))
             .count();
+        if offered > self.config.max_tracks_per_member {
+            return Err(SfuError::PublishLimit {
+                offered,
+                max: self.config.max_tracks_per_member,
+            });
+        }
         let new = offered.saturating_sub(m.tracks_in.len());
         let others = self
             .rooms
@@ -427,7 +433,7 @@ impl Sfu {
             }
         };
         up.negotiated_at.get_or_insert(now);
-        self.dirty.push((member, Pc::Up));
+        self.drain(member, Pc::Up, now);
         self.run(now);
         Ok(answer.to_sdp_string())
     }
@@ -453,7 +459,7 @@ impl Sfu {
         if m.pending.is_none() {
             return Err(SfuError::NoPendingOffer(member));
         }
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::Sdp(e.to_string()))?;
+        let answer = parse_guarded(|| SdpAnswer::from_sdp_string(sdp)).map_err(SfuError::Sdp)?;
         let pending = m.pending.take().ok_or(SfuError::NoPendingOffer(member))?;
         let result = guarded(|| m.down.rtc.sdp_api().accept_answer(pending, answer));
         match result {
@@ -483,7 +489,7 @@ impl Sfu {
                         || (t.gone && t.state == OutState::ToOpen))
                 });
                 self.renegotiate.insert(member);
-                self.dirty.push((member, Pc::Down));
+                self.drain(member, Pc::Down, now);
                 self.run(now);
                 if e == PANICKED {
                     self.failed.push((member, e.clone()));
@@ -493,7 +499,7 @@ impl Sfu {
             }
         }
         self.renegotiate.insert(member);
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
         self.run(now);
         Ok(())
     }
@@ -522,14 +528,20 @@ impl Sfu {
         } else {
             format!("candidate:{c}")
         };
-        Candidate::from_sdp_string(&c).map_err(|e| SfuError::Candidate(e.to_string()))?;
+        parse_guarded(|| Candidate::from_sdp_string(&c)).map_err(SfuError::Candidate)?;
         Ok(())
     }
 
     /// Sets the layer `member` wants of `publisher`'s video. [`Layer::Off`]
-    /// stops forwarding that video to it. Unknown members are ignored.
+    /// stops forwarding that video to it. It applies from the next frame
+    /// (a switch waits for a keyframe of the new layer). Ignored unless both
+    /// are members of the same room.
     pub fn set_layer(&mut self, member: MemberId, publisher: MemberId, layer: Layer) {
-        if let Some(m) = self.members.get_mut(&member) {
+        let same_room = match (self.members.get(&member), self.members.get(&publisher)) {
+            (Some(m), Some(p)) => m.room == p.room && member != publisher,
+            _ => false,
+        };
+        if same_room && let Some(m) = self.members.get_mut(&member) {
             m.wanted.insert(publisher, layer);
         }
     }
@@ -543,6 +555,12 @@ impl Sfu {
 
     /// Feeds one received datagram. Returns false when no member accepts it
     /// (the caller drops it).
+    ///
+    /// `destination` should be the advertised address the datagram was sent
+    /// to. str0m drops STUN that does not arrive on one of its candidates, so
+    /// an address that is not one of `local_addrs` (a socket bound to
+    /// `0.0.0.0`, or behind a 1:1 NAT) is mapped to the advertised address of
+    /// the same family, preferring the same port.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -550,6 +568,7 @@ impl Sfu {
         destination: SocketAddr,
         data: &[u8],
     ) -> bool {
+        let destination = self.advertised(destination);
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
             self.stats.packets_dropped += 1;
             return false;
@@ -606,7 +625,7 @@ impl Sfu {
         if let Err(e) = guarded(|| peer.rtc.handle_input(input)) {
             self.failed.push((member, format!("{pc:?} PC input: {e}")));
         }
-        self.dirty.push((member, pc));
+        self.drain(member, pc, now);
         self.run(now);
         true
     }
@@ -615,13 +634,10 @@ impl Sfu {
     /// disconnect timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut due = Vec::new();
-        for (id, m) in &mut self.members {
+        for (id, m) in &self.members {
             for pc in [Pc::Up, Pc::Down] {
-                let Some(p) = m.peer_mut(pc) else { continue };
+                let Some(p) = m.peer(pc) else { continue };
                 if p.timeout <= now {
-                    if let Err(e) = guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
-                        self.failed.push((*id, format!("{pc:?} PC timeout: {e}")));
-                    }
                     due.push((*id, pc));
                 }
                 if let Some(t) = p.disconnected_since
@@ -645,7 +661,16 @@ impl Sfu {
                 }
             }
         }
-        self.dirty.extend(due);
+        for (member, pc) in due {
+            let Some(p) = self.peer_mut(member, pc) else {
+                continue;
+            };
+            if let Err(e) = guarded(|| p.rtc.handle_input(Input::Timeout(now))) {
+                self.failed
+                    .push((member, format!("{pc:?} PC timeout: {e}")));
+            }
+            self.drain(member, pc, now);
+        }
         self.run(now);
     }
 
@@ -714,6 +739,21 @@ impl Sfu {
 
     // ---- internals ----
 
+    /// See [`Sfu::handle_datagram`].
+    fn advertised(&self, destination: SocketAddr) -> SocketAddr {
+        if self.local_addrs.contains(&destination) {
+            return destination;
+        }
+        let same_family = |a: &&SocketAddr| a.is_ipv4() == destination.is_ipv4();
+        self.local_addrs
+            .iter()
+            .filter(same_family)
+            .find(|a| a.port() == destination.port())
+            .or_else(|| self.local_addrs.iter().find(same_family))
+            .copied()
+            .unwrap_or(destination)
+    }
+
     fn peer(&self, member: MemberId, pc: Pc) -> Option<&Peer> {
         self.members.get(&member).and_then(|m| m.peer(pc))
     }
@@ -726,11 +766,8 @@ impl Sfu {
     /// failed members, until nothing is left to do.
     fn run(&mut self, now: Instant) {
         loop {
-            if let Some((member, pc)) = self.dirty.pop() {
-                let events = self.drain(member, pc, now);
-                for e in events {
-                    self.handle_event(member, pc, e, now);
-                }
+            if let Some((member, pc, event)) = self.events.pop_front() {
+                self.handle_event(member, pc, event, now);
                 continue;
             }
             if !self.failed.is_empty() {
@@ -755,14 +792,16 @@ impl Sfu {
         }
     }
 
-    /// Polls one PC until its timeout, queueing transmits; returns its events.
-    fn drain(&mut self, member: MemberId, pc: Pc, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
+    /// Polls one PC until its timeout, queueing its transmits and events.
+    ///
+    /// str0m requires a full drain after every mutation of an `Rtc` before
+    /// the next one, so every mutation here is directly followed by this.
+    fn drain(&mut self, member: MemberId, pc: Pc, now: Instant) {
         let Some(m) = self.members.get_mut(&member) else {
-            return events;
+            return;
         };
         let Some(peer) = m.peer_mut(pc) else {
-            return events;
+            return;
         };
         loop {
             match guarded(|| peer.rtc.poll_output()) {
@@ -779,7 +818,7 @@ impl Sfu {
                         data: t.contents.to_vec(),
                     });
                 }
-                Ok(Output::Event(e)) => events.push(e),
+                Ok(Output::Event(e)) => self.events.push_back((member, pc, e)),
                 Err(e) => {
                     self.failed.push((member, format!("{pc:?} PC: {e}")));
                     break;
@@ -789,7 +828,6 @@ impl Sfu {
         if !peer.rtc.is_alive() {
             self.failed.push((member, format!("{pc:?} PC closed")));
         }
-        events
     }
 
     fn handle_event(&mut self, member: MemberId, pc: Pc, event: Event, now: Instant) {
@@ -869,7 +907,7 @@ impl Sfu {
                 .members
                 .get(&t.publisher)
                 .and_then(|p| p.tracks_in.iter().find(|i| i.mid == t.pub_mid))
-                .and_then(|i| i.layers.values().map(|l| l.rate.bps(now)).max())
+                .and_then(|i| i.layers.values().filter_map(|l| l.rate.bps()).max())
                 .unwrap_or(0);
             desired += match t.kind {
                 MediaKind::Audio => rate.max(AUDIO_BPS),
@@ -884,7 +922,7 @@ impl Sfu {
                 .rtc
                 .bwe()
                 .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
-            self.dirty.push((sub, Pc::Down));
+            self.drain(sub, Pc::Down, now);
         }
     }
 
@@ -896,6 +934,18 @@ impl Sfu {
         if p.tracks_in.iter().any(|t| t.mid == mid) {
             return;
         }
+        // The hard cap. `up_offer` refuses what it can foresee, but offers
+        // that raced each other before any track opened land here.
+        let room = p.room.clone();
+        let subscribers = self.room_members(&room).len().saturating_sub(1);
+        if self.forwarded_tracks() + subscribers > self.config.max_tracks {
+            debug!(publisher, %mid, "track not forwarded: max_tracks");
+            self.stats.tracks_refused += 1;
+            return;
+        }
+        let Some(p) = self.members.get_mut(&publisher) else {
+            return;
+        };
         p.tracks_in.push(TrackIn {
             mid,
             kind,
@@ -903,7 +953,6 @@ impl Sfu {
             declared,
             first_frame: None,
         });
-        let room = p.room.clone();
         for sub in self.room_members(&room) {
             if sub == publisher {
                 continue;
@@ -976,16 +1025,23 @@ impl Sfu {
             return;
         }
         let Some((offer, pending)) = api.apply() else {
+            // Nothing to offer after all: undo, so a later change retries.
+            for t in &mut m.tracks_out {
+                if let OutState::Negotiating(_) = t.state {
+                    t.state = OutState::ToOpen;
+                }
+            }
+            m.tracks_out
+                .retain(|t| !matches!(t.state, OutState::NegotiatingStop(_)));
             return;
         };
         m.pending = Some(pending);
-        let _ = now;
         self.stats.down_offers += 1;
         self.outputs.push_back(SfuOutput::DownOffer {
             member,
             sdp: offer.to_sdp_string(),
         });
-        self.dirty.push((member, Pc::Down));
+        self.drain(member, Pc::Down, now);
     }
 
     /// Removes a member and stops its tracks elsewhere. False if unknown.
@@ -1003,7 +1059,7 @@ impl Sfu {
                 }
             }
         }
-        self.dirty.retain(|(id, _)| *id != member);
+        self.events.retain(|(id, _, _)| *id != member);
         self.renegotiate.remove(&member);
         self.keyframes.retain(|k| k.0 != member);
         let mut speaker_change = None;
@@ -1107,7 +1163,11 @@ impl Sfu {
                     Some(r) => Layer::from_rid(r)?,
                     None => Layer::High,
                 };
-                Some((layer, l.rate.bps(now), *rid))
+                let rate = l
+                    .rate
+                    .bps()
+                    .unwrap_or_else(|| self.config.nominal_bps(layer));
+                Some((layer, rate, *rid))
             })
             .collect();
         if starting {
@@ -1115,7 +1175,7 @@ impl Sfu {
                 if !track.layers.contains_key(&Some(*rid))
                     && let Some(layer) = Layer::from_rid(rid)
                 {
-                    available.push((layer, 0, Some(*rid)));
+                    available.push((layer, self.config.nominal_bps(layer), Some(*rid)));
                 }
             }
         }
@@ -1136,6 +1196,17 @@ impl Sfu {
             keyframe_wanted.push((publisher, data.mid, data.rid));
         }
 
+        // Audio top-k: a publisher outside the loudest k is not forwarded.
+        if kind == MediaKind::Audio
+            && let Some(k) = self.config.audio_top_k
+            && !self
+                .rooms
+                .get(&room)
+                .is_some_and(|r| r.speaker.in_top(publisher, k, now))
+        {
+            self.stats.audio_frames_culled += 1;
+            return;
+        }
         let subscribers = self.room_members(&room);
         let room_size = subscribers.len();
         for sub in subscribers {
@@ -1148,21 +1219,27 @@ impl Sfu {
             if !s.down.connected {
                 continue;
             }
-            let video_open = s
-                .tracks_out
-                .iter()
-                .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
-                .count()
-                .max(1) as u64;
             let default_layer = if room_size > self.config.low_above {
                 Layer::Low
             } else {
                 Layer::High
             };
             let wanted = s.wanted.get(&publisher).copied().unwrap_or(default_layer);
-            let budget = s
-                .bwe_bps
-                .map(|b| b * self.config.bwe_video_share_percent / 100 / video_open);
+            // Only simulcast video needs the budget. It is shared by the videos
+            // open and not switched off.
+            let budget = if simulcast && kind == MediaKind::Video {
+                let video_open = s
+                    .tracks_out
+                    .iter()
+                    .filter(|t| t.kind == MediaKind::Video && matches!(t.state, OutState::Open(_)))
+                    .filter(|t| s.wanted.get(&t.publisher) != Some(&Layer::Off))
+                    .count()
+                    .max(1) as u64;
+                s.bwe_bps
+                    .map(|b| b * self.config.bwe_video_share_percent / 100 / video_open)
+            } else {
+                None
+            };
             let Some(t) = s
                 .tracks_out
                 .iter_mut()
@@ -1233,7 +1310,7 @@ impl Sfu {
                 Ok(()) => self.stats.frames_out += 1,
                 Err(e) => debug!(sub, %e, "write to down PC failed"),
             }
-            self.dirty.push((sub, Pc::Down));
+            self.drain(sub, Pc::Down, now);
         }
         let mut seen: HashSet<LayerKey> = HashSet::new();
         for key in keyframe_wanted.into_iter().filter(|k| seen.insert(*k)) {
@@ -1268,7 +1345,7 @@ impl Sfu {
             Ok(()) => {
                 self.keyframes.sent(key, now);
                 self.stats.keyframe_requests_sent += 1;
-                self.dirty.push((publisher, Pc::Up));
+                self.drain(publisher, Pc::Up, now);
             }
             // A layer never received yet (str0m#773): nothing to ask.
             Err(RtcError::NoReceiverSource(_)) => {}
@@ -1302,6 +1379,15 @@ fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
     None
 }
 
+/// Parses client text with a str0m parser, a panic included in the errors.
+fn parse_guarded<T, E: std::fmt::Display>(f: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(PANICKED.to_string()),
+    }
+}
+
 /// Runs a str0m call that sees network or client input, turning a panic
 /// inside str0m into an error: one bad peer must not take the SFU down.
 /// The `Rtc` is not trusted afterwards (callers fail the member).
@@ -1325,6 +1411,12 @@ fn new_track_out(publisher: MemberId, pub_mid: Mid, kind: MediaKind) -> TrackOut
         last_out: None,
     }
 }
+
+/// The shell moves the `Sfu` into its own thread or task: it must stay `Send`.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Sfu>();
+};
 
 #[cfg(test)]
 mod tests {

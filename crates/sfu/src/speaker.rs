@@ -99,6 +99,26 @@ impl SpeakerDetector {
         None
     }
 
+    /// Whether `member` is among the `k` loudest members at `now`, or is the
+    /// current speaker. Members with no fresh level rank as silent; ties go
+    /// to the lower id.
+    pub fn in_top(&self, member: MemberId, k: usize, now: Instant) -> bool {
+        if self.current == Some(member) {
+            return true;
+        }
+        let mine = self.level(member, now);
+        let louder = self
+            .levels
+            .keys()
+            .filter(|m| **m != member)
+            .filter(|m| {
+                let l = self.level(**m, now);
+                l > mine || (l == mine && **m < member)
+            })
+            .count();
+        louder < k
+    }
+
     fn level(&self, member: MemberId, now: Instant) -> f32 {
         match self.levels.get(&member) {
             Some((level, at)) if now.saturating_duration_since(*at) < self.config.stale_after => {
@@ -180,6 +200,26 @@ mod tests {
         assert_eq!(d.current(), Some(2));
         assert_eq!(d.remove(2), Some(None));
         assert_eq!(d.remove(1), None);
+    }
+
+    #[test]
+    fn top_k_ranks_by_smoothed_level() {
+        let mut d = SpeakerDetector::new(SpeakerConfig::default());
+        let t0 = Instant::now();
+        let (_, t) = talk(
+            &mut d,
+            t0,
+            Duration::from_secs(1),
+            &[(1, -20), (2, -40), (3, -60), (4, -127)],
+        );
+        assert_eq!(d.current(), Some(1));
+        let top2: Vec<MemberId> = (1..=4).filter(|m| d.in_top(*m, 2, t)).collect();
+        assert_eq!(top2, vec![1, 2]);
+        // The speaker is always in, even with k = 0.
+        assert!(d.in_top(1, 0, t));
+        assert!(!d.in_top(2, 0, t));
+        // Unknown members rank as silent.
+        assert!(!d.in_top(9, 2, t));
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Client {
     pub audio_level: i8,
     pub up_connected: bool,
     pub down_connected: bool,
+    pub down_connected_at: Option<Instant>,
+    /// When each PC wants its next timeout.
+    pub up_timeout: Instant,
+    pub down_timeout: Instant,
     /// Every event seen on the down PC is logged here too (kind only).
     pub down_stream_ids: HashMap<Mid, String>,
 }
@@ -86,6 +90,9 @@ pub struct World {
     /// Non-transmit outputs of the SFU, in order.
     pub outputs: Vec<SfuOutput>,
     pub start: Instant,
+    /// The destination the SFU is told datagrams arrived on (default: the
+    /// address they were sent to).
+    pub seen_destination: Option<SocketAddr>,
 }
 
 fn rid(s: &str) -> Rid {
@@ -101,6 +108,7 @@ impl World {
             clients: vec![],
             outputs: vec![],
             start: now,
+            seen_destination: None,
         }
     }
 
@@ -149,6 +157,9 @@ impl World {
             audio_level: -127,
             up_connected: false,
             down_connected: false,
+            down_connected_at: None,
+            up_timeout: now,
+            down_timeout: now,
             down_stream_ids: HashMap::new(),
         };
         if publish != Publish::Nothing {
@@ -208,27 +219,7 @@ impl World {
             // Client → SFU.
             for c in &mut self.clients {
                 for pc in [Pc::Up, Pc::Down] {
-                    loop {
-                        let rtc = match pc {
-                            Pc::Up => &mut c.up,
-                            Pc::Down => &mut c.down,
-                        };
-                        match rtc.poll_output().expect("client poll") {
-                            Output::Timeout(_) => break,
-                            Output::Transmit(t) => {
-                                moved = true;
-                                if c.online {
-                                    self.sfu.handle_datagram(
-                                        now,
-                                        t.source,
-                                        t.destination,
-                                        &t.contents,
-                                    );
-                                }
-                            }
-                            Output::Event(e) => handle_client_event(c, pc, e, now),
-                        }
-                    }
+                    moved |= drain_client(&mut self.sfu, self.seen_destination, c, pc, now);
                 }
             }
             // SFU → clients.
@@ -250,16 +241,19 @@ impl World {
                         if !c.online {
                             continue;
                         }
-                        let rtc = if c.up_addr == destination {
-                            &mut c.up
+                        let pc = if c.up_addr == destination {
+                            Pc::Up
                         } else {
-                            &mut c.down
+                            Pc::Down
                         };
+                        let rtc = if pc == Pc::Up { &mut c.up } else { &mut c.down };
                         let input = Input::Receive(
                             now,
                             Receive::new(Protocol::Udp, source, destination, &data).unwrap(),
                         );
                         rtc.handle_input(input).expect("client input");
+                        // str0m: drain after every mutation.
+                        drain_client(&mut self.sfu, self.seen_destination, c, pc, now);
                     }
                     SfuOutput::DownOffer { member, sdp } => {
                         moved = true;
@@ -298,19 +292,43 @@ impl World {
     }
 
     /// Like [`World::run`] with another step (media is only sent on 5 ms steps).
-    pub fn run_step(&mut self, d: Duration, step: Duration) {
+    pub fn run_step(&mut self, d: Duration, tick: Duration) {
+        // Event-driven: time jumps to the next SFU or client deadline, or to
+        // the next media tick, so pacers and BWE see the times they asked for.
         let end = self.now + d;
+        let mut next_tick = self.now + tick;
         while self.now < end {
-            self.now += step;
+            let mut next = next_tick.min(end);
+            if let Some(t) = self.sfu.next_deadline() {
+                next = next.min(t);
+            }
+            for c in &self.clients {
+                next = next.min(c.up_timeout).min(c.down_timeout);
+            }
+            // Always move forward (a deadline of "now" was just served).
+            self.now = next
+                .max(self.now + Duration::from_micros(100))
+                .min(end.max(self.now));
             let now = self.now;
             for c in &mut self.clients {
-                c.up.handle_input(Input::Timeout(now))
-                    .expect("client timeout");
-                c.down
-                    .handle_input(Input::Timeout(now))
-                    .expect("client timeout");
-                if c.online && c.up_connected {
-                    send_media(c, now, self.start);
+                if c.up_timeout <= now {
+                    c.up.handle_input(Input::Timeout(now))
+                        .expect("client timeout");
+                    drain_client(&mut self.sfu, self.seen_destination, c, Pc::Up, now);
+                }
+                if c.down_timeout <= now {
+                    c.down
+                        .handle_input(Input::Timeout(now))
+                        .expect("client timeout");
+                    drain_client(&mut self.sfu, self.seen_destination, c, Pc::Down, now);
+                }
+            }
+            if now >= next_tick {
+                next_tick += tick;
+                for c in &mut self.clients {
+                    if c.online && c.up_connected {
+                        send_media(&mut self.sfu, self.seen_destination, c, now, self.start);
+                    }
                 }
             }
             if self.sfu.next_deadline().is_some_and(|t| t <= now) {
@@ -357,7 +375,10 @@ fn accept_answer(rtc: &mut Rtc, pending: SdpPendingOffer, answer: &str) {
 fn handle_client_event(c: &mut Client, pc: Pc, e: Event, now: Instant) {
     match (pc, e) {
         (Pc::Up, Event::Connected) => c.up_connected = true,
-        (Pc::Down, Event::Connected) => c.down_connected = true,
+        (Pc::Down, Event::Connected) => {
+            c.down_connected = true;
+            c.down_connected_at = Some(now);
+        }
         (Pc::Up, Event::KeyframeRequest(req)) => {
             c.keyframe_requests.push((now, req.rid));
             c.force_key.insert(req.rid, true);
@@ -419,7 +440,51 @@ pub fn audio_payload(publisher: MemberId, frame: u64) -> Vec<u8> {
     v
 }
 
-fn send_media(c: &mut Client, now: Instant, start: Instant) {
+/// Polls a client PC to its timeout: transmits go to the SFU (unless the
+/// client is offline), events are recorded. True if anything came out.
+fn drain_client(
+    sfu: &mut Sfu,
+    seen_destination: Option<SocketAddr>,
+    c: &mut Client,
+    pc: Pc,
+    now: Instant,
+) -> bool {
+    let mut moved = false;
+    loop {
+        let rtc = match pc {
+            Pc::Up => &mut c.up,
+            Pc::Down => &mut c.down,
+        };
+        match rtc.poll_output().expect("client poll") {
+            Output::Timeout(t) => {
+                match pc {
+                    Pc::Up => c.up_timeout = t,
+                    Pc::Down => c.down_timeout = t,
+                }
+                return moved;
+            }
+            Output::Transmit(t) => {
+                moved = true;
+                if c.online {
+                    let destination = seen_destination.unwrap_or(t.destination);
+                    sfu.handle_datagram(now, t.source, destination, &t.contents);
+                }
+            }
+            Output::Event(e) => {
+                moved = true;
+                handle_client_event(c, pc, e, now);
+            }
+        }
+    }
+}
+
+fn send_media(
+    sfu: &mut Sfu,
+    seen_destination: Option<SocketAddr>,
+    c: &mut Client,
+    now: Instant,
+    start: Instant,
+) {
     let (Some(a), Some(v)) = (c.audio_mid, c.video_mid) else {
         return;
     };
@@ -438,6 +503,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
             w.audio_level(c.audio_level, c.audio_level > -127)
                 .write(pt, now, time, data)
                 .expect("audio write");
+            drain_client(sfu, seen_destination, c, Pc::Up, now);
         }
     }
     // Video every 35 ms (a multiple of the step).
@@ -469,6 +535,7 @@ fn send_media(c: &mut Client, now: Instant, start: Instant) {
                 w = w.rid(r);
             }
             w.write(pt, now, time, data).expect("video write");
+            drain_client(sfu, seen_destination, c, Pc::Up, now);
         }
     }
 }
@@ -478,9 +545,13 @@ pub fn layer_of(r: &Received) -> u8 {
     r.data[2]
 }
 
-/// Default config with a small disconnect grace for quick tests.
+/// The SFU config for tests: defaults, with the nominal layer rates set to
+/// what [`send_media`] sends (150/400/900-byte frames at ~28.6 fps).
 pub fn config() -> SfuConfig {
-    SfuConfig::default()
+    SfuConfig {
+        nominal_layer_bps: [35_000, 92_000, 206_000],
+        ..SfuConfig::default()
+    }
 }
 
 pub fn layer_name(l: Layer) -> u8 {
