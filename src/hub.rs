@@ -71,8 +71,9 @@ struct ConnHandle {
 struct Inner {
     core: Core,
     conns: IdMap<ConnHandle>,
-    /// The media server's command channel, when it runs.
+    /// The media server's command channel and counters, when it runs.
     media: Option<crate::media::MediaSender>,
+    media_counts: Option<Arc<crate::media::MediaCounts>>,
     /// Counters of the shell's own events (the core counts its own).
     counts: ShellCounts,
 }
@@ -208,6 +209,7 @@ impl Hub {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
                 media: None,
+                media_counts: None,
                 counts: ShellCounts::default(),
             }),
             timers: Notify::new(),
@@ -374,6 +376,7 @@ impl Hub {
                 password_hashes: c.password_hashes,
                 password_checks: c.password_checks,
                 wrong_passwords: c.wrong_passwords,
+                media: inner.media_counts.as_ref().map(|m| m.snapshot()),
                 process: ProcessStats::default(),
             }
         };
@@ -442,9 +445,12 @@ impl Hub {
         }
     }
 
-    /// Connects the media server: the core's media commands go to TX.
-    pub fn set_media(&self, tx: crate::media::MediaSender) {
-        self.lock().media = Some(tx);
+    /// Connects the media server: the core's media commands go to TX;
+    /// `/metrics` shows COUNTS.
+    pub fn set_media(&self, tx: crate::media::MediaSender, counts: Arc<crate::media::MediaCounts>) {
+        let mut inner = self.lock();
+        inner.media = Some(tx);
+        inner.media_counts = Some(counts);
     }
 
     /// Something the media server tells the members (see

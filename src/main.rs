@@ -842,10 +842,16 @@ mod tests {
     fn the_media_server_runs_by_default_and_no_sfu_turns_it_off() {
         let cfg = config(&[]);
         assert_eq!(cfg.core.sfu_above, Some(config::DEFAULT_SFU_ABOVE));
-        assert_eq!(cfg.core.max_sfu_room_size, config::DEFAULT_MAX_SFU_ROOM_SIZE);
+        assert_eq!(
+            cfg.core.max_sfu_room_size,
+            config::DEFAULT_MAX_SFU_ROOM_SIZE
+        );
         let media = cfg.media.expect("a media server");
         assert_eq!(media.listen, None);
-        assert_eq!(media.sfu.max_room_members, config::DEFAULT_MAX_SFU_ROOM_SIZE);
+        assert_eq!(
+            media.sfu.max_room_members,
+            config::DEFAULT_MAX_SFU_ROOM_SIZE
+        );
         let cfg = config(&[
             "--sfu-above",
             "0",

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use huddle_core::core::{MediaCmd, MediaEvent};
 use huddle_core::protocol::LayerWant;
-use huddle_sfu::{Layer, Sfu, SfuConfig, SfuOutput};
+use huddle_sfu::{Layer, Sfu, SfuConfig, SfuOutput, SfuStats};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +72,42 @@ pub struct MediaCounts {
     pub send_dropped: AtomicU64,
     /// Commands the Sfu refused (bad SDP, limits).
     pub refused: AtomicU64,
+    /// The Sfu's own figures, copied at most every [`STATS_EVERY`].
+    pub sfu: std::sync::Mutex<SfuStats>,
+}
+
+/// How often the media task copies the Sfu's figures for `/metrics`.
+pub const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl MediaCounts {
+    /// The figures as they are now.
+    pub fn snapshot(&self) -> MediaSnapshot {
+        MediaSnapshot {
+            datagrams_in: self.datagrams_in.load(Ordering::Relaxed),
+            datagrams_unknown: self.datagrams_unknown.load(Ordering::Relaxed),
+            datagrams_out: self.datagrams_out.load(Ordering::Relaxed),
+            send_dropped: self.send_dropped.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            sfu: self.sfu.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+}
+
+/// [`MediaCounts`] read at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct MediaSnapshot {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams no member accepted.
+    pub datagrams_unknown: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Datagrams dropped at a full send buffer.
+    pub send_dropped: u64,
+    /// Commands the Sfu refused.
+    pub refused: u64,
+    /// The Sfu's figures.
+    pub sfu: SfuStats,
 }
 
 /// A bound media server, ready to run with [`MediaServer::run`].
@@ -161,8 +197,13 @@ impl MediaServer {
     /// Serves until `shutdown` is cancelled or the hub drops its sender.
     pub async fn run(mut self, hub: Arc<Hub>, shutdown: CancellationToken) {
         let mut buf = vec![0u8; RECV_BUFFER];
+        let mut published = now();
         loop {
             self.flush(&hub);
+            if now() - published >= STATS_EVERY {
+                published = now();
+                *self.counts.sfu.lock().unwrap_or_else(|e| e.into_inner()) = self.sfu.stats();
+            }
             let deadline = self.sfu.next_deadline();
             let sleep = async {
                 match deadline {

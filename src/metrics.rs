@@ -217,6 +217,8 @@ pub struct Snapshot {
     pub password_checks: u64,
     /// Of those, the wrong ones.
     pub wrong_passwords: u64,
+    /// The media server's figures, when it runs.
+    pub media: Option<crate::media::MediaSnapshot>,
     /// The process's own figures.
     pub process: ProcessStats,
 }
@@ -467,6 +469,10 @@ pub fn render(s: &Snapshot) -> String {
     f.sample("_sum", &[], seconds(s.handle_time.sum()));
     f.sample("_count", &[], s.handle_time.count());
 
+    if let Some(m) = &s.media {
+        render_media(o, m, c);
+    }
+
     let p = &s.process;
     if let Some(v) = p.resident_bytes {
         family(
@@ -505,6 +511,110 @@ pub fn render(s: &Snapshot) -> String {
         .sample("", &[], v);
     }
     out
+}
+
+/// The media server's families (only when it runs).
+fn render_media(o: &mut String, m: &crate::media::MediaSnapshot, c: &Stats) {
+    let f = &m.sfu;
+    family(
+        o,
+        "huddle_sfu_moves_total",
+        "counter",
+        "Rooms that moved from the mesh to the media server.",
+    )
+    .sample("", &[], c.sfu_moves);
+    family(
+        o,
+        "huddle_sfu_data_messages_total",
+        "counter",
+        "Data messages relayed in media-server rooms (chat and the like).",
+    )
+    .sample("", &[], c.data);
+    let gauges: [(&str, &str, u64); 3] = [
+        (
+            "huddle_sfu_members",
+            "Members on the media server.",
+            f.members as u64,
+        ),
+        (
+            "huddle_sfu_rooms",
+            "Rooms on the media server.",
+            f.rooms as u64,
+        ),
+        (
+            "huddle_sfu_forwarded_tracks",
+            "Tracks forwarded now (each publisher's track times each subscriber; capped by --sfu-max-tracks).",
+            f.forwarded_tracks as u64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        family(o, name, "gauge", help).sample("", &[], v);
+    }
+    let counters: [(&str, &str, u64); 12] = [
+        (
+            "huddle_sfu_datagrams_received_total",
+            "UDP datagrams the media socket received.",
+            m.datagrams_in,
+        ),
+        (
+            "huddle_sfu_datagrams_unknown_total",
+            "Received datagrams no media connection accepted.",
+            m.datagrams_unknown,
+        ),
+        (
+            "huddle_sfu_datagrams_sent_total",
+            "UDP datagrams the media socket sent.",
+            m.datagrams_out,
+        ),
+        (
+            "huddle_sfu_send_dropped_total",
+            "Datagrams dropped because the socket's send buffer was full.",
+            m.send_dropped,
+        ),
+        (
+            "huddle_sfu_refused_total",
+            "Requests the media server refused (bad SDP, limits); each ends that member's media connection.",
+            m.refused,
+        ),
+        (
+            "huddle_sfu_bytes_received_total",
+            "Bytes of datagrams accepted.",
+            f.bytes_in,
+        ),
+        (
+            "huddle_sfu_bytes_sent_total",
+            "Bytes of datagrams sent.",
+            f.bytes_out,
+        ),
+        (
+            "huddle_sfu_frames_received_total",
+            "Media frames received from publishers.",
+            f.frames_in,
+        ),
+        (
+            "huddle_sfu_frames_forwarded_total",
+            "Media frames written to subscribers.",
+            f.frames_out,
+        ),
+        (
+            "huddle_sfu_keyframe_requests_total",
+            "Keyframe requests sent to publishers, after coalescing.",
+            f.keyframe_requests_sent,
+        ),
+        (
+            "huddle_sfu_layer_switches_total",
+            "Simulcast layer switches.",
+            f.layer_switches,
+        ),
+        (
+            "huddle_sfu_members_failed_total",
+            "Members whose media connection failed.",
+            f.members_failed,
+        ),
+    ];
+    for (name, help, v) in counters {
+        family(o, name, "counter", help).sample("", &[], v);
+    }
 }
 
 #[cfg(test)]
@@ -549,6 +659,17 @@ mod tests {
         assert!(text.contains("huddle_message_handle_seconds_bucket{le=\"+Inf\"} 1\n"));
         assert!(text.contains("huddle_message_handle_seconds_sum 0.000003\n"));
         assert!(text.contains("huddle_message_handle_seconds_count 1\n"));
+        // No media server: none of its families.
+        assert!(!text.contains("huddle_sfu_"));
+        let with_media = render(&Snapshot {
+            media: Some(crate::media::MediaSnapshot {
+                datagrams_in: 7,
+                ..Default::default()
+            }),
+            ..Snapshot::default()
+        });
+        assert!(with_media.contains("# TYPE huddle_sfu_datagrams_received_total counter\nhuddle_sfu_datagrams_received_total 7\n"));
+        assert!(with_media.contains("huddle_sfu_forwarded_tracks 0\n"));
         // Every sample line belongs to a family declared just before it.
         let mut declared = Vec::new();
         for line in text.lines() {

@@ -205,10 +205,10 @@ impl Server {
         );
         let media = match &cfg.media {
             Some(media_cfg) if cfg.core.sfu_above.is_some() => {
-                let (server, tx, _counts) =
+                let (server, tx, counts) =
                     MediaServer::bind(media_cfg, listener.local_addr()?, cfg.listen.port() == 0)
                         .await?;
-                hub.set_media(tx);
+                hub.set_media(tx, counts);
                 Some(server)
             }
             _ => None,

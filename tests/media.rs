@@ -374,6 +374,11 @@ async fn a_third_member_moves_a_room_of_two_and_a_leaver_is_gone_from_it() {
         },
     )
     .await;
+    // /metrics counts the move and the datagrams.
+    let m = metrics(server.addr).await;
+    assert_eq!(m["huddle_sfu_moves_total"], 1.0);
+    assert!(m["huddle_sfu_datagrams_received_total"] > 0.0, "{m:?}");
+    assert!(m["huddle_sfu_datagrams_sent_total"] > 0.0, "{m:?}");
     // cid leaves: the others hear it, and its frames stop.
     cid.send(json!({"type":"leave"})).await;
     drive_until(&mut [&mut ann, &mut bob], "peer-left for cid", |p| {
@@ -397,6 +402,24 @@ async fn a_third_member_moves_a_room_of_two_and_a_leaver_is_gone_from_it() {
     server.stop.cancel();
 }
 
+/// `/metrics` (from loopback, on the main listener) as series → value.
+async fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (_, body) = raw.split_once("\r\n\r\n").expect("a response");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            l.rsplit_once(' ')
+                .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn without_the_media_server_rooms_stay_a_mesh() {
     let server = start(config()).await;
@@ -412,6 +435,11 @@ async fn without_the_media_server_rooms_stay_a_mesh() {
         .await;
     let err = a.recv().await;
     assert_eq!(err["code"], "unknown-peer", "{err}");
+    let m = metrics(server.addr).await;
+    assert!(
+        !m.keys().any(|k| k.starts_with("huddle_sfu_")),
+        "no media figures without it"
+    );
     server.stop.cancel();
 }
 
