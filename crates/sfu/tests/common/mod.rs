@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use huddle_sfu::{Layer, MemberId, Pc, Sfu, SfuConfig, SfuOutput};
@@ -15,6 +16,21 @@ use str0m::media::{
 };
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// Nanoseconds spent inside the Sfu's datagram and timeout calls, and
+/// inside the clients' `handle_input` for datagrams from the Sfu, with the
+/// count of those datagrams (for `benches/forward.rs`; tests ignore them).
+pub static SFU_BUSY_NS: AtomicU64 = AtomicU64::new(0);
+pub static CLIENT_RX_NS: AtomicU64 = AtomicU64::new(0);
+pub static CLIENT_RX_PACKETS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs F and adds its wall time to COUNTER.
+fn timed<T>(counter: &AtomicU64, f: impl FnOnce() -> T) -> T {
+    let t0 = Instant::now();
+    let out = f();
+    counter.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    out
+}
 
 /// The SFU's public address.
 pub const SERVER: SocketAddr =
@@ -251,7 +267,8 @@ impl World {
                             now,
                             Receive::new(Protocol::Udp, source, destination, &data).unwrap(),
                         );
-                        rtc.handle_input(input).expect("client input");
+                        timed(&CLIENT_RX_NS, || rtc.handle_input(input)).expect("client input");
+                        CLIENT_RX_PACKETS.fetch_add(1, Ordering::Relaxed);
                         // str0m: drain after every mutation.
                         drain_client(&mut self.sfu, self.seen_destination, c, pc, now);
                     }
@@ -332,7 +349,7 @@ impl World {
                 }
             }
             if self.sfu.next_deadline().is_some_and(|t| t <= now) {
-                self.sfu.handle_timeout(now);
+                timed(&SFU_BUSY_NS, || self.sfu.handle_timeout(now));
             }
             self.pump();
         }
@@ -467,7 +484,9 @@ fn drain_client(
                 moved = true;
                 if c.online {
                     let destination = seen_destination.unwrap_or(t.destination);
-                    sfu.handle_datagram(now, t.source, destination, &t.contents);
+                    timed(&SFU_BUSY_NS, || {
+                        sfu.handle_datagram(now, t.source, destination, &t.contents)
+                    });
                 }
             }
             Output::Event(e) => {
