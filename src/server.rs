@@ -162,14 +162,26 @@ impl Server {
             )),
             None => None,
         };
+        let media = match &cfg.media {
+            Some(media_cfg) if cfg.core.sfu_above.is_some() => Some(
+                MediaServer::bind(media_cfg, listener.local_addr()?, cfg.listen.port() == 0)
+                    .await?,
+            ),
+            _ => None,
+        };
+        let media_addr = media.as_ref().and_then(|(m, _, _)| m.local_addr().ok());
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
             let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
-            // The relay must not reach the server's own listeners.
+            // The relay must not reach the server's own listeners. It sends
+            // UDP only, so a TCP listener counts by its port number, except
+            // where the media server's UDP socket has that number: members
+            // behind firewalls reach the media server through the relay.
             let own = [Some(&listener), metrics_listener.as_ref()]
                 .into_iter()
                 .flatten()
-                .filter_map(|l| l.local_addr().ok());
+                .filter_map(|l| l.local_addr().ok())
+                .filter(|a| Some(*a) != media_addr);
             let mut turn_cfg = turn_cfg.with_own_addrs(own);
             turn_cfg.listener_addr = Some(listener.local_addr()?);
             let server = TurnServer::start(&turn_cfg, secret.clone()).await?;
@@ -203,15 +215,12 @@ impl Server {
                 wrong_delay: cfg.wrong_password_delay,
             },
         );
-        let media = match &cfg.media {
-            Some(media_cfg) if cfg.core.sfu_above.is_some() => {
-                let (server, tx, counts) =
-                    MediaServer::bind(media_cfg, listener.local_addr()?, cfg.listen.port() == 0)
-                        .await?;
+        let media = match media {
+            Some((server, tx, counts)) => {
                 hub.set_media(tx, counts);
                 Some(server)
             }
-            _ => None,
+            None => None,
         };
         let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {

@@ -1043,6 +1043,46 @@ async fn the_relay_cannot_reach_the_servers_own_listeners() {
     }
 }
 
+#[tokio::test]
+async fn the_relay_reaches_the_media_server_on_the_listeners_port() {
+    // With the media server on (its UDP socket on the HTTP port's number),
+    // that port is a peer the relay reaches: members behind strict
+    // firewalls get to the media server through TURN. The TURN and metrics
+    // sockets stay refused.
+    let cfg = huddle::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        turn: Some(loopback_config()),
+        turn_secret: Some(Arc::from(SECRET)),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        media: Some(huddle::media::MediaConfig::default()),
+        core: huddle::config::CoreConfig {
+            sfu_above: Some(4),
+            ..Default::default()
+        },
+        ..huddle::config::Config::default()
+    };
+    let server = huddle::server::Server::bind(cfg).await.unwrap();
+    let turn = server.turn_addr().unwrap();
+    let media = server.media_addr().expect("a media server");
+    let metrics = server.metrics_addr().unwrap();
+    let creds = ice::mint(SECRET, "ida", now() + 600);
+    let mut t = Transport::udp(turn).await;
+    allocate(&mut t, &creds.username, &creds.credential)
+        .await
+        .expect("allocated");
+    for (target, want) in [(media, None), (metrics, Some(403)), (turn, Some(403))] {
+        let answer = authed_answer(
+            &mut t,
+            METHOD_CREATE_PERMISSION,
+            || vec![peer(target)],
+            &creds.username,
+            &creds.credential,
+        )
+        .await;
+        assert_eq!(error_code(&answer), want, "permission for {target}");
+    }
+}
+
 /// A GET over plain HTTP/1.1 that must say `Cache-Control: no-store`; the
 /// status line and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
