@@ -158,14 +158,8 @@ impl MediaServer {
             addr: cfg.listen.unwrap_or(default_listen),
             source,
         })?;
-        let ip = match cfg.public_ip {
-            Some(ip) => ip,
-            None if !local.ip().is_unspecified() => local.ip(),
-            None => crate::tls::local_addresses()
-                .into_iter()
-                .find(|ip| ip.is_ipv4() == local.is_ipv4())
-                .ok_or(MediaError::NoPublicIp(local.ip()))?,
-        };
+        let ip = crate::tls::advertised_ip(cfg.public_ip, local)
+            .ok_or(MediaError::NoPublicIp(local.ip()))?;
         let public = SocketAddr::new(ip, local.port());
         let sfu = Sfu::new(cfg.sfu.clone(), vec![public], now());
         let (tx, rx) = mpsc::unbounded_channel();

@@ -273,6 +273,19 @@ pub fn local_addresses() -> Vec<IpAddr> {
     }
 }
 
+/// The address a socket bound to LOCAL advertises: CONFIGURED if given,
+/// else the bound address, else (bound to every interface) the machine's
+/// first address of the same family. `None` when there is none.
+pub fn advertised_ip(configured: Option<IpAddr>, local: std::net::SocketAddr) -> Option<IpAddr> {
+    match configured {
+        Some(ip) => Some(ip),
+        None if !local.ip().is_unspecified() => Some(local.ip()),
+        None => local_addresses()
+            .into_iter()
+            .find(|ip| ip.is_ipv4() == local.is_ipv4()),
+    }
+}
+
 /// Returns the certificate and key files in `dir`, generating them when
 /// they are missing, expire within a week, or do not cover `names`.
 ///

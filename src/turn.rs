@@ -238,14 +238,8 @@ impl TurnServer {
             addr: cfg.listen,
             source,
         })?;
-        let public_ip = match cfg.public_ip {
-            Some(ip) => ip,
-            None if !local.ip().is_unspecified() => local.ip(),
-            None => crate::tls::local_addresses()
-                .into_iter()
-                .find(|ip| ip.is_ipv4() == local.is_ipv4())
-                .ok_or(TurnError::NoPublicIp(local.ip()))?,
-        };
+        let public_ip = crate::tls::advertised_ip(cfg.public_ip, local)
+            .ok_or(TurnError::NoPublicIp(local.ip()))?;
         let public = SocketAddr::new(public_ip, local.port());
         let quota = Arc::new(Quota::new(
             cfg.user_quota,

@@ -1003,34 +1003,33 @@ async fn permissions_per_allocation_are_bounded() {
     server.close().await;
 }
 
-#[tokio::test]
-async fn the_relay_cannot_reach_the_servers_own_listeners() {
-    // The whole server, as `huddle --turn-listen … --metrics …` runs it:
-    // its HTTP and metrics listeners are refused peers even with loopback
-    // opened.
-    let cfg = huddle::config::Config {
+/// The whole server with the embedded TURN server (loopback peers opened)
+/// and a metrics listener, as `huddle --turn-listen … --metrics …` runs it,
+/// with the media server on when MEDIA; returns it.
+async fn whole_server(media: bool) -> huddle::server::Server {
+    let mut cfg = huddle::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         turn: Some(loopback_config()),
         turn_secret: Some(Arc::from(SECRET)),
         metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         ..huddle::config::Config::default()
     };
-    let server = huddle::server::Server::bind(cfg).await.unwrap();
-    let turn = server.turn_addr().unwrap();
-    let http = server.local_addr().unwrap();
-    let metrics = server.metrics_addr().unwrap();
+    if media {
+        cfg.media = Some(huddle::media::MediaConfig::default());
+        cfg.core.sfu_above = Some(4);
+    }
+    huddle::server::Server::bind(cfg).await.unwrap()
+}
+
+/// Asks SERVER's relay for a permission to each target and checks the
+/// error code it answers (None: granted).
+async fn permissions(server: &huddle::server::Server, want: &[(SocketAddr, Option<u16>)]) {
     let creds = ice::mint(SECRET, "ida", now() + 600);
-    let mut t = Transport::udp(turn).await;
+    let mut t = Transport::udp(server.turn_addr().unwrap()).await;
     allocate(&mut t, &creds.username, &creds.credential)
         .await
         .expect("allocated");
-    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    for (target, want) in [
-        (http, Some(403)),
-        (metrics, Some(403)),
-        (turn, Some(403)),
-        (elsewhere.local_addr().unwrap(), None),
-    ] {
+    for &(target, code) in want {
         let answer = authed_answer(
             &mut t,
             METHOD_CREATE_PERMISSION,
@@ -1039,8 +1038,26 @@ async fn the_relay_cannot_reach_the_servers_own_listeners() {
             &creds.credential,
         )
         .await;
-        assert_eq!(error_code(&answer), want, "permission for {target}");
+        assert_eq!(error_code(&answer), code, "permission for {target}");
     }
+}
+
+#[tokio::test]
+async fn the_relay_cannot_reach_the_servers_own_listeners() {
+    // Its HTTP, metrics and TURN sockets are refused peers even with
+    // loopback opened.
+    let server = whole_server(false).await;
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    permissions(
+        &server,
+        &[
+            (server.local_addr().unwrap(), Some(403)),
+            (server.metrics_addr().unwrap(), Some(403)),
+            (server.turn_addr().unwrap(), Some(403)),
+            (elsewhere.local_addr().unwrap(), None),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1049,38 +1066,19 @@ async fn the_relay_reaches_the_media_server_on_the_listeners_port() {
     // that port is a peer the relay reaches: members behind strict
     // firewalls get to the media server through TURN. The TURN and metrics
     // sockets stay refused.
-    let cfg = huddle::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        turn: Some(loopback_config()),
-        turn_secret: Some(Arc::from(SECRET)),
-        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
-        media: Some(huddle::media::MediaConfig::default()),
-        core: huddle::config::CoreConfig {
-            sfu_above: Some(4),
-            ..Default::default()
-        },
-        ..huddle::config::Config::default()
-    };
-    let server = huddle::server::Server::bind(cfg).await.unwrap();
-    let turn = server.turn_addr().unwrap();
+    let server = whole_server(true).await;
     let media = server.media_addr().expect("a media server");
-    let metrics = server.metrics_addr().unwrap();
-    let creds = ice::mint(SECRET, "ida", now() + 600);
-    let mut t = Transport::udp(turn).await;
-    allocate(&mut t, &creds.username, &creds.credential)
-        .await
-        .expect("allocated");
-    for (target, want) in [(media, None), (metrics, Some(403)), (turn, Some(403))] {
-        let answer = authed_answer(
-            &mut t,
-            METHOD_CREATE_PERMISSION,
-            || vec![peer(target)],
-            &creds.username,
-            &creds.credential,
-        )
-        .await;
-        assert_eq!(error_code(&answer), want, "permission for {target}");
-    }
+    // (Almost always the listener's port: any free one only when that number
+    // is taken over UDP.)
+    permissions(
+        &server,
+        &[
+            (media, None),
+            (server.metrics_addr().unwrap(), Some(403)),
+            (server.turn_addr().unwrap(), Some(403)),
+        ],
+    )
+    .await;
 }
 
 /// A GET over plain HTTP/1.1 that must say `Cache-Control: no-store`; the

@@ -10,9 +10,7 @@ use str0m::media::MediaKind;
 
 #[test]
 fn up_offer_is_answered_and_connects() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.run_until_connected();
+    let w = connected(&[(1, Publish::AudioVideo)]);
     assert!(w.client_ref(1).up_connected);
     assert!(w.outputs.contains(&SfuOutput::Connected {
         member: 1,
@@ -25,10 +23,7 @@ fn up_offer_is_answered_and_connects() {
 
 #[test]
 fn media_from_a_arrives_at_b() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::Nothing)]);
     assert_eq!(
         w.client_ref(2).down_offers.len(),
         1,
@@ -61,10 +56,7 @@ fn media_from_a_arrives_at_b() {
 
 #[test]
 fn third_member_gets_both_others_and_they_get_it() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::AudioVideo);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::AudioVideo)]);
     w.join("r", 3, Publish::AudioVideo);
     w.run_until_connected();
     w.run(Duration::from_secs(1));
@@ -98,10 +90,7 @@ fn third_member_gets_both_others_and_they_get_it() {
 
 #[test]
 fn leaving_stops_the_tracks_elsewhere() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::AudioVideo);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::AudioVideo)]);
     w.run(Duration::from_millis(500));
     let offers_before = w.client_ref(2).down_offers.len();
     w.sfu.leave(1, w.now);
@@ -170,10 +159,7 @@ fn one_pending_offer_at_a_time_and_changes_batch() {
 
 #[test]
 fn simulcast_forwards_the_chosen_layer_and_switches_on_keyframe() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::Simulcast);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::Simulcast), (2, Publish::Nothing)]);
     w.run(Duration::from_secs(1));
     let video = w.frames_from(2, 1, MediaKind::Video);
     assert!(video.len() > 10);
@@ -270,22 +256,7 @@ fn keyframe_requests_are_coalesced() {
     // Every subscriber sends a PLI every 10 ms for 200 ms.
     for _ in 0..20 {
         for id in 2..=5 {
-            let c = w.client(id);
-            let mid = *c
-                .down_stream_ids
-                .iter()
-                .find(|(m, _)| {
-                    c.down
-                        .media(**m)
-                        .is_some_and(|m| m.kind() == MediaKind::Video)
-                })
-                .unwrap()
-                .0;
-            c.down
-                .writer(mid)
-                .unwrap()
-                .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
-                .unwrap();
+            w.client(id).send_pli();
         }
         w.run(Duration::from_millis(10));
     }
@@ -298,31 +269,14 @@ fn keyframe_requests_are_coalesced() {
     assert!(w.sfu.stats().keyframe_requests_coalesced > 0);
     // After the interval, a new request goes through.
     w.run(Duration::from_millis(500));
-    let c = w.client(2);
-    let mid = *c
-        .down_stream_ids
-        .iter()
-        .find(|(m, _)| {
-            c.down
-                .media(**m)
-                .is_some_and(|m| m.kind() == MediaKind::Video)
-        })
-        .unwrap()
-        .0;
-    c.down
-        .writer(mid)
-        .unwrap()
-        .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
-        .unwrap();
+    w.client(2).send_pli();
     w.run(Duration::from_millis(100));
     assert_eq!(w.client_ref(1).keyframe_requests.len() - before, 2);
 }
 
 #[test]
 fn unknown_datagrams_are_refused() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo)]);
     let stranger: std::net::SocketAddr = "203.0.113.9:1234".parse().unwrap();
     let now = w.now;
     // Garbage, empty, RTP-looking, DTLS-looking, and STUN with an unknown ufrag.
@@ -349,10 +303,7 @@ fn unknown_datagrams_are_refused() {
 
 #[test]
 fn garbage_from_a_known_address_never_panics() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::Nothing)]);
     w.run(Duration::from_millis(200));
     let from = w.client_ref(1).up_addr;
     // A cheap xorshift so the test is deterministic.
@@ -503,10 +454,7 @@ fn malformed_sdp_is_an_error() {
 
 #[test]
 fn a_client_that_goes_silent_is_failed() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::Nothing)]);
     w.run(Duration::from_millis(200));
     w.client(1).online = false;
     let silent_at = w.now;
@@ -565,10 +513,7 @@ fn a_client_that_never_connects_is_failed() {
 
 #[test]
 fn speaker_follows_the_loudest_member() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::AudioVideo);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::AudioVideo)]);
     w.run(Duration::from_millis(500));
     assert_eq!(w.sfu.speaker("r"), None, "silence elects nobody");
     w.client(1).audio_level = -20;
@@ -671,10 +616,7 @@ fn reoffer<R>(w: &mut World, id: u64, change: impl FnOnce(&mut str0m::change::Sd
 #[test]
 fn publisher_renegotiation_adds_and_removes_tracks() {
     use str0m::media::Direction;
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::Nothing)]);
     w.run(Duration::from_millis(200));
     assert_eq!(w.sfu.forwarded_tracks(), 2);
     let offers = w.client_ref(2).down_offers.len();
@@ -719,10 +661,7 @@ fn publisher_renegotiation_adds_and_removes_tracks() {
 
 #[test]
 fn a_layer_that_stops_falls_back_and_comes_back() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::Simulcast);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::Simulcast), (2, Publish::Nothing)]);
     w.run(Duration::from_millis(500));
     let last_layer = |w: &World| w.frames_from(2, 1, MediaKind::Video).last().map(layer_of);
     assert_eq!(last_layer(&w), Some(b'h'));
@@ -804,10 +743,7 @@ fn a_chrome_simulcast_offer_is_answered() {
 
 #[test]
 fn a_late_joiner_sees_video_soon_after_connecting() {
-    let mut w = World::new(config());
-    w.join("r", 1, Publish::AudioVideo);
-    w.join("r", 2, Publish::Nothing);
-    w.run_until_connected();
+    let mut w = connected(&[(1, Publish::AudioVideo), (2, Publish::Nothing)]);
     // Long enough that the publisher's only unrequested keyframe is history.
     w.run(Duration::from_secs(2));
     w.join("r", 3, Publish::Nothing);
@@ -837,22 +773,7 @@ fn a_subscribers_pli_reaches_the_layer_it_gets() {
         Some(b'm')
     );
     let before = w.client_ref(1).keyframe_requests.len();
-    let c = w.client(2);
-    let mid = *c
-        .down_stream_ids
-        .iter()
-        .find(|(m, _)| {
-            c.down
-                .media(**m)
-                .is_some_and(|m| m.kind() == MediaKind::Video)
-        })
-        .unwrap()
-        .0;
-    c.down
-        .writer(mid)
-        .unwrap()
-        .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
-        .unwrap();
+    w.client(2).send_pli();
     w.run(Duration::from_millis(100));
     let requests = &w.client_ref(1).keyframe_requests[before..];
     assert_eq!(requests.len(), 1, "{requests:?}");

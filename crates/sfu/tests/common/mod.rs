@@ -98,6 +98,38 @@ pub struct Client {
     pub down_stream_ids: HashMap<Mid, String>,
 }
 
+impl Client {
+    /// Sends a PLI for the first video track of the down PC, as a browser
+    /// whose decoder lost the picture does.
+    pub fn send_pli(&mut self) {
+        let mid = *self
+            .down_stream_ids
+            .keys()
+            .find(|m| {
+                self.down
+                    .media(**m)
+                    .is_some_and(|m| m.kind() == MediaKind::Video)
+            })
+            .expect("a video track on the down PC");
+        self.down
+            .writer(mid)
+            .expect("a writer for it")
+            .request_keyframe(None, str0m::media::KeyframeRequestKind::Pli)
+            .expect("a PLI");
+    }
+}
+
+/// A world whose room "r" holds MEMBERS (joined in order), run until
+/// every connection they make is up.
+pub fn connected(members: &[(MemberId, Publish)]) -> World {
+    let mut w = World::new(config());
+    for &(id, publish) in members {
+        w.join("r", id, publish);
+    }
+    w.run_until_connected();
+    w
+}
+
 /// The whole simulated world.
 pub struct World {
     pub now: Instant,
