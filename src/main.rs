@@ -212,7 +212,7 @@ struct ServeArgs {
     media_public_ip: Option<std::net::IpAddr>,
 
     /// Tracks the media server forwards at once (each publisher's track
-    /// times each of its subscribers); a join past it is refused.
+    /// times each of its subscribers); a joiner past it gets `room-full`.
     #[arg(long, env = "HUDDLE_SFU_MAX_TRACKS", default_value_t = huddle_sfu::SfuConfig::default().max_tracks,
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     sfu_max_tracks: usize,

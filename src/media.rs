@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use huddle_core::core::{MediaCmd, MediaEvent};
 use huddle_core::protocol::LayerWant;
-use huddle_sfu::{Layer, Sfu, SfuConfig, SfuOutput, SfuStats};
+use huddle_sfu::{Layer, Sfu, SfuConfig, SfuError, SfuOutput, SfuStats};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -260,13 +260,34 @@ impl MediaServer {
         }
     }
 
-    /// The Sfu refused MEMBER's request: its media connection cannot work,
-    /// so it ends like a failed one (the member hears why in the close).
-    fn refuse(&mut self, member: u64, e: &huddle_sfu::SfuError, hub: &Hub) {
-        warn!(member, error = %e, "media server refused a request");
+    /// The Sfu refused MEMBER's request: a bad message of its own is
+    /// answered `bad-message`; a media server at capacity sends it out of
+    /// the room with `room-full`, anything else with `unavailable`.
+    fn refuse(&mut self, member: u64, e: &SfuError, hub: &Hub) {
         self.counts.refused.fetch_add(1, Ordering::Relaxed);
-        self.sfu.leave(member, now());
-        hub.media_event(MediaEvent::Failed { member });
+        match e {
+            // The member's own message: it hears why and keeps its place.
+            SfuError::Sdp(_)
+            | SfuError::Negotiation(_)
+            | SfuError::NoPendingOffer(_)
+            | SfuError::PublishLimit { .. } => {
+                debug!(member, error = %e, "media server refused a message");
+                hub.media_event(MediaEvent::Refused {
+                    member,
+                    why: format!("the media server refused it: {e}"),
+                });
+            }
+            SfuError::TrackLimit { .. } | SfuError::RoomFull(_) | SfuError::TooManyMembers(_) => {
+                warn!(member, error = %e, "media server at capacity");
+                self.sfu.leave(member, now());
+                hub.media_event(MediaEvent::Full { member });
+            }
+            _ => {
+                warn!(member, error = %e, "media server refused a member");
+                self.sfu.leave(member, now());
+                hub.media_event(MediaEvent::Failed { member });
+            }
+        }
     }
 
     /// Sends what the Sfu transmits and hands its events to the hub.

@@ -573,7 +573,7 @@ fn render_media(o: &mut String, m: &crate::media::MediaSnapshot, c: &Stats) {
         ),
         (
             "huddle_sfu_refused_total",
-            "Requests the media server refused (bad SDP, limits); each ends that member's media connection.",
+            "Requests the media server refused: a bad SDP (the member stays), or capacity and other refusals (the member is out of the room).",
             m.refused,
         ),
         (

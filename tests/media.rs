@@ -421,6 +421,29 @@ async fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
 }
 
 #[tokio::test]
+async fn an_sdp_the_media_server_cannot_take_is_refused_and_the_member_stays() {
+    let server = start(sfu_config(0)).await;
+    let mut a = Client::connect(server.addr).await;
+    a.send(json!({"type":"join","room":"r","name":"a","caps":["sfu"]}))
+        .await;
+    assert_eq!(a.recv().await["mode"], "sfu");
+    for msg in [
+        json!({"type":"offer","to":"@server","sdp":"v=0 not an offer"}),
+        json!({"type":"answer","to":"@server","sdp":"v=0 no offer was made"}),
+    ] {
+        a.send(msg).await;
+        let err = a.recv().await;
+        assert_eq!(err["code"], "bad-message", "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("media server"),
+            "{err}"
+        );
+    }
+    assert_eq!(server.hub.members("r"), vec!["a".to_owned()]);
+    server.stop.cancel();
+}
+
+#[tokio::test]
 async fn without_the_media_server_rooms_stay_a_mesh() {
     let server = start(config()).await;
     // No media server: the joined of a member with the cap says nothing of it.

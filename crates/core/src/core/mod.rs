@@ -198,10 +198,25 @@ pub enum MediaEvent {
         member: Option<u64>,
     },
     /// MEMBER's media connection broke for good (ICE gave up, its peer
-    /// state failed): it is removed from the room.
+    /// state failed): it is removed from the room (`unavailable`).
     Failed {
         /// The member id.
         member: u64,
+    },
+    /// The media server is at capacity (forwarded tracks, members) and
+    /// cannot take MEMBER: it is removed from the room (`room-full`).
+    Full {
+        /// The member id.
+        member: u64,
+    },
+    /// The media server refused one of MEMBER's messages (an SDP it cannot
+    /// take, an answer to no offer): MEMBER hears `bad-message` with WHY and
+    /// stays.
+    Refused {
+        /// The member id.
+        member: u64,
+        /// What was wrong, for the member.
+        why: String,
     },
 }
 
@@ -1460,30 +1475,46 @@ impl Core {
                 let frame = protocol::speaker(name.map(|m| &m.name));
                 self.send_room_except(&room, FROM_SERVER, &frame);
             }
-            MediaEvent::Failed { member } => {
-                if let Some(room_name) = self.room_of(member) {
-                    info!(room = %room_name, member, "media connection failed");
-                    let live = self.rooms[&room_name]
-                        .members
-                        .iter()
-                        .find(|m| m.id == member)
-                        .and_then(|m| match m.link {
-                            Link::Live(conn) => Some(conn),
-                            _ => None,
-                        });
-                    self.remove_by_id(&room_name, member, Departure::MediaFailed);
-                    // Out of the room now: it can join again.
-                    if let Some(conn) = live {
-                        self.refuse(
-                            conn,
-                            &Refusal::new(
-                                ErrorCode::Unavailable,
-                                "your connection to the media server failed; you are out of the room and may join again",
-                            ),
-                        );
-                    }
+            MediaEvent::Failed { member } => self.media_refused(
+                member,
+                ErrorCode::Unavailable,
+                "your connection to the media server failed; you are out of the room and may join again",
+            ),
+            MediaEvent::Refused { member, why } => {
+                let live = self.live_conn_of(member);
+                if let Some(conn) = live {
+                    self.refuse(conn, &Refusal::new(ErrorCode::BadMessage, why));
                 }
             }
+            MediaEvent::Full { member } => self.media_refused(
+                member,
+                ErrorCode::RoomFull,
+                "the media server is at capacity; you are out of the room and may try again later",
+            ),
+        }
+    }
+
+    /// MEMBER's media connection cannot go on: it leaves its room, and its
+    /// connection (if live) hears CODE and WHY.
+    fn media_refused(&mut self, member: u64, code: ErrorCode, why: &'static str) {
+        let Some(room_name) = self.room_of(member) else {
+            return;
+        };
+        info!(room = %room_name, member, %code, "media connection ended");
+        let live = self.live_conn_of(member);
+        self.remove_by_id(&room_name, member, Departure::MediaFailed);
+        // Out of the room now: it can join again.
+        if let Some(conn) = live {
+            self.refuse(conn, &Refusal::new(code, why));
+        }
+    }
+
+    /// The connection of media-server member ID, when it is live.
+    fn live_conn_of(&self, id: u64) -> Option<ConnId> {
+        let room = self.rooms.get(&self.room_of(id)?)?;
+        match room.members.iter().find(|m| m.id == id)?.link {
+            Link::Live(conn) => Some(conn),
+            _ => None,
         }
     }
 

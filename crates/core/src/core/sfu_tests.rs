@@ -338,6 +338,21 @@ fn a_failed_media_connection_ends_that_member_only() {
     w.send(conns[1], json!({"type":"data","data":{"type":"ping"}}));
     w.expect_error(conns[1], "not-joined");
     joined(&mut w, conns[1], "m1", true);
+    // A message the media server refuses: bad-message, and it stays.
+    w.take(conns[0]);
+    w.take(conns[2]);
+    w.core.media_event(MediaEvent::Refused {
+        member: 2,
+        why: "malformed SDP".into(),
+    });
+    w.flush(conns[2]);
+    w.expect_error(conns[2], "bad-message");
+    assert!(w.core.members("r").contains(&"m2".to_owned()));
+    // A media server at capacity: the member hears room-full, and is out.
+    w.core.media_event(MediaEvent::Full { member: 0 });
+    w.flush(conns[0]);
+    w.expect_error(conns[0], "room-full");
+    assert!(!w.core.members("r").contains(&"m0".to_owned()));
 }
 
 #[test]
