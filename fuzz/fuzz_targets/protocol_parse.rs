@@ -55,6 +55,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Ok(ClientMsg::Host { name, .. }) => check_name(&name),
+        Ok(ClientMsg::Layer { peer, .. }) => check_name(&peer),
+        Ok(ClientMsg::Data { payload }) => {
+            // What the others get is JSON, with the payload as it came.
+            let from = Name::parse("fuzz").expect("valid");
+            let frame = protocol::data(&from, payload);
+            let v: serde_json::Value = serde_json::from_str(&frame).expect("data is JSON");
+            let sent: serde_json::Value = serde_json::from_str(payload.get()).expect("JSON");
+            assert_eq!(v["data"], sent);
+            assert!(v["data"].is_object());
+        }
         Err(refusal) => {
             let v: serde_json::Value =
                 serde_json::from_str(&protocol::error(&refusal)).expect("error is JSON");
