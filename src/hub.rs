@@ -28,6 +28,7 @@ use crate::password::Hasher;
 use crate::protocol;
 use crate::protocol::ClientMsg;
 use crate::queue::{self, TrySendError};
+use tokio::sync::mpsc::error::TrySendError as MediaTrySendError;
 
 /// What a socket task is asked to write.
 #[derive(Debug)]
@@ -517,11 +518,24 @@ impl Hub {
                         }
                     }
                     Output::Media(cmd) => match &inner.media {
-                        // The task ends only at shutdown; what it misses
-                        // then no longer matters.
-                        Some(media) => {
-                            let _ = media.send(cmd);
-                        }
+                        Some(media) => match media.try_send(cmd) {
+                            Ok(()) => {}
+                            // The media server cannot keep up: drop and
+                            // count, never wait under the lock. A lost
+                            // command ends in that member's media
+                            // connection failing, which the core handles.
+                            Err(MediaTrySendError::Full(cmd)) => {
+                                debug!(?cmd, "media command queue full: dropped");
+                                if let Some(counts) = &inner.media_counts {
+                                    counts
+                                        .commands_dropped
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            }
+                            // The task ends only at shutdown; what it misses
+                            // then no longer matters.
+                            Err(MediaTrySendError::Closed(_)) => {}
+                        },
                         // A core without `sfu_above` moves no room.
                         None => warn!(?cmd, "media command without a media server"),
                     },
@@ -611,6 +625,33 @@ mod tests {
         // Asking again about a forgotten connection does nothing.
         assert!(!hub.join_deadline(idle));
         assert_eq!(hub.members("r"), ["alice"]);
+    }
+
+    #[test]
+    fn a_full_media_queue_drops_and_counts_instead_of_waiting() {
+        let hub = Hub::new(CoreConfig {
+            sfu_above: Some(0),
+            ..CoreConfig::default()
+        });
+        // A media task that reads nothing, with room for one command.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let counts = Arc::new(crate::media::MediaCounts::default());
+        hub.set_media(tx, counts.clone());
+        let (a, _a_rx) = conn(&hub);
+        let (b, _b_rx) = conn(&hub);
+        // Each join into the media-server room is a media command.
+        for (c, name) in [(a, "a"), (b, "b")] {
+            let join = format!(r#"{{"type":"join","room":"r","name":"{name}","caps":["sfu"]}}"#);
+            assert!(hub.frame(c, &join).is_none());
+        }
+        assert_eq!(hub.members("r"), ["a", "b"], "both joined, nobody waited");
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(huddle_core::core::MediaCmd::Join { .. })
+        ));
+        assert!(rx.try_recv().is_err(), "the second did not fit");
+        assert_eq!(counts.snapshot().commands_dropped, 1);
+        assert_eq!(hub.metrics().media.map(|m| m.commands_dropped), Some(1));
     }
 
     #[test]

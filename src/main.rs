@@ -217,6 +217,14 @@ struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
     sfu_max_tracks: usize,
 
+    /// Commands (offers, answers, joins, layers) waiting for the media
+    /// server; past it they are dropped and counted
+    /// (huddle_sfu_commands_dropped_total), and the members they were for
+    /// see their media connection fail.
+    #[arg(long, env = "HUDDLE_SFU_QUEUE", default_value_t = huddle::media::DEFAULT_COMMAND_QUEUE,
+          value_parser = clap::value_parser!(u32).range(1..).map(|v| v as usize))]
+    sfu_queue: usize,
+
     /// Open WebSocket connections; more are refused with HTTP 503. Lowered
     /// to 64 below the open-file limit if that is smaller.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
@@ -628,6 +636,7 @@ impl ServeArgs {
                     max_room_members: self.max_sfu_room_size,
                     ..huddle_sfu::SfuConfig::default()
                 },
+                command_queue: self.sfu_queue,
             }),
         }
     }

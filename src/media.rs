@@ -23,12 +23,16 @@ use tracing::{debug, info, warn};
 
 use crate::hub::Hub;
 
+/// Media commands waiting for the media task (`--sfu-queue`); past it the
+/// hub drops them and counts them.
+pub const DEFAULT_COMMAND_QUEUE: usize = 4096;
+
 /// The largest datagram read (browsers keep RTP under the path MTU; a
 /// bigger one is cut and fails its checks).
 const RECV_BUFFER: usize = 2048;
 
 /// What the media server runs with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MediaConfig {
     /// The UDP address to bind (`--media-listen`); `None`: the HTTP
     /// listener's address and port.
@@ -39,6 +43,19 @@ pub struct MediaConfig {
     pub public_ip: Option<IpAddr>,
     /// The Sfu's own limits.
     pub sfu: SfuConfig,
+    /// Commands queued for the media task before the hub drops them.
+    pub command_queue: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            public_ip: None,
+            sfu: SfuConfig::default(),
+            command_queue: DEFAULT_COMMAND_QUEUE,
+        }
+    }
 }
 
 /// Errors starting the media server.
@@ -72,6 +89,9 @@ pub struct MediaCounts {
     pub send_dropped: AtomicU64,
     /// Commands the Sfu refused (bad SDP, limits).
     pub refused: AtomicU64,
+    /// Commands the hub dropped because the queue to the media task was
+    /// full (the media server cannot keep up).
+    pub commands_dropped: AtomicU64,
     /// The Sfu's own figures, copied at most every [`STATS_EVERY`].
     pub sfu: std::sync::Mutex<SfuStats>,
 }
@@ -88,6 +108,7 @@ impl MediaCounts {
             datagrams_out: self.datagrams_out.load(Ordering::Relaxed),
             send_dropped: self.send_dropped.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
+            commands_dropped: self.commands_dropped.load(Ordering::Relaxed),
             sfu: self.sfu.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
@@ -106,6 +127,8 @@ pub struct MediaSnapshot {
     pub send_dropped: u64,
     /// Commands the Sfu refused.
     pub refused: u64,
+    /// Commands dropped at a full queue.
+    pub commands_dropped: u64,
     /// The Sfu's figures.
     pub sfu: SfuStats,
 }
@@ -118,12 +141,13 @@ pub struct MediaServer {
     /// cannot tell which address a datagram came to).
     public: SocketAddr,
     sfu: Sfu,
-    cmds: mpsc::UnboundedReceiver<MediaCmd>,
+    cmds: mpsc::Receiver<MediaCmd>,
     counts: Arc<MediaCounts>,
 }
 
-/// The hub's end: commands for the media server.
-pub type MediaSender = mpsc::UnboundedSender<MediaCmd>;
+/// The hub's end: commands for the media server (bounded: the hub never
+/// waits for the media task, it drops and counts instead).
+pub type MediaSender = mpsc::Sender<MediaCmd>;
 
 impl MediaServer {
     /// Binds `cfg.listen` (or `default_listen`, the HTTP listener's
@@ -162,7 +186,7 @@ impl MediaServer {
             .ok_or(MediaError::NoPublicIp(local.ip()))?;
         let public = SocketAddr::new(ip, local.port());
         let sfu = Sfu::new(cfg.sfu.clone(), vec![public], now());
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(cfg.command_queue.max(1));
         let counts = Arc::new(MediaCounts::default());
         info!(%local, %public, "media server listening (UDP)");
         Ok((

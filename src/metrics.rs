@@ -550,7 +550,12 @@ fn render_media(o: &mut String, m: &crate::media::MediaSnapshot, c: &Stats) {
     for (name, help, v) in gauges {
         family(o, name, "gauge", help).sample("", &[], v);
     }
-    let counters: [(&str, &str, u64); 12] = [
+    let counters: [(&str, &str, u64); 13] = [
+        (
+            "huddle_sfu_commands_dropped_total",
+            "Media commands dropped because the media server's queue was full (--sfu-queue).",
+            m.commands_dropped,
+        ),
         (
             "huddle_sfu_datagrams_received_total",
             "UDP datagrams the media socket received.",
