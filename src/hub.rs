@@ -28,7 +28,6 @@ use crate::password::Hasher;
 use crate::protocol;
 use crate::protocol::ClientMsg;
 use crate::queue::{self, TrySendError};
-use tokio::sync::mpsc::error::TrySendError as MediaTrySendError;
 
 /// What a socket task is asked to write.
 #[derive(Debug)]
@@ -72,9 +71,8 @@ struct ConnHandle {
 struct Inner {
     core: Core,
     conns: IdMap<ConnHandle>,
-    /// The media server's command channel and counters, when it runs.
-    media: Option<crate::media::MediaSender>,
-    media_counts: Option<Arc<crate::media::MediaCounts>>,
+    /// The media server's command queue and counters, when it runs.
+    media: Option<crate::media::MediaLink>,
     /// Counters of the shell's own events (the core counts its own).
     counts: ShellCounts,
 }
@@ -210,7 +208,6 @@ impl Hub {
                 core: Core::new(cfg, tokens),
                 conns: IdMap::default(),
                 media: None,
-                media_counts: None,
                 counts: ShellCounts::default(),
             }),
             timers: Notify::new(),
@@ -377,7 +374,7 @@ impl Hub {
                 password_hashes: c.password_hashes,
                 password_checks: c.password_checks,
                 wrong_passwords: c.wrong_passwords,
-                media: inner.media_counts.as_ref().map(|m| m.snapshot()),
+                media: inner.media.as_ref().map(crate::media::MediaLink::snapshot),
                 process: ProcessStats::default(),
             }
         };
@@ -446,12 +443,10 @@ impl Hub {
         }
     }
 
-    /// Connects the media server: the core's media commands go to TX;
-    /// `/metrics` shows COUNTS.
-    pub fn set_media(&self, tx: crate::media::MediaSender, counts: Arc<crate::media::MediaCounts>) {
-        let mut inner = self.lock();
-        inner.media = Some(tx);
-        inner.media_counts = Some(counts);
+    /// Connects the media server: the core's media commands go to LINK,
+    /// and `/metrics` shows its figures.
+    pub fn set_media(&self, link: crate::media::MediaLink) {
+        self.lock().media = Some(link);
     }
 
     /// Something the media server tells the members (see
@@ -518,24 +513,8 @@ impl Hub {
                         }
                     }
                     Output::Media(cmd) => match &inner.media {
-                        Some(media) => match media.try_send(cmd) {
-                            Ok(()) => {}
-                            // The media server cannot keep up: drop and
-                            // count, never wait under the lock. A lost
-                            // command ends in that member's media
-                            // connection failing, which the core handles.
-                            Err(MediaTrySendError::Full(cmd)) => {
-                                debug!(?cmd, "media command queue full: dropped");
-                                if let Some(counts) = &inner.media_counts {
-                                    counts
-                                        .commands_dropped
-                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                }
-                            }
-                            // The task ends only at shutdown; what it misses
-                            // then no longer matters.
-                            Err(MediaTrySendError::Closed(_)) => {}
-                        },
+                        // Never waits under the lock: a full queue drops.
+                        Some(media) => media.send(cmd),
                         // A core without `sfu_above` moves no room.
                         None => warn!(?cmd, "media command without a media server"),
                     },
@@ -634,9 +613,8 @@ mod tests {
             ..CoreConfig::default()
         });
         // A media task that reads nothing, with room for one command.
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let counts = Arc::new(crate::media::MediaCounts::default());
-        hub.set_media(tx, counts.clone());
+        let (link, mut rx) = crate::media::channel(1);
+        hub.set_media(link);
         let (a, _a_rx) = conn(&hub);
         let (b, _b_rx) = conn(&hub);
         // Each join into the media-server room is a media command.
@@ -650,7 +628,6 @@ mod tests {
             Ok(huddle_core::core::MediaCmd::Join { .. })
         ));
         assert!(rx.try_recv().is_err(), "the second did not fit");
-        assert_eq!(counts.snapshot().commands_dropped, 1);
         assert_eq!(hub.metrics().media.map(|m| m.commands_dropped), Some(1));
     }
 

@@ -145,9 +145,38 @@ pub struct MediaServer {
     counts: Arc<MediaCounts>,
 }
 
-/// The hub's end: commands for the media server (bounded: the hub never
-/// waits for the media task, it drops and counts instead).
-pub type MediaSender = mpsc::Sender<MediaCmd>;
+/// The hub's end of the media server: its command queue (bounded: the hub
+/// never waits for the media task, it drops and counts instead) and its
+/// counters.
+#[derive(Debug)]
+pub struct MediaLink {
+    tx: mpsc::Sender<MediaCmd>,
+    counts: Arc<MediaCounts>,
+}
+
+/// A media link with room for CAPACITY commands, and the media task's end.
+pub fn channel(capacity: usize) -> (MediaLink, mpsc::Receiver<MediaCmd>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let counts = Arc::new(MediaCounts::default());
+    (MediaLink { tx, counts }, rx)
+}
+
+impl MediaLink {
+    /// Queues CMD for the media task; a full queue drops it and counts it
+    /// (a lost command ends in that member's media connection failing,
+    /// which the core handles). After shutdown nothing matters any more.
+    pub fn send(&self, cmd: MediaCmd) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            debug!(?cmd, "media command queue full: dropped");
+            self.counts.commands_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The media server's figures now.
+    pub fn snapshot(&self) -> MediaSnapshot {
+        self.counts.snapshot()
+    }
+}
 
 impl MediaServer {
     /// Binds `cfg.listen` (or `default_listen`, the HTTP listener's
@@ -157,7 +186,7 @@ impl MediaServer {
         cfg: &MediaConfig,
         default_listen: SocketAddr,
         port_was_ephemeral: bool,
-    ) -> Result<(Self, MediaSender, Arc<MediaCounts>), MediaError> {
+    ) -> Result<(Self, MediaLink), MediaError> {
         let socket = match cfg.listen {
             Some(addr) => UdpSocket::bind(addr)
                 .await
@@ -186,8 +215,8 @@ impl MediaServer {
             .ok_or(MediaError::NoPublicIp(local.ip()))?;
         let public = SocketAddr::new(ip, local.port());
         let sfu = Sfu::new(cfg.sfu.clone(), vec![public], now());
-        let (tx, rx) = mpsc::channel(cfg.command_queue.max(1));
-        let counts = Arc::new(MediaCounts::default());
+        let (link, rx) = channel(cfg.command_queue);
+        let counts = link.counts.clone();
         info!(%local, %public, "media server listening (UDP)");
         Ok((
             Self {
@@ -195,21 +224,15 @@ impl MediaServer {
                 public,
                 sfu,
                 cmds: rx,
-                counts: counts.clone(),
+                counts,
             },
-            tx,
-            counts,
+            link,
         ))
     }
 
     /// The UDP address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.socket.local_addr()
-    }
-
-    /// The address advertised to browsers.
-    pub fn public_addr(&self) -> SocketAddr {
-        self.public
     }
 
     /// Serves until `shutdown` is cancelled or the hub drops its sender.

@@ -169,7 +169,7 @@ impl Server {
             ),
             _ => None,
         };
-        let media_addr = media.as_ref().and_then(|(m, _, _)| m.local_addr().ok());
+        let media_addr = media.as_ref().and_then(|(m, _)| m.local_addr().ok());
         let mut turn = None;
         if let Some(turn_cfg) = &cfg.turn {
             let secret = cfg.turn_secret.clone().unwrap_or_else(random_secret);
@@ -215,13 +215,10 @@ impl Server {
                 wrong_delay: cfg.wrong_password_delay,
             },
         );
-        let media = match media {
-            Some((server, tx, counts)) => {
-                hub.set_media(tx, counts);
-                Some(server)
-            }
-            None => None,
-        };
+        let media = media.map(|(server, link)| {
+            hub.set_media(link);
+            server
+        });
         let per_ip = PerIp::new(cfg.max_connections_per_ip);
         Ok(Self {
             listener,
