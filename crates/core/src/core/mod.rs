@@ -1481,8 +1481,7 @@ impl Core {
                 "your connection to the media server failed; you are out of the room and may join again",
             ),
             MediaEvent::Refused { member, why } => {
-                let live = self.live_conn_of(member);
-                if let Some(conn) = live {
+                if let Some((_, Some(conn))) = self.media_member(member) {
                     self.refuse(conn, &Refusal::new(ErrorCode::BadMessage, why));
                 }
             }
@@ -1497,11 +1496,10 @@ impl Core {
     /// MEMBER's media connection cannot go on: it leaves its room, and its
     /// connection (if live) hears CODE and WHY.
     fn media_refused(&mut self, member: u64, code: ErrorCode, why: &'static str) {
-        let Some(room_name) = self.room_of(member) else {
+        let Some((room_name, live)) = self.media_member(member) else {
             return;
         };
         info!(room = %room_name, member, %code, "media connection ended");
-        let live = self.live_conn_of(member);
         self.remove_by_id(&room_name, member, Departure::MediaFailed);
         // Out of the room now: it can join again.
         if let Some(conn) = live {
@@ -1509,29 +1507,28 @@ impl Core {
         }
     }
 
-    /// The connection of media-server member ID, when it is live.
-    fn live_conn_of(&self, id: u64) -> Option<ConnId> {
-        let room = self.rooms.get(&self.room_of(id)?)?;
-        match room.members.iter().find(|m| m.id == id)?.link {
-            Link::Live(conn) => Some(conn),
-            _ => None,
-        }
-    }
-
-    /// The room of member ID, if it is still in one.
-    fn room_of(&self, id: u64) -> Option<String> {
+    /// The media-server room of member ID and its connection when live, if
+    /// it is still in one.
+    fn media_member(&self, id: u64) -> Option<(String, Option<ConnId>)> {
         // Media-server rooms only hear of their own members; a scan of the
         // rooms is bounded by the rooms on the media server.
         self.rooms
             .iter()
-            .find(|(_, r)| r.sfu && r.members.iter().any(|m| m.id == id))
-            .map(|(name, _)| name.clone())
+            .filter(|(_, r)| r.sfu)
+            .find_map(|(name, r)| {
+                let m = r.members.iter().find(|m| m.id == id)?;
+                let live = match m.link {
+                    Link::Live(conn) => Some(conn),
+                    Link::Lost { .. } => None,
+                };
+                Some((name.clone(), live))
+            })
     }
 
     /// Sends FRAME to member ID, or queues it while its connection is lost
     /// (ending its grace period, as a relay would, when the queue is full).
     fn send_member(&mut self, id: u64, frame: String) {
-        let Some(room_name) = self.room_of(id) else {
+        let Some((room_name, _)) = self.media_member(id) else {
             return;
         };
         let room = self.rooms.get_mut(&room_name).expect("found");
